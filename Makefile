@@ -1,0 +1,42 @@
+# Two commands set everything up on a fresh machine with Python 3.11 and make:
+#   make demo   (virtual environment if needed, then the main job on the synthetic data)
+#   make test   (virtual environment if needed, then lint and the test suite)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint unit slow bench r-reference clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	cd vignettes && MPLBACKEND=Agg ../$(BIN)/python 01_getting_started.py
+
+test: lint unit
+
+unit: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check transport tests benchmarks vignettes
+	$(BIN)/ruff format --check transport tests benchmarks vignettes
+	$(BIN)/mypy
+
+slow: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_km.py
+
+# Regenerate the stored R reference numbers (needs R with the survival package).
+r-reference: $(STAMP)
+	$(BIN)/python tests/r/make_km_cases.py
+	Rscript tests/r/km_reference.R tests/r
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache vignettes/figures

@@ -1,0 +1,25 @@
+"""transport: estimate real-world survival in one country's cohort and test whether it
+transports to another country's patient mix.
+
+Public names are listed in ``__all__``; everything else is private.
+"""
+
+from transport.cohort import TIME_UNITS, Cohort
+from transport.estimate import Estimate
+from transport.exceptions import DataError, ExtrapolationWarning, TransportError, TransportWarning
+from transport.survival import SurvivalCurve, kaplan_meier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TIME_UNITS",
+    "Cohort",
+    "DataError",
+    "Estimate",
+    "ExtrapolationWarning",
+    "SurvivalCurve",
+    "TransportError",
+    "TransportWarning",
+    "__version__",
+    "kaplan_meier",
+]

@@ -1,0 +1,109 @@
+"""Figures. matplotlib is imported inside each function so the statistics import fast."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from transport.survival.curve import SurvivalCurve
+
+__all__ = ["plot_survival"]
+
+
+def _nice_times(curve: SurvivalCurve, k: int = 6) -> np.ndarray:
+    from matplotlib.ticker import MaxNLocator
+
+    top = float(curve.time[-1])
+    ticks = np.asarray(
+        MaxNLocator(nbins=k, steps=[1, 2, 2.5, 3, 5, 6, 10]).tick_values(0.0, top), dtype=float
+    )
+    return ticks[(ticks >= 0) & (ticks <= top)]
+
+
+def plot_survival(
+    curve: SurvivalCurve,
+    ax: Axes | None = None,
+    *,
+    risk_times: Sequence[float] | None = None,
+    ci: bool = True,
+    label: str | None = None,
+    color: str | None = None,
+    risk_table: bool = True,
+) -> Axes:
+    """Step plot of S(t) with its pointwise band and a numbers-at-risk row under the axis.
+
+    For an unweighted curve the risk row shows counts of patients; for a weighted curve
+    it shows the weighted risk set, rounded, with the unweighted count in parentheses.
+    Returns the Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
+    x = np.concatenate(([0.0], curve.time))
+    s = np.concatenate(([1.0], curve.survival))
+    name = label if label is not None else curve.name
+    (line,) = ax.step(x, s, where="post", label=name, color=color)
+    if ci:
+        lo = np.concatenate(([1.0], curve.ci_lower))
+        up = np.concatenate(([1.0], curve.ci_upper))
+        ax.fill_between(x, lo, up, step="post", alpha=0.2, color=line.get_color(), linewidth=0)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0)
+    ax.set_xlabel(f"Time ({curve.time_unit})")
+    ax.set_ylabel("Survival probability")
+    ax.grid(alpha=0.3)
+    if risk_table:
+        times = np.asarray(risk_times if risk_times is not None else _nice_times(curve), float)
+        table = curve.risk_table(times)
+        n = table["n_risk"].to_numpy()
+        nu = table["n_risk_unweighted"].to_numpy()
+        if curve.weighted:
+            texts = [f"{a:.0f}\n({b:.0f})" for a, b in zip(n, nu, strict=True)]
+        else:
+            texts = [f"{b:.0f}" for b in nu]
+        # one row per curve drawn on this Axes, stacked downwards under a header
+        row = sum(1 for t in ax.texts if getattr(t, "_transport_risk_row", False))
+        if row == 0:
+            ax.text(
+                -0.08,
+                -0.2,
+                "Number at risk",
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize=8,
+                fontweight="bold",
+            )
+        y = -0.27 - (0.12 if curve.weighted else 0.07) * row
+        head = ax.text(
+            -0.08,
+            y,
+            name,
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=8,
+            color=line.get_color(),
+        )
+        head._transport_risk_row = True  # type: ignore[attr-defined]
+        trans = ax.get_xaxis_transform()
+        for t, txt in zip(times, texts, strict=True):
+            ax.text(
+                t,
+                y,
+                txt,
+                transform=trans,
+                ha="center",
+                va="top",
+                fontsize=8,
+                color=line.get_color(),
+                clip_on=False,
+            )
+        ax.set_xticks(times)
+    return ax
