@@ -28,7 +28,15 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["SNAP_TOLERANCE", "KMArrays", "kaplan_meier_arrays", "snap_unique"]
+__all__ = [
+    "SNAP_TOLERANCE",
+    "KMArrays",
+    "group_times",
+    "kaplan_meier_arrays",
+    "rmst_arrays",
+    "snap_unique",
+    "unweighted_counts",
+]
 
 #: Default tolerance for treating two times as equal, as R's ``aeqSurv``.
 SNAP_TOLERANCE = float(np.sqrt(np.finfo(np.float64).eps))
@@ -36,62 +44,118 @@ SNAP_TOLERANCE = float(np.sqrt(np.finfo(np.float64).eps))
 Variance = Literal["greenwood", "ij"]
 
 
-def snap_unique(values: np.ndarray, tol: float = SNAP_TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values after snapping near-ties, and each value's index among them.
+def _snap_keep(uniq: np.ndarray, tol: float) -> np.ndarray | None:
+    """Mask of the distinct sorted values that start a new snapped value, or None.
 
     Two consecutive distinct values ``y_k < y_{k+1}`` are tied when
     ``y_{k+1} - y_k <= tol`` or ``(y_{k+1} - y_k) / mean(|y|) <= tol`` (the mean over the
-    distinct values), the rule of R's ``survival::aeqSurv``. Each chain of tied values is
-    replaced by its smallest member. ``tol <= 0`` turns snapping off.
+    distinct values), the rule of R's ``survival::aeqSurv``; a chain of tied values
+    becomes its smallest member. ``None`` when nothing is tied.
+    """
+    if uniq.size < 2 or tol <= 0:
+        return None
+    dy = np.diff(uniq)
+    # dy <= tol or dy / scale <= tol, in one comparison
+    scale = float(np.mean(uniq) if uniq[0] >= 0 else np.mean(np.abs(uniq)))
+    tied = dy <= tol * max(1.0, scale)
+    if not tied.any():
+        return None
+    return np.concatenate(([True], ~tied))
+
+
+# Whole-number times spanning at most this many values (or 4 n) are grouped by counting.
+_COUNTING_SPAN = 1 << 20
+
+
+def group_times(
+    values: np.ndarray, tol: float = SNAP_TOLERANCE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Distinct snapped values and the index of each input value among them.
+
+    Snapping follows R's ``aeqSurv`` (see :func:`_snap_keep`); ``tol <= 0`` turns it off.
+    Whole-number values in a modest range (days, say) are grouped by one counting pass
+    with no comparison sort; ``order`` is then ``None`` and ``index`` follows the input
+    order. Other values are sorted once; ``index`` then follows ``values[order]`` (it is
+    non-decreasing), so that every later pass over rows reads memory in sequence.
 
     Returns
     -------
-    cuts, index
-        ``cuts`` sorted distinct snapped values; ``cuts[index]`` is the snapped input.
+    cuts, index, order
+        ``cuts`` sorted distinct snapped values; ``cuts[index]`` is the snapped value of
+        ``values`` (or of ``values[order]`` when ``order`` is not ``None``).
     """
-    uniq, inv = np.unique(values, return_inverse=True)
-    inv = inv.reshape(-1)
-    if uniq.size < 2 or tol <= 0:
-        return uniq, inv
-    dy = np.diff(uniq)
-    scale = float(np.mean(np.abs(uniq)))
-    tied = dy <= tol
-    if scale > 0:
-        tied |= dy / scale <= tol
-    if not tied.any():
-        return uniq, inv
-    keep = np.concatenate(([True], ~tied))
-    group = np.cumsum(keep) - 1
-    return uniq[keep], group[inv]
+    n = values.size
+    lo, hi = float(values.min()), float(values.max())
+    span = hi - lo + 1.0
+    # Distinct whole numbers are >= 1 apart; they are never snapped while
+    # max|y| < 1 / tol, so the counting path needs no snapping step.
+    if (
+        span <= max(4 * n, _COUNTING_SPAN)
+        and max(abs(lo), abs(hi)) * max(tol, 0.0) < 0.5
+        and np.array_equal(values[:64], np.floor(values[:64]))
+        and np.array_equal(values, np.floor(values))
+    ):
+        offset = (values - lo).astype(np.intp)
+        present = np.bincount(offset, minlength=int(span)) > 0
+        remap = np.cumsum(present) - 1
+        return lo + np.flatnonzero(present).astype(np.float64), remap[offset], None
+    # Non-negative float64 values order exactly as their bit patterns read as int64
+    # (-0.0 reads as the smallest int64 and is tied with +0.0 below); that sort is faster.
+    order = np.argsort(values.view(np.int64) if lo >= 0 else values)
+    ordered = values[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    uniq = ordered[starts]
+    keep = _snap_keep(uniq, tol)
+    if keep is not None:
+        new[starts[~keep]] = False
+        uniq = uniq[keep]
+    index = np.cumsum(new, dtype=np.intp)
+    index -= 1
+    return uniq, index, order
+
+
+def snap_unique(values: np.ndarray, tol: float = SNAP_TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct snapped values and each input value's index among them, in input order."""
+    cuts, index, order = group_times(values, tol)
+    if order is None:
+        return cuts, index
+    out = np.empty(values.size, dtype=np.intp)
+    out[order] = index
+    return cuts, out
 
 
 @dataclass(frozen=True, eq=False)
 class KMArrays:
     """Output of :func:`kaplan_meier_arrays` on the full grid of distinct times.
 
-    Per-grid arrays (length ``m``) cover every distinct snapped time, entries included;
-    ``reported`` marks the times at which some row with positive weight leaves (event or
-    censoring), the times a survival table shows. Per-row arrays keep what the RMST
-    variance needs.
+    Per-grid arrays (length ``m``) cover every distinct snapped time, entries included.
+    The times a survival table shows are those at which some row with positive weight
+    leaves (event or censoring): every grid time when ``all_reported``. Counts of rows
+    with positive weight come from :func:`unweighted_counts`. ``G`` is the cumulative Greenwood
+    sum; ``S > 0`` exactly on ``grid[:stop]``. Per-row arrays (in the order of
+    ``exit_index``, which may be sorted rather than the input order) keep what the IJ
+    variance of the RMST needs.
     """
 
     grid: np.ndarray
-    reported: np.ndarray
     n_risk: np.ndarray
-    n_risk_unweighted: np.ndarray
     n_event: np.ndarray
-    n_event_unweighted: np.ndarray
-    n_censor: np.ndarray
-    n_censor_unweighted: np.ndarray
+    n_exit: np.ndarray
     survival: np.ndarray
     se: np.ndarray
-    g: np.ndarray
+    G: np.ndarray
+    stop: int
     variance: Variance
+    all_reported: bool
     # per row
     weights: np.ndarray
     event: np.ndarray
     exit_index: np.ndarray
     entry_index: np.ndarray | None
+    counts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def _revcumsum(x: np.ndarray) -> np.ndarray:
@@ -132,7 +196,11 @@ def kaplan_meier_arrays(
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     ev = np.asarray(event, dtype=np.float64)
     if entry is None:
-        grid, exit_idx = snap_unique(time, tol)
+        # Rows are taken in sorted order when a sort happened: the per-row arrays kept
+        # for the variance and the RMST then follow that order (sums do not care).
+        grid, exit_idx, order = group_times(time, tol)
+        if order is not None:
+            w, ev = w[order], ev[order]
         entry_idx = None
     else:
         grid, idx = snap_unique(np.concatenate((time, entry)), tol)
@@ -140,127 +208,177 @@ def kaplan_meier_arrays(
         if np.any(entry_idx >= exit_idx):
             raise ValueError("entry and exit snap to the same time for some rows")
     m = grid.size
-    pos = (w > 0).astype(np.float64)
 
     n_event = np.bincount(exit_idx, weights=w * ev, minlength=m)
     n_exit = np.bincount(exit_idx, weights=w, minlength=m)
-    c_event = np.bincount(exit_idx, weights=pos * ev, minlength=m)
-    c_exit = np.bincount(exit_idx, weights=pos, minlength=m)
     n_risk = _revcumsum(n_exit)
-    c_risk = _revcumsum(c_exit)
     if entry_idx is not None:
-        n_risk = n_risk - _revcumsum(np.bincount(entry_idx, weights=w, minlength=m))
-        c_risk = c_risk - _revcumsum(np.bincount(entry_idx, weights=pos, minlength=m))
+        n_risk -= _revcumsum(np.bincount(entry_idx, weights=w, minlength=m))
         # Guard float residue of the subtraction: a risk set is never negative.
-        n_risk = np.where(n_risk < 0, 0.0, n_risk)
-
+        np.maximum(n_risk, 0.0, out=n_risk)
     has_event = n_event > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(has_event, 1.0 - n_event / np.where(has_event, n_risk, 1.0), 1.0)
-    # Every positive-weight row at risk has the event (an exact count comparison, free of
-    # the rounding in weighted sums): the curve drops to exactly zero and stays there.
-    dead = np.flatnonzero(has_event & (c_event >= c_risk))
-    factor = np.clip(factor, 0.0, 1.0)
-    if dead.size:
-        factor[dead[0] :] = 0.0
-    surv = np.cumprod(factor)
-    alive = surv > 0
 
-    denom = n_risk * (n_risk - n_event)
-    g = np.zeros(m)
-    ok = has_event & alive
-    g[ok] = n_event[ok] / denom[ok]
+    # Counts of rows with positive weight: the same arrays without weights; deferred
+    # (see unweighted_counts) without delayed entry, where only the last time matters.
+    counts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    if weights is None:
+        counts = (n_risk, n_event, n_exit)
+    elif entry_idx is not None:
+        counts = _count_rows(w, ev, exit_idx, entry_idx, m)
+
+    # The curve drops to exactly zero at t_k when every positive-weight row at risk has
+    # the event there (an exact count comparison, free of the rounding in weighted sums).
+    if counts is not None:
+        c_risk, c_event, _ = counts
+        dead_at = np.flatnonzero(has_event & (c_event >= c_risk))
+        stop = int(dead_at[0]) if dead_at.size else m  # S > 0 exactly on grid[:stop]
+    else:
+        # Without delayed entry that can only happen at the last time a positive-weight
+        # row leaves, when all such rows leaving then have the event.
+        positive = w > 0
+        last = int(exit_idx[positive].max()) if float(w.min()) <= 0 else m - 1
+        leaving = (exit_idx == last) & positive
+        stop = last if bool(np.all(ev[leaving] > 0)) else m
+
+    left = n_risk - n_event  # weighted rows still at risk just after t_k
+    if float(n_risk.min()) > 0 and (stop == m or float(left[:stop].min()) > 0):
+        # the usual case: every grid time has someone at risk, nobody empties the risk
+        # set before S = 0, so plain divisions are safe
+        hazard = n_event / n_risk
+        with np.errstate(divide="ignore", invalid="ignore"):
+            G = hazard / left  # inf only from ``stop`` on, zeroed below
+    else:
+        hazard = np.divide(n_event, n_risk, out=np.zeros(m), where=has_event)
+        G = np.divide(hazard, left, out=np.zeros(m), where=has_event & (left > 0))
+    # G_k = sum_{j <= k} d_j / (Y_j (Y_j - d_j)), frozen once S = 0
+    G[stop:] = 0.0
+    np.cumsum(G, out=G)
+    np.subtract(1.0, hazard, out=hazard)
+    np.clip(hazard, 0.0, 1.0, out=hazard)
+    hazard[stop:] = 0.0
+    surv = np.cumprod(hazard, out=hazard)
 
     if variance == "greenwood":
-        var = surv**2 * np.cumsum(g)
+        var = G * surv
+        var *= surv
     else:
-        var = _ij_variance(surv, g, n_risk, n_event, w, ev, exit_idx, entry_idx, alive)
-    se = np.sqrt(np.maximum(var, 0.0))
+        var = _ij_variance(surv, G, left, stop, w, ev, exit_idx, entry_idx)
+    se = np.sqrt(var, out=var)
     # Once S = 0: the IJ variance is exactly 0 (every influence is multiplied by S = 0);
     # Greenwood's is undefined (0 * inf), as in R, and reported as nan.
-    se[~alive] = 0.0 if variance == "ij" else np.nan
+    se[stop:] = 0.0 if variance == "ij" else np.nan
 
-    reported = c_exit > 0
     return KMArrays(
         grid=grid,
-        reported=reported,
         n_risk=n_risk,
-        n_risk_unweighted=c_risk,
         n_event=n_event,
-        n_event_unweighted=c_event,
-        n_censor=n_exit - n_event,
-        n_censor_unweighted=c_exit - c_event,
+        n_exit=n_exit,
         survival=surv,
         se=se,
-        g=g,
+        G=G,
+        stop=stop,
         variance=variance,
+        all_reported=entry_idx is None and (weights is None or float(w.min()) > 0),
         weights=w,
         event=ev,
         exit_index=exit_idx,
         entry_index=entry_idx,
+        counts=counts,
     )
 
 
+def _count_rows(
+    w: np.ndarray, ev: np.ndarray, exit_idx: np.ndarray, entry_idx: np.ndarray | None, m: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows with positive weight at risk, having the event and leaving, per grid time."""
+    pos = _positive(w)
+    c_exit = np.bincount(exit_idx, weights=pos, minlength=m)
+    c_risk = _revcumsum(c_exit)
+    if entry_idx is not None:
+        c_risk -= _revcumsum(np.bincount(entry_idx, weights=pos, minlength=m))
+    pos *= ev
+    c_event = np.bincount(exit_idx, weights=pos, minlength=m)
+    return c_risk, c_event, c_exit
+
+
+def unweighted_counts(fit: KMArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(n_risk, n_event, n_exit)`` counting rows with positive weight, per grid time."""
+    if fit.counts is not None:
+        return fit.counts
+    return _count_rows(fit.weights, fit.event, fit.exit_index, fit.entry_index, fit.grid.size)
+
+
+def _positive(w: np.ndarray) -> np.ndarray:
+    """1.0 for rows with positive weight, 0.0 otherwise."""
+    return (w > 0).astype(np.float64)
+
+
 def _row_constants(
-    g: np.ndarray,
-    n_risk: np.ndarray,
-    n_event: np.ndarray,
+    G: np.ndarray,
+    left: np.ndarray,
+    stop: int,
     ev: np.ndarray,
     exit_idx: np.ndarray,
     entry_idx: np.ndarray | None,
-    alive: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``G`` on the grid, ``G(a_i)`` and the post-exit constant ``c_i`` of every row.
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """``G(a_i)`` (``None`` without delayed entry) and the post-exit constant ``c_i``.
 
-    Rows that leave when the curve is already zero get ``c_i = 0``: their influence is
+    ``c_i = G(T_i) - G(a_i) - delta_i / (Y(T_i) - d(T_i))``. Rows that leave when the
+    curve is already zero (grid index >= ``stop``) get ``c_i = 0``: their influence is
     multiplied by ``S = 0`` everywhere it matters.
     """
-    G = np.cumsum(g)
-    Ga = np.zeros(exit_idx.size) if entry_idx is None else G[entry_idx]
-    left = n_risk - n_event
-    jump = np.zeros_like(g)
-    live = alive & (left > 0)
-    jump[live] = 1.0 / left[live]
-    c = G[exit_idx] - Ga - ev * jump[exit_idx]
-    c = np.where(alive[exit_idx], c, 0.0)
-    return G, Ga, c
+    live = left > 0
+    live[stop:] = False
+    jump = np.divide(1.0, left, out=np.zeros(left.size), where=live)
+    c = G[exit_idx]
+    c -= ev * jump[exit_idx]
+    Ga = None
+    if entry_idx is not None:
+        Ga = G[entry_idx]
+        c -= Ga
+    if stop < G.size:
+        c[exit_idx >= stop] = 0.0
+    return Ga, c
 
 
 def _ij_variance(
     surv: np.ndarray,
-    g: np.ndarray,
-    n_risk: np.ndarray,
-    n_event: np.ndarray,
+    G: np.ndarray,
+    left: np.ndarray,
+    stop: int,
     w: np.ndarray,
     ev: np.ndarray,
     exit_idx: np.ndarray,
     entry_idx: np.ndarray | None,
-    alive: np.ndarray,
 ) -> np.ndarray:
-    m = g.size
-    G, Ga, c = _row_constants(g, n_risk, n_event, ev, exit_idx, entry_idx, alive)
+    m = G.size
+    Ga, c = _row_constants(G, left, stop, ev, exit_idx, entry_idx)
     w2 = w * w
-    done = np.cumsum(np.bincount(exit_idx, weights=w2 * c * c, minlength=m))
+    c *= c
+    c *= w2
+    var = np.cumsum(np.bincount(exit_idx, weights=c, minlength=m))  # rows that have left
 
     def risk_sum(x: np.ndarray) -> np.ndarray:
         """sum over rows with a_i < t_k < T_i of x_i, for every k."""
         out_exit = np.cumsum(np.bincount(exit_idx, weights=x, minlength=m))
         if entry_idx is None:
-            return float(x.sum()) - out_exit
+            return np.subtract(float(x.sum()), out_exit, out=out_exit)
         # entered strictly before t_k: entry index <= k - 1
         entered = np.cumsum(np.bincount(entry_idx, weights=x, minlength=m))
         entered = np.concatenate(([0.0], entered[:-1]))
         return entered - out_exit
 
-    A = risk_sum(w2)
-    if entry_idx is None:
-        at_risk = G * G * A
-    else:
-        B = risk_sum(w2 * Ga)
-        C = risk_sum(w2 * Ga * Ga)
-        at_risk = G * G * A - 2.0 * G * B + C
-    var = surv * surv * (done + np.maximum(at_risk, 0.0))
-    return np.where(alive, var, 0.0)
+    at_risk = risk_sum(w2)
+    at_risk *= G
+    at_risk *= G
+    if Ga is not None:
+        at_risk -= 2.0 * G * risk_sum(w2 * Ga)
+        at_risk += risk_sum(w2 * Ga * Ga)
+        np.maximum(at_risk, 0.0, out=at_risk)
+    var += at_risk
+    var *= surv
+    var *= surv
+    return var
 
 
 def rmst_arrays(fit: KMArrays, tau: float) -> tuple[float, float]:
@@ -279,19 +397,15 @@ def rmst_arrays(fit: KMArrays, tau: float) -> tuple[float, float]:
     value = head + float(area_k.sum())
     if fit.variance == "greenwood":
         tail = _revcumsum(area_k)  # int_{t_k}^{tau} S
-        var = float(np.sum(tail**2 * fit.g))
+        g = np.diff(fit.G, prepend=0.0)
+        var = float(np.sum(tail**2 * g))
         return value, float(np.sqrt(var))
-    G, Ga, c = _row_constants(
-        fit.g,
-        fit.n_risk,
-        fit.n_event,
-        fit.event,
-        fit.exit_index,
-        fit.entry_index,
-        fit.survival > 0,
+    G = fit.G
+    Ga, c = _row_constants(
+        G, fit.n_risk - fit.n_event, fit.stop, fit.event, fit.exit_index, fit.entry_index
     )
     P = np.cumsum(area_k)
-    R = np.cumsum(np.where(area_k > 0, area_k * G, 0.0))
+    R = np.cumsum(area_k * G)
     total = P[-1]
     e = fit.exit_index
     # Sums over a_i < k < e_i (cumulative arrays at e_i - 1 and a_i; index -1 means 0).
@@ -304,6 +418,9 @@ def rmst_arrays(fit: KMArrays, tau: float) -> tuple[float, float]:
         P_a = P[fit.entry_index]
         R_a = R[fit.entry_index]
     after = total - P_e
-    within = (R_e - R_a) - Ga * (P_e - P_a)
-    infl = fit.weights * (within + np.where(after > 0, c * after, 0.0))
+    within = R_e - R_a
+    if Ga is not None:
+        within -= Ga * (P_e - P_a)
+    within += c * after
+    infl = fit.weights * within
     return value, float(np.sqrt(np.sum(infl * infl)))

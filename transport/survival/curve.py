@@ -30,7 +30,13 @@ from transport.cohort import Cohort
 from transport.estimate import Estimate
 from transport.exceptions import DataError, ExtrapolationWarning
 from transport.survival._confint import CONF_TYPES, ConfType, bands, find_quantile
-from transport.survival._kernel import KMArrays, kaplan_meier_arrays, rmst_arrays
+from transport.survival._kernel import (
+    SNAP_TOLERANCE,
+    KMArrays,
+    kaplan_meier_arrays,
+    rmst_arrays,
+    unweighted_counts,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -53,6 +59,7 @@ def kaplan_meier(
     *,
     conf_level: float = 0.95,
     weight_type: WeightType = "sampling",
+    timefix: bool = True,
 ) -> SurvivalCurve:
     """Kaplan–Meier estimate of the survival function S(t) = P(T > t), optionally weighted.
 
@@ -80,6 +87,10 @@ def kaplan_meier(
         scale of the weights. ``"frequency"``: weights are integer counts of identical
         rows; Greenwood's formula on the weighted counts reproduces the analysis of the
         replicated rows exactly. Without weights the standard error is Greenwood's.
+    timefix
+        Treat times closer than ``sqrt(machine eps)`` (absolutely, or relative to the mean
+        time) as tied, as R's ``survfit(timefix=TRUE)`` does (default). ``False`` keeps
+        every distinct float time.
 
     Returns
     -------
@@ -138,6 +149,7 @@ def kaplan_meier(
         w,
         cohort.entry_values,
         variance="ij" if key == "ij" else "greenwood",
+        tol=SNAP_TOLERANCE if timefix else 0.0,
     )
     return SurvivalCurve(
         fit,
@@ -245,24 +257,84 @@ class SurvivalCurve:
         self.weighted = weighted
         self.name = name
         self.time_unit = time_unit
-        rep = fit.reported
-        self.time = _ro(fit.grid[rep])
-        self.survival = _ro(fit.survival[rep])
-        self.se = _ro(fit.se[rep])
-        self.n_risk = _ro(fit.n_risk[rep])
-        self.n_event = _ro(fit.n_event[rep])
-        self.n_censor = _ro(fit.n_censor[rep])
-        self.n_risk_unweighted = _ro(fit.n_risk_unweighted[rep])
-        self.n_event_unweighted = _ro(fit.n_event_unweighted[rep])
-        self.n_censor_unweighted = _ro(fit.n_censor_unweighted[rep])
-        lo, up = bands(self.survival, self.se, conf_type, self.conf_level)
-        self.ci_lower = _ro(lo)
-        self.ci_upper = _ro(up)
+        if fit.all_reported:
+            self._rows: slice | np.ndarray = slice(None)
+        else:
+            self._rows = np.flatnonzero(unweighted_counts(fit)[2] > 0)
+        self._frozen = True
 
     def __setattr__(self, key: str, value: Any) -> None:
-        if "ci_upper" in self.__dict__:
+        if self.__dict__.get("_frozen", False):
             raise AttributeError("SurvivalCurve is immutable")
         object.__setattr__(self, key, value)
+
+    def _table(self, values: np.ndarray) -> np.ndarray:
+        out = values[self._rows]  # a view when every time is reported
+        out.setflags(write=False)
+        return out
+
+    @cached_property
+    def time(self) -> np.ndarray:
+        """Distinct times at which some row leaves (event or censoring)."""
+        return self._table(self._fit.grid)
+
+    @cached_property
+    def survival(self) -> np.ndarray:
+        """S(t) at :attr:`time`."""
+        return self._table(self._fit.survival)
+
+    @cached_property
+    def se(self) -> np.ndarray:
+        """Standard error of S(t) at :attr:`time`."""
+        return self._table(self._fit.se)
+
+    @cached_property
+    def n_risk(self) -> np.ndarray:
+        """Weighted number at risk at :attr:`time`."""
+        return self._table(self._fit.n_risk)
+
+    @cached_property
+    def n_event(self) -> np.ndarray:
+        """Weighted number of events at :attr:`time`."""
+        return self._table(self._fit.n_event)
+
+    @cached_property
+    def n_censor(self) -> np.ndarray:
+        """Weighted number censored at :attr:`time`."""
+        return self._table(self._fit.n_exit - self._fit.n_event)
+
+    @cached_property
+    def n_risk_unweighted(self) -> np.ndarray:
+        """Rows with positive weight at risk at :attr:`time`."""
+        return self._table(unweighted_counts(self._fit)[0])
+
+    @cached_property
+    def n_event_unweighted(self) -> np.ndarray:
+        """Rows with positive weight having the event at :attr:`time`."""
+        return self._table(unweighted_counts(self._fit)[1])
+
+    @cached_property
+    def n_censor_unweighted(self) -> np.ndarray:
+        """Rows with positive weight censored at :attr:`time`."""
+        _, c_event, c_exit = unweighted_counts(self._fit)
+        return self._table(c_exit - c_event)
+
+    @cached_property
+    def _bands(self) -> tuple[np.ndarray, np.ndarray]:
+        lo, up = bands(self.survival, self.se, self.conf_type, self.conf_level)
+        lo.setflags(write=False)
+        up.setflags(write=False)
+        return lo, up
+
+    @property
+    def ci_lower(self) -> np.ndarray:
+        """Lower pointwise confidence limit of S(t) at :attr:`time`."""
+        return self._bands[0]
+
+    @property
+    def ci_upper(self) -> np.ndarray:
+        """Upper pointwise confidence limit of S(t) at :attr:`time`."""
+        return self._bands[1]
 
     # -- pointwise ------------------------------------------------------------------------
     def _index(self, t: np.ndarray) -> np.ndarray:
@@ -493,9 +565,3 @@ class SurvivalCurve:
             f"{self.n_events_total:.6g} events, median {med_txt} {self.time_unit}, "
             f"{self.conf_type} {100 * self.conf_level:g}% CI{w})"
         )
-
-
-def _ro(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, dtype=np.float64, copy=True)
-    a.setflags(write=False)
-    return a
