@@ -241,7 +241,7 @@ def kaplan_meier_arrays(
         stop = last if bool(np.all(ev[leaving] > 0)) else m
 
     left = n_risk - n_event  # weighted rows still at risk just after t_k
-    if float(n_risk.min()) > 0 and (stop == m or float(left[:stop].min()) > 0):
+    if float(n_risk.min()) > 0 and bool(np.all(left[:stop] > 0)):
         # the usual case: every grid time has someone at risk, nobody empties the risk
         # set before S = 0, so plain divisions are safe
         hazard = n_event / n_risk
