@@ -20,7 +20,7 @@ demo: $(STAMP)
 test: lint unit
 
 unit: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m "not slow"
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m "not slow" --doctest-modules transport tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check transport tests benchmarks vignettes
