@@ -309,3 +309,31 @@ def test_bad_arguments(small_frame: pl.DataFrame) -> None:
         make(small_frame, na_action="omit")
     with pytest.raises(ValueError, match="'covariate_types' parameter names 'stage'"):
         make(small_frame, covariate_types={"stage": "categorical"})
+
+
+def test_numeric_categorical_levels_match_their_values() -> None:
+    big = pl.DataFrame(
+        {
+            "t": [1.0, 2.0, 3.0, 4.0],
+            "d": [1, 0, 1, 1],
+            "x": [1e20, 2e20, 1e20, 3.0],
+            "k": [2**60 + 1, 2**60, 5, 2**60 + 1],
+        }
+    )
+    c = tp.Cohort(
+        big,
+        time="t",
+        event="d",
+        covariates=["x", "k"],
+        covariate_types={"x": "categorical", "k": "categorical"},
+    )
+    assert c.levels["x"] == ("3.0", "1e+20", "2e+20")  # numeric order, not lexicographic
+    assert set(c.covariate_frame["x"].to_list()) == set(c.levels["x"])
+    assert c.levels["k"] == ("5", str(2**60), str(2**60 + 1))
+    assert c.covariate_frame["k"].to_list() == [str(2**60 + 1), str(2**60), "5", str(2**60 + 1)]
+
+
+def test_pandas_frames_with_non_string_column_names() -> None:
+    pdf = pd.DataFrame({0: [1.0, 2.0, 3.0], 1: [1, 0, 1]})
+    c = tp.Cohort(pdf, time="0", event="1")
+    assert c.n == 3 and c.time == "0"

@@ -187,3 +187,49 @@ def test_conf_level_changes_the_width(cohort: tp.Cohort) -> None:
     k80 = tp.kaplan_meier(cohort, conf_level=0.8)
     mid = k95.survival.size // 2
     assert k80.ci_upper[mid] - k80.ci_lower[mid] < k95.ci_upper[mid] - k95.ci_lower[mid]
+
+
+def test_entry_equal_to_exit_after_snapping(small_frame: pl.DataFrame) -> None:
+    frame = pl.DataFrame(
+        {"t": [1 + 1e-12, 2.0, 3.0, 4.0], "d": [1, 0, 1, 0], "e": [1.0, 0.0, 0.0, 0.0]}
+    )
+    c = tp.Cohort(frame, time="t", event="d", entry="e")  # exactly, entry < time
+    with pytest.raises(
+        DataError,
+        match=r"entry column 'e' and time column 't': 1 of 4 rows "
+        r"have entry equal to exit.*timefix=False",
+    ):
+        tp.kaplan_meier(c)
+    # without snapping all four rows are at risk at 1 + 1e-12: S = 3/4
+    assert tp.kaplan_meier(c, timefix=False).survival[0] == pytest.approx(0.75)
+
+
+def test_numpy_scalars_are_accepted(cohort: tp.Cohort) -> None:
+    km = tp.kaplan_meier(cohort, conf_level=np.float32(0.9))
+    assert km.rmst(np.int64(300)).value == km.rmst(300.0).value
+    assert km.quantile(np.float32(0.5)).value == km.median().value
+    with pytest.raises(ValueError, match="'tau'"):
+        km.rmst(True)
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (np.ones((150, 2)), r"weights have shape \(150, 2\)"),
+        (np.ones(300, dtype=bool), r"weights are boolean in 300 rows"),
+    ],
+)
+def test_weights_of_the_wrong_kind(cohort: tp.Cohort, weights, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        tp.kaplan_meier(cohort, weights=weights)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_extreme_weight_scales_give_the_same_curve(cohort: tp.Cohort, scale: float) -> None:
+    w = np.linspace(0.5, 2.0, cohort.n)
+    base = tp.kaplan_meier(cohort, weights=w)
+    far = tp.kaplan_meier(cohort, weights=w * scale)
+    np.testing.assert_allclose(far.survival, base.survival, atol=1e-12)
+    np.testing.assert_allclose(far.se, base.se, atol=1e-10)
+    np.testing.assert_allclose(far.n_risk, base.n_risk * scale, rtol=1e-12)
+    assert far.rmst(300.0).se == pytest.approx(base.rmst(300.0).se, rel=1e-10)

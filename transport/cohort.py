@@ -43,9 +43,9 @@ def _as_polars(data: Any, needed: list[str]) -> pl.DataFrame:
         return data.select(needed)
     module = type(data).__module__
     if module.startswith("pandas") and hasattr(data, "columns"):
-        names = [str(c) for c in data.columns]
-        _require_columns(names, needed)
-        return pl.DataFrame([_from_pandas_column(c, data[c]) for c in needed])
+        by_name = {str(c): c for c in data.columns}
+        _require_columns(list(by_name), needed)
+        return pl.DataFrame([_from_pandas_column(c, data[by_name[c]]) for c in needed])
     raise TypeError(
         "The 'data' argument of Cohort must be a polars DataFrame or LazyFrame or a pandas "
         f"DataFrame. Got {type(data).__name__} instead."
@@ -531,21 +531,21 @@ def _check_finite_nonneg(x: np.ndarray, role: str, col: str) -> None:
 
 
 def _to_string(s: pl.Series) -> pl.Series:
+    """Labels of a categorical covariate: whole floats print as integers ("2", not "2.0")."""
     if s.dtype == pl.Boolean:
         return s.cast(pl.String).str.to_lowercase()
-    if isinstance(s.dtype, pl.Enum | pl.Categorical):
-        return s.cast(pl.String)
-    if s.dtype.is_integer():
+    if isinstance(s.dtype, pl.Enum | pl.Categorical) or s.dtype.is_integer():
         return s.cast(pl.String)
     if s.dtype.is_float():
-        x = s.to_numpy()
-        if np.all(np.isnan(x) | (x == np.round(x))):
+        x = s.cast(pl.Float64).to_numpy()
+        if np.all(np.isnan(x) | ((x == np.round(x)) & (np.abs(x) < 2.0**53))):
             return s.cast(pl.Int64, strict=False).cast(pl.String)
         return s.cast(pl.String)
     return s.cast(pl.String)
 
 
 def _levels(s: pl.Series) -> tuple[str, ...]:
+    """Levels in order: Enum order, false/true, numeric order, or lexicographic."""
     dtype = s.dtype
     if isinstance(dtype, pl.Enum):
         present = set(s.cast(pl.String).unique().to_list())
@@ -554,7 +554,6 @@ def _levels(s: pl.Series) -> tuple[str, ...]:
         present = set(s.unique().to_list())
         return tuple(name for v, name in ((False, "false"), (True, "true")) if v in present)
     if dtype.is_numeric():
-        vals = np.unique(s.cast(pl.Float64).to_numpy())
-        strs = _to_string(pl.Series(vals))
-        return tuple(strs.to_list())
+        # the same conversion as the column itself, applied to its sorted distinct values
+        return tuple(_to_string(s.unique().sort()).to_list())
     return tuple(sorted(_to_string(s).unique().to_list()))

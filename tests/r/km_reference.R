@@ -7,7 +7,10 @@
 # conf.type ("log-log", "log", "plain"):
 #   curve     survfit(...) table: time, n.risk, n.event, n.censor, surv, std.err of S, lower, upper
 #   at        summary(fit, times=, extend=TRUE): the same at requested times
-#   quantile  quantile(fit, probs=c(.25, .5, .75)) with its band-inversion limits
+#   quantile  quantile(fit, probs=c(.25, .5, .75)) with its band-inversion limits, and the
+#             same quantities by first_cross() below: the first time each curve reaches
+#             the level. The two agree when the bands are monotone; quantile.survfit's
+#             approx() sorts a band that is not, and can then return a later time.
 #   rmst      rmean and its standard error at each tau
 # Unweighted cases use Greenwood's variance; "sampling" weights survfit(robust=TRUE) (the
 # infinitesimal jackknife); "frequency" weights robust=FALSE (Greenwood on weighted counts).
@@ -20,6 +23,19 @@ outdir <- file.path(root, "km_reference")
 dir.create(outdir, showWarnings = FALSE)
 cases <- read.csv(file.path(root, "km_cases.csv"), stringsAsFactors = FALSE)
 num <- function(s) as.numeric(strsplit(s, ";")[[1]])
+
+# First time 1 - S (or 1 - band) reaches p, with quantile.survfit's tolerance and
+# midpoint rules: the reference for the package's rule on bands of any shape.
+first_cross <- function(time, surv, p, tol = sqrt(.Machine$double.eps)) {
+  x <- c(0, time); y <- c(0, 1 - surv)
+  i1 <- which(!is.na(y) & y + tol >= p)[1]
+  i2 <- which(!is.na(y) & y - tol >= p)[1]
+  if (is.na(i1)) return(NA_real_)
+  if (!is.na(i2)) return((x[i1] + x[i2]) / 2)
+  n <- length(y)
+  if (!is.na(y[n]) && abs(p - y[n]) < tol) return((x[i1] + x[n]) / 2)
+  NA_real_
+}
 
 curve_rows <- list(); at_rows <- list(); q_rows <- list(); r_rows <- list()
 for (i in seq_len(nrow(cases))) {
@@ -42,10 +58,13 @@ for (i in seq_len(nrow(cases))) {
     at_rows[[length(at_rows) + 1]] <- data.frame(
       case = cs$case, conf_type = ct, time = s$time, n_risk = s$n.risk, n_event = s$n.event,
       n_censor = s$n.censor, surv = s$surv, se = s$std.err, lower = s$lower, upper = s$upper)
-    q <- quantile(fit, probs = c(0.25, 0.5, 0.75))
+    probs <- c(0.25, 0.5, 0.75)
+    q <- quantile(fit, probs = probs)
+    fc <- function(band) sapply(probs, function(p) first_cross(fit$time, band, p))
     q_rows[[length(q_rows) + 1]] <- data.frame(
-      case = cs$case, conf_type = ct, p = c(0.25, 0.5, 0.75), quantile = as.numeric(q$quantile),
-      lower = as.numeric(q$lower), upper = as.numeric(q$upper))
+      case = cs$case, conf_type = ct, p = probs, quantile = as.numeric(q$quantile),
+      lower = as.numeric(q$lower), upper = as.numeric(q$upper),
+      fc_quantile = fc(fit$surv), fc_lower = fc(fit$lower), fc_upper = fc(fit$upper))
     if (ct == "log-log") {
       for (tau in num(cs$taus)) {
         tab <- summary(fit, rmean = tau)$table

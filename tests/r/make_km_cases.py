@@ -175,6 +175,26 @@ def _case_rows() -> dict[str, dict]:
         times=[0.0, 3.0, 6.0, 7.0],
         taus=[5.0, 8.0],
     )
+    # 13. a log band that is not monotone (unweighted): the upper band dips below 0.75
+    #     at t = 8 and rises after it
+    add(
+        "nonmonotone_band",
+        [2, 3, 3, 3, 3, 4, 6, 7, 7, 8, 8, 8, 9, 9],
+        [1, 0, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0, 1],
+        times=[3.0, 8.0],
+        taus=[9.0],
+    )
+    # 14. weighted, left-truncated: bands not monotone; R's quantile.survfit sorts them
+    add(
+        "nonmonotone_weighted_entry",
+        [2.0, 3.0, 7.0, 9.0, 10.0],
+        [1, 0, 1, 0, 1],
+        entry=[0.0, 0.0, 5.0, 5.0, 6.0],
+        weight=[1.0, 2.0, 1.0, 3.0, 0.5],
+        weight_type="sampling",
+        times=[1.0, 5.0, 9.5],
+        taus=[8.0],
+    )
     return cases
 
 

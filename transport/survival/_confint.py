@@ -66,41 +66,31 @@ def bands(
 def find_quantile(
     time: np.ndarray, surv: np.ndarray, p: float, tol: float = QUANTILE_TOLERANCE
 ) -> float:
-    """Time at which the curve ``surv`` (at ``time``, a step function) has CDF ``p``.
+    """Time at which the step curve ``surv`` (at ``time``) first has CDF ``1 - S >= p``.
 
-    The rule of R's ``quantile.survfit``: the first time at which ``1 - S >= p`` (with
-    tolerance ``tol``); when ``1 - S`` equals ``p`` exactly from ``t_k``, the midpoint of
-    ``t_k`` and the next time at which the curve drops, or of ``t_k`` and the last time
-    when it never drops again. ``nan`` where the curve never reaches ``p``. Missing
-    values (``nan``) of a band are skipped.
+    The rule of R's ``quantile.survfit``: the first time at which ``1 - S >= p`` (within
+    ``tol``); when ``1 - S`` equals ``p`` from ``t_k`` on, the midpoint of ``t_k`` and the
+    first time it exceeds ``p``, or of ``t_k`` and the last time when it never does (and
+    ends at ``p``). ``nan`` where the curve never reaches ``p``. Missing values (``nan``)
+    of a band are skipped.
+
+    Applied to a confidence band, which need not be monotone (log and log-log bands of a
+    weighted or left-truncated curve often are not), this is the first crossing in time
+    (Brookmeyer & Crowley 1982). R's ``findq`` agrees wherever the band is monotone; where
+    it is not, R's ``approx()`` sorts the band values first and can return a later time.
     """
     x = np.concatenate(([0.0], time))
     y = np.concatenate(([0.0], 1.0 - surv))
-    finite = ~np.isnan(y)
-    if not finite.any() or np.max(y[finite]) < p:
-        return float("nan")
-    xmax = x[-1]
-    # drop repeated values wherever they occur, keeping the first (as R's duplicated())
-    key = np.where(np.isnan(y), np.inf, y)
-    _, first = np.unique(key, return_index=True)
-    keep = np.sort(first)
-    x, y = x[keep], y[keep]
-    valid = np.flatnonzero(~np.isnan(y))
-    yv = y[valid]
-
-    def first_at_least(shifted: np.ndarray) -> int | None:
-        # R: approx(shifted, index, p, method="constant", f=1), nan outside the range
-        if p < shifted[0] or p > shifted[-1]:
-            return None
-        return int(valid[np.searchsorted(shifted, p, side="left")])
-
-    i1 = first_at_least(yv + tol)
-    i2 = first_at_least(yv - tol)
-    quant = float("nan")
-    if i1 is not None and i2 is not None:
-        quant = float((x[i1] + x[i2]) / 2.0)
     if p == 0:
-        quant = float(x[0])
+        return float(x[0])
+    with np.errstate(invalid="ignore"):
+        reach = np.flatnonzero(y + tol >= p)  # nan compares False: skipped
+        beyond = np.flatnonzero(y - tol >= p)
+    if reach.size == 0:
+        return float("nan")
+    i1 = int(reach[0])
+    if beyond.size:
+        return float((x[i1] + x[int(beyond[0])]) / 2.0)
     if not np.isnan(y[-1]) and abs(p - y[-1]) < tol:
-        quant = float((x[i1] + xmax) / 2.0) if i1 is not None else float("nan")
-    return quant
+        return float((x[i1] + x[-1]) / 2.0)
+    return float("nan")

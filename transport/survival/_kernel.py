@@ -28,6 +28,8 @@ from typing import Literal
 
 import numpy as np
 
+from transport.exceptions import DataError
+
 __all__ = [
     "SNAP_TOLERANCE",
     "KMArrays",
@@ -135,9 +137,11 @@ class KMArrays:
     The times a survival table shows are those at which some row with positive weight
     leaves (event or censoring): every grid time when ``all_reported``. Counts of rows
     with positive weight come from :func:`unweighted_counts`. ``G`` is the cumulative Greenwood
-    sum; ``S > 0`` exactly on ``grid[:stop]``. Per-row arrays (in the order of
-    ``exit_index``, which may be sorted rather than the input order) keep what the IJ
-    variance of the RMST needs.
+    sum; ``S > 0`` exactly on ``grid[:stop]``. Weighted arrays (and ``weights``) are on a
+    scale where the largest weight is 1 for the IJ variance: multiply ``n_risk``,
+    ``n_event`` and ``n_exit`` by ``weight_scale`` for the caller's scale. Per-row arrays
+    (in the order of ``exit_index``, which may be sorted rather than the input order)
+    keep what the IJ variance of the RMST needs.
     """
 
     grid: np.ndarray
@@ -150,6 +154,7 @@ class KMArrays:
     stop: int
     variance: Variance
     all_reported: bool
+    weight_scale: float
     # per row
     weights: np.ndarray
     event: np.ndarray
@@ -195,6 +200,13 @@ def kaplan_meier_arrays(
     n = time.size
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     ev = np.asarray(event, dtype=np.float64)
+    # The IJ variance and S are invariant to the scale of the weights: compute with
+    # weights scaled to a maximum of 1 so that extreme scales cannot overflow, and report
+    # weighted counts on the caller's scale (``weight_scale``).
+    scale = 1.0
+    if weights is not None and variance == "ij":
+        scale = float(w.max())
+        w = w / scale
     if entry is None:
         # Rows are taken in sorted order when a sort happened: the per-row arrays kept
         # for the variance and the RMST then follow that order (sums do not care).
@@ -205,8 +217,13 @@ def kaplan_meier_arrays(
     else:
         grid, idx = snap_unique(np.concatenate((time, entry)), tol)
         exit_idx, entry_idx = idx[:n], idx[n:]
-        if np.any(entry_idx >= exit_idx):
-            raise ValueError("entry and exit snap to the same time for some rows")
+        clash = entry_idx >= exit_idx
+        if clash.any():
+            raise DataError(
+                f"{int(clash.sum())} of {n} rows have entry equal to exit once times closer "
+                f"than {tol:.3g} (absolutely or relative to the mean time) are treated as "
+                "tied (rule: entry < time after snapping, as R's aeqSurv)"
+            )
     m = grid.size
 
     n_event = np.bincount(exit_idx, weights=w * ev, minlength=m)
@@ -279,6 +296,7 @@ def kaplan_meier_arrays(
         stop=stop,
         variance=variance,
         all_reported=entry_idx is None and (weights is None or float(w.min()) > 0),
+        weight_scale=scale,
         weights=w,
         event=ev,
         exit_index=exit_idx,

@@ -17,6 +17,7 @@ Royston P, Parmar MKB (2013). Restricted mean survival time: an alternative to t
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Sequence
 from functools import cached_property
@@ -75,7 +76,10 @@ def kaplan_meier(
         The :class:`~transport.Cohort`.
     weights
         ``None``, or one non-negative finite weight per row (array-like, or any object
-        with a ``values`` attribute such as :class:`Weights`), in cohort row order.
+        with a ``values`` attribute such as :class:`Weights`), in cohort row order. A row
+        of weight 0 is treated exactly as if it were absent (a bootstrap resample, say):
+        its time does not appear in the table. R's ``survfit`` keeps such times, which can
+        move a median's midpoint or the risk set reported at a time.
     conf_type
         Pointwise interval: ``"log-log"`` (default), ``"log"`` (R's default) or
         ``"plain"``.
@@ -143,14 +147,20 @@ def kaplan_meier(
                 "to estimate a survival curve)"
             )
         key = "ij" if weight_type == "sampling" else "frequency"
-    fit = kaplan_meier_arrays(
-        cohort.time_values,
-        ev,
-        w,
-        cohort.entry_values,
-        variance="ij" if key == "ij" else "greenwood",
-        tol=SNAP_TOLERANCE if timefix else 0.0,
-    )
+    try:
+        fit = kaplan_meier_arrays(
+            cohort.time_values,
+            ev,
+            w,
+            cohort.entry_values,
+            variance="ij" if key == "ij" else "greenwood",
+            tol=SNAP_TOLERANCE if timefix else 0.0,
+        )
+    except DataError as exc:
+        raise DataError(
+            f"entry column {cohort.entry!r} and time column {cohort.time!r}: {exc}; pass "
+            "timefix=False to keep every distinct time"
+        ) from None
     return SurvivalCurve(
         fit,
         conf_type=conf_type,
@@ -165,8 +175,18 @@ def kaplan_meier(
 def validate_weights(weights: Any, n: int, weight_type: str = "sampling") -> np.ndarray:
     """One finite non-negative float64 weight per row, not all zero; else ``DataError``."""
     raw = getattr(weights, "values", weights)
+    arr = np.asarray(raw)
+    if arr.dtype == np.bool_:
+        raise DataError(
+            f"weights are boolean in {arr.size} rows (rule: numeric weights; to select rows, "
+            "pass mask.astype(float) knowingly or build a Cohort of the selected rows)"
+        )
+    if arr.ndim != 1:
+        raise DataError(
+            f"weights have shape {arr.shape} (rule: one-dimensional, one weight per row)"
+        )
     try:
-        w = np.asarray(raw, dtype=np.float64).reshape(-1)
+        w = arr.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise DataError(f"weights must be numeric; could not convert: {exc}") from None
     if w.size != n:
@@ -200,11 +220,16 @@ def validate_weights(weights: Any, n: int, weight_type: str = "sampling") -> np.
 
 
 def _check_conf_level(conf_level: float, where: str) -> None:
-    if not (isinstance(conf_level, float | int) and 0 < float(conf_level) < 1):
+    if not (_is_real(conf_level) and 0 < float(conf_level) < 1):
         raise ValueError(
             f"The 'conf_level' parameter of {where} must be a number in (0, 1). "
             f"Got {conf_level!r} instead."
         )
+
+
+def _is_real(x: object) -> bool:
+    """A real number (Python or numpy scalar), not a bool."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool | np.bool_)
 
 
 def _as_times(times: Any, where: str) -> np.ndarray:
@@ -288,20 +313,24 @@ class SurvivalCurve:
         """Standard error of S(t) at :attr:`time`."""
         return self._table(self._fit.se)
 
+    def _weighted(self, values: np.ndarray) -> np.ndarray:
+        scale = self._fit.weight_scale
+        return self._table(values if scale == 1.0 else values * scale)
+
     @cached_property
     def n_risk(self) -> np.ndarray:
         """Weighted number at risk at :attr:`time`."""
-        return self._table(self._fit.n_risk)
+        return self._weighted(self._fit.n_risk)
 
     @cached_property
     def n_event(self) -> np.ndarray:
         """Weighted number of events at :attr:`time`."""
-        return self._table(self._fit.n_event)
+        return self._weighted(self._fit.n_event)
 
     @cached_property
     def n_censor(self) -> np.ndarray:
         """Weighted number censored at :attr:`time`."""
-        return self._table(self._fit.n_exit - self._fit.n_event)
+        return self._weighted(self._fit.n_exit - self._fit.n_event)
 
     @cached_property
     def n_risk_unweighted(self) -> np.ndarray:
@@ -425,7 +454,7 @@ class SurvivalCurve:
         R's ``quantile.survfit``); a bound is ``nan`` when its band never reaches 1 - p.
         No standard error is given (``se`` is ``nan``).
         """
-        if not (isinstance(p, float | int) and 0 < float(p) < 1):
+        if not (_is_real(p) and 0 < float(p) < 1):
             raise ValueError(
                 f"The 'p' parameter of SurvivalCurve.quantile must be in (0, 1). Got {p!r}."
             )
@@ -469,7 +498,7 @@ class SurvivalCurve:
         Warns :class:`ExtrapolationWarning` when ``tau`` is beyond the last observed time
         and the curve has not reached zero: the last value is carried forward.
         """
-        if not (isinstance(tau, float | int) and math.isfinite(tau) and tau > 0):
+        if not (_is_real(tau) and math.isfinite(tau) and tau > 0):
             raise ValueError(
                 f"The 'tau' parameter of SurvivalCurve.rmst must be a positive finite number. "
                 f"Got {tau!r} instead."
