@@ -186,7 +186,7 @@ def validate_weights(weights: Any, n: int, weight_type: str = "sampling") -> np.
             f"weights have shape {arr.shape} (rule: one-dimensional, one weight per row)"
         )
     try:
-        w = arr.astype(np.float64)
+        w = np.asarray(arr, dtype=np.float64)  # no copy when already float64
     except (TypeError, ValueError) as exc:
         raise DataError(f"weights must be numeric; could not convert: {exc}") from None
     if w.size != n:
