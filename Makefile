@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint unit slow bench r-reference clean
+.PHONY: demo test lint unit slow bench r-reference synthetic clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench: $(STAMP)
 r-reference: $(STAMP)
 	$(BIN)/python tests/r/make_km_cases.py
 	Rscript tests/r/km_reference.R tests/r
+
+synthetic: $(STAMP)
+	$(BIN)/python -m transport.simulate.build data/synthetic
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache vignettes/figures

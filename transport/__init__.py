@@ -4,6 +4,7 @@ transports to another country's patient mix.
 Public names are listed in ``__all__``; everything else is private.
 """
 
+from transport import datasets, simulate
 from transport.cohort import TIME_UNITS, Cohort
 from transport.estimate import Estimate
 from transport.exceptions import DataError, ExtrapolationWarning, TransportError, TransportWarning
@@ -21,5 +22,7 @@ __all__ = [
     "TransportError",
     "TransportWarning",
     "__version__",
+    "datasets",
     "kaplan_meier",
+    "simulate",
 ]

@@ -9,12 +9,12 @@
 # %% [markdown]
 # # Getting started: real-world overall survival in one cohort
 #
-# This vignette estimates overall survival (OS) in a cohort of patients with advanced
-# non-small-cell lung cancer on first-line treatment: the Kaplan–Meier curve with its
-# risk table, the median, survival at landmark times and the restricted mean survival
-# time (RMST), each with a confidence interval.
+# This vignette estimates overall survival (OS) in the bundled synthetic US cohort of
+# patients starting first-line therapy for advanced non-small-cell lung cancer: the
+# Kaplan–Meier curve with its risk table, the median, survival at landmark times and the
+# restricted mean survival time (RMST), each with a confidence interval. The synthetic
+# data come with their true curves, so every estimate can be checked against the truth.
 #
-# The cohort is simulated inline (seeded) until the bundled synthetic cohorts exist.
 # Run it as a plain script: `python 01_getting_started.py` writes its figures to
 # `figures/`.
 
@@ -25,7 +25,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 import polars as pl
 
 import transport as tp
@@ -36,44 +35,27 @@ FIGURES.mkdir(exist_ok=True)
 # %% [markdown]
 # ## A cohort
 #
-# 1,200 patients; OS in days from the start of first-line therapy, Weibull with a worse
-# prognosis for older patients and poorer ECOG performance status; administrative
-# censoring at the data cut-off and some loss to follow-up. A few rows have a missing
-# ECOG score, as real-world data do.
+# `load_synthetic` returns a `Cohort` with its roles set: time `os_days`, event
+# `os_event`, nine covariates, and the patient and practice identifiers. Building a
+# `Cohort` yourself from a frame with a few missing ECOG scores shows what happens to
+# incomplete rows.
 
 # %%
-rng = np.random.default_rng(2026)
-n = 1200
-age = rng.normal(66, 9, n).round(0)
-ecog = rng.choice(["0", "1", "2+"], n, p=[0.35, 0.45, 0.20])
-lp = 0.02 * (age - 66) + np.select([ecog == "1", ecog == "2+"], [0.35, 0.9], 0.0)
-t_event = 420 * rng.weibull(1.0, n) * np.exp(-lp / 1.15)
-t_admin = rng.uniform(180, 1800, n)  # staggered entry before the data cut-off
-t_lost = rng.exponential(4000, n)
-os_days = np.minimum.reduce([t_event, t_admin, t_lost]).round(0) + 1
-death = (t_event <= np.minimum(t_admin, t_lost)).astype(int)
-ecog_obs = np.where(rng.uniform(size=n) < 0.02, None, ecog)
-frame = pl.DataFrame(
-    {"patient_id": np.arange(n), "os_days": os_days, "death": death, "age": age, "ecog": ecog_obs}
-)
-
-cohort = tp.Cohort(
-    frame,
-    time="os_days",
-    event="death",
-    covariates=["age", "ecog"],
-    identifiers=["patient_id"],
-    name="Cohort A",
-    time_unit="days",
-    na_action="drop",
-)
+cohort = tp.datasets.load_synthetic("US")
 print(cohort)
-print(cohort.exclusions)
+
+frame = pl.read_parquet(tp.datasets.data_dir() / "US.parquet").with_columns(
+    pl.when(pl.int_range(pl.len()) % 50 == 0).then(None).otherwise(pl.col("ecog")).alias("ecog")
+)
+incomplete = tp.Cohort(frame, time="os_days", event="os_event", covariates=["age", "ecog"],
+                       identifiers=["patient_id", "practice_id"], name="US (incomplete)",
+                       na_action="drop")  # fmt: skip
+print(incomplete.exclusions)
 
 # %% [markdown]
 # Rows with a missing ECOG score were dropped and counted: nothing disappears silently.
-# The identifier column is kept for linkage inside this environment and never appears in
-# a table or a figure. Work in months from here (a month is 365.25 / 12 days).
+# The identifier columns are kept for linkage inside this environment and never appear
+# in a table or a figure. Work in months from here (a month is 365.25 / 12 days).
 
 # %%
 cohort_m = cohort.in_unit("months")
@@ -97,12 +79,36 @@ print(
 )
 
 # %% [markdown]
+# ## Against the truth
+#
+# The true US curve is known (`load_truth`, in days). Each estimate's interval holds it.
+
+# %%
+truth = tp.datasets.load_truth().filter(
+    (pl.col("source") == "US")
+    & (pl.col("target") == "US")
+    & (pl.col("quantity") == "target")
+    & (pl.col("outcome") == "os")
+)
+true_median = truth.filter(pl.col("estimand") == "median")["value"][0] / (365.25 / 12)
+true_1y = truth.filter((pl.col("estimand") == "survival") & (pl.col("time") == 365.0))["value"][0]
+km_1y = tp.kaplan_meier(cohort).at([365.0])
+print(
+    f"true median OS {true_median:.1f} months; estimate {median.value:.1f} "
+    f"({median.ci_lower:.1f} to {median.ci_upper:.1f})"
+)
+print(
+    f"true 1-year OS {true_1y:.3f}; estimate {km_1y['survival'][0]:.3f} "
+    f"({km_1y['ci_lower'][0]:.3f} to {km_1y['ci_upper'][0]:.3f})"
+)
+
+# %% [markdown]
 # ## The curve with its risk table
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4.8))
-km.plot(ax=ax, risk_times=[0, 6, 12, 18, 24, 30, 36, 42, 48, 54])
-ax.set_title("Overall survival, Cohort A")
+km.plot(ax=ax, risk_times=[0, 6, 12, 18, 24, 30, 36, 42, 48, 54, 60])
+ax.set_title("Overall survival, synthetic US cohort")
 fig.subplots_adjust(bottom=0.3, left=0.2)
 fig.savefig(FIGURES / "01_km.png", dpi=120)
 print(f"wrote {FIGURES / '01_km.png'}")
@@ -119,11 +125,11 @@ for level in cohort_m.levels["ecog"]:
     sub = tp.Cohort(
         full.filter(pl.col("ecog") == level),
         time="os_days",
-        event="death",
+        event="os_event",
         name=f"ECOG {level}",
         time_unit="months",
     )
-    tp.kaplan_meier(sub).plot(ax=ax, risk_times=[0, 12, 24, 36, 48])
+    tp.kaplan_meier(sub).plot(ax=ax, risk_times=[0, 12, 24, 36, 48, 60])
 ax.legend()
 fig.subplots_adjust(bottom=0.4, left=0.2)
 fig.savefig(FIGURES / "01_km_by_ecog.png", dpi=120)
