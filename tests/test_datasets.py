@@ -128,16 +128,35 @@ def test_readme_table_matches_the_model() -> None:
     readme = (DATA / "README.md").read_text()
     rows = {
         "Female": ("female", 1), "Never smoker": ("smoking", 0), "Squamous": ("squamous", 1),
-        "EGFR/ALK positive": ("driver", 1), "PD-L1 >=50%": ("pdl1", 1), "ECOG 2+": ("ecog", 2),
+        "EGFR/ALK positive": ("driver", 1), "PD-L1 >=50%": ("pdl1", 1), "ECOG 0": ("ecog", 0),
+        "ECOG 2+": ("ecog", 2),
         "Stage IV at diagnosis": ("stage", 2), "Chemotherapy": ("regimen", 0),
         "Immunotherapy": ("regimen", 1), "Chemo-immunotherapy": ("regimen", 2),
         "Targeted therapy": ("regimen", 3),
     }  # fmt: skip
-    for label, (name, code) in rows.items():
+
+    def cells(label: str) -> list[str]:
         line = next(ln for ln in readme.splitlines() if ln.startswith(f"| {label} |"))
-        cells = [c.strip().rstrip("%") for c in line.strip("|").split("|")[1:]]
-        for country, cell in zip(COUNTRIES, cells, strict=True):
-            assert float(cell) == pytest.approx(100 * exact_share(country, name, code), abs=0.5)
+        return [c.strip().rstrip("%") for c in line.strip("|").split("|")[1:]]
+
+    for label, (name, code) in rows.items():
+        for country, cell in zip(COUNTRIES, cells(label), strict=True):
+            assert float(cell) == pytest.approx(100 * exact_share(country, name, code), abs=0.05)
+    pats = covariate_patterns()
+    for country, cell in zip(COUNTRIES, cells("Mean age (years)"), strict=True):
+        prob = np.exp(covariate_log_pmf(PROFILES[country], pats))
+        assert float(cell) == pytest.approx(float(prob @ pats["age"]), abs=0.05)
+    for country, cell in zip(COUNTRIES, cells("Setting log hazard ratio"), strict=True):
+        assert float(cell.replace("−", "-")) == PROFILES[country].setting_loghr
+    for country, cell in zip(COUNTRIES, cells("P(U = 1), unmeasured"), strict=True):
+        assert float(cell) == PROFILES[country].u_prevalence
+    outcome_rows = {"True median OS (days)": ("os", "median", None),
+                    "True 1-year OS": ("os", "survival", 365.0),
+                    "True median PFS (days)": ("pfs", "median", None)}  # fmt: skip
+    for label, (outcome, estimand, time) in outcome_rows.items():
+        for country, cell in zip(COUNTRIES, cells(label), strict=True):
+            value = truth(country, country, "target", estimand, time, outcome)
+            assert float(cell) == pytest.approx(value, abs=0.0005 if time else 0)
 
 
 def test_regeneration_is_byte_identical(tmp_path: Path) -> None:

@@ -91,6 +91,8 @@ def test_median_is_the_first_whole_day_at_or_below_one_half() -> None:
     pop = population("DE", "US", "pfs")
     m = pop.median_days()
     assert pop.survival(m - 1)[0] > 0.5 >= pop.survival(m)[0]
+    with pytest.raises(ValueError, match="whole number of days"):
+        pop.rmst_days(365.25)
 
 
 @pytest.mark.parametrize(("country", "outcome"), [("UK", "os"), ("JP", "pfs")])
@@ -107,19 +109,24 @@ def test_large_simulated_cohort_matches_its_truth(country: str, outcome: str) ->
 
 
 def test_true_participation_model_recovers_the_transported_truth() -> None:
-    """Weighting a large US cohort by the exact density ratio JP / US gives the
-    "transported" truth (JP mix, US outcome mechanism), not JP's own curve."""
+    """Weighting a large US cohort by the exact density ratio JP / US gives truth_table's
+    "transported" US -> JP curve (JP mix, US outcome mechanism), not JP's own curve."""
     frame = simulate_cohort("US", 300_000, seed=5)
     codes = covariate_codes(frame)
     w = np.exp(covariate_log_pmf(PROFILES["JP"], codes) - covariate_log_pmf(PROFILES["US"], codes))
     km = tp.kaplan_meier(tp.Cohort(frame, time="os_days", event="os_event"), weights=w)
-    transported = population("JP", "US").survival(GRID)
-    own = population("JP", "JP").survival(GRID)
-    at = km.at(GRID)
-    z = (at["survival"].to_numpy() - transported) / at["se"].to_numpy()
-    assert np.all(np.abs(z) < 4.5), z
-    z_own = (at["survival"].to_numpy() - own) / at["se"].to_numpy()
-    assert np.max(np.abs(z_own)) > 10  # the setting and U make JP's own curve different
+    table = truth_table(countries=("US", "JP")).filter(
+        (pl.col("source") == "US") & (pl.col("target") == "JP") & (pl.col("outcome") == "os")
+        & (pl.col("estimand") == "survival")
+    ).sort("time")  # fmt: skip
+    at = km.at(table["time"].unique(maintain_order=True).to_numpy())
+    for quantity in ("transported", "target"):
+        value = table.filter(pl.col("quantity") == quantity)["value"].to_numpy()
+        z = (at["survival"].to_numpy() - value) / at["se"].to_numpy()
+        if quantity == "transported":
+            assert np.all(np.abs(z) < 4.5), z
+        else:  # the setting and U make JP's own curve different
+            assert np.max(np.abs(z)) > 10, z
 
 
 def test_without_setting_and_unmeasured_modifier_everything_transports() -> None:

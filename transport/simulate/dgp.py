@@ -435,9 +435,10 @@ def simulate_cohort(
         ``chemo-io``); default the outcome model's ``u_immuno``. 0 switches the
         unmeasured modifier off.
     missing, missing_rate
-        Make PD-L1 missing: ``"mcar"`` in a share ``missing_rate`` of rows; ``"mar"`` with
-        a probability depending on measured covariates (more often missing for
-        chemotherapy and for ECOG 2+, averaging about ``missing_rate``).
+        Make PD-L1 missing: ``"mcar"`` with probability ``missing_rate`` in every row;
+        ``"mar"`` with probability ``expit(logit(missing_rate) - 0.4 + 1.0 [chemo] +
+        0.8 [ECOG 2+])``, which depends on measured covariates only (its mean is near
+        ``missing_rate``: 0.21 to 0.25 across the countries at 0.2).
     return_truth_columns
         Also return the unmeasured ``u`` and the latent event times (for validation
         only: never in a shipped file).

@@ -154,7 +154,9 @@ class PopulationCurve:
         return float(np.ceil(t))
 
     def rmst_days(self, tau: int) -> float:
-        """``E[min(ceil(T), tau)] = sum_{j=0}^{tau-1} S(j)`` for an integer ``tau``."""
+        """``E[min(ceil(T), tau)] = sum_{j=0}^{tau-1} S(j)`` for a whole number of days."""
+        if float(tau) != int(tau) or tau <= 0:
+            raise ValueError(f"tau must be a positive whole number of days; got {tau!r}")
         tau = int(tau)
         head = min(tau, _HEAD)
         total = float(self.survival(np.arange(head, dtype=np.float64)).sum())
