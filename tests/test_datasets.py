@@ -36,7 +36,7 @@ def test_load_synthetic(country: str, n: int) -> None:
     assert c.covariates == tp.datasets.COVARIATES
     assert c.identifiers == ("patient_id", "practice_id")
     assert c.covariate_types["age"] == "continuous"
-    assert c.levels["ecog"] == ("0", "1", "2+") and c.levels["stage"] == ("I-II", "III", "IV")
+    assert c.levels == {k: v for k, v in tp.datasets.LEVELS.items()}  # clinical order
     pfs = tp.datasets.load_synthetic(country, outcome="pfs", time_unit="months")
     assert pfs.time == "pfs_days" and pfs.time_unit == "months"
     assert np.all(pfs.time_values <= c.time_values / (365.25 / 12) + 1e-9)  # PFS <= OS

@@ -6,9 +6,17 @@ Public names are listed in ``__all__``; everything else is private.
 
 from transport import datasets, simulate
 from transport.cohort import TIME_UNITS, Cohort
+from transport.design import Design
 from transport.estimate import Estimate
-from transport.exceptions import DataError, ExtrapolationWarning, TransportError, TransportWarning
+from transport.exceptions import (
+    DataError,
+    ExtrapolationWarning,
+    PositivityWarning,
+    TransportError,
+    TransportWarning,
+)
 from transport.survival import SurvivalCurve, kaplan_meier
+from transport.weighting import Weights, inverse_odds_weights
 
 __version__ = "0.1.0"
 
@@ -16,13 +24,17 @@ __all__ = [
     "TIME_UNITS",
     "Cohort",
     "DataError",
+    "Design",
     "Estimate",
     "ExtrapolationWarning",
+    "PositivityWarning",
     "SurvivalCurve",
     "TransportError",
     "TransportWarning",
+    "Weights",
     "__version__",
     "datasets",
+    "inverse_odds_weights",
     "kaplan_meier",
     "simulate",
 ]

@@ -20,13 +20,24 @@ import polars as pl
 from transport.cohort import Cohort
 from transport.simulate.dgp import COUNTRIES
 
-__all__ = ["COVARIATES", "IDENTIFIERS", "data_dir", "load_synthetic", "load_truth"]
+__all__ = ["COVARIATES", "IDENTIFIERS", "LEVELS", "data_dir", "load_synthetic", "load_truth"]
 
 #: Covariate columns of the synthetic cohorts.
 COVARIATES: tuple[str, ...] = ("age", "sex", "ecog", "stage", "histology", "smoking",
                                "egfr_alk", "pdl1", "regimen")  # fmt: skip
 #: Identifier columns: kept for linkage, never in any output.
 IDENTIFIERS: tuple[str, ...] = ("patient_id", "practice_id")
+#: Level order of the categorical covariates; the first level is the reference.
+LEVELS: dict[str, tuple[str, ...]] = {
+    "sex": ("male", "female"),
+    "ecog": ("0", "1", "2+"),
+    "stage": ("IV", "III", "I-II"),
+    "histology": ("non-squamous", "squamous"),
+    "smoking": ("never", "former", "current"),
+    "egfr_alk": ("negative", "positive"),
+    "pdl1": ("<50%", ">=50%"),
+    "regimen": ("chemo", "io", "chemo-io", "targeted"),
+}
 
 
 def data_dir() -> Path:
@@ -45,10 +56,12 @@ def _frame(country: str) -> pl.DataFrame:
         )
     path = data_dir() / f"{country}.parquet"
     if path.exists():
-        return pl.read_parquet(path)
-    from transport.simulate.build import shipped_cohort
+        frame = pl.read_parquet(path)
+    else:
+        from transport.simulate.build import shipped_cohort
 
-    return shipped_cohort(country)
+        frame = shipped_cohort(country)
+    return frame.with_columns(pl.col(c).cast(pl.Enum(list(lv))) for c, lv in LEVELS.items())
 
 
 def load_synthetic(
@@ -58,6 +71,10 @@ def load_synthetic(
     time_unit: Literal["days", "weeks", "months", "years"] = "days",
 ) -> Cohort:
     """One synthetic country cohort as a :class:`~transport.Cohort` with its roles set.
+
+    Categorical covariates come in the clinical order of :data:`LEVELS` (first level =
+    reference in a design): male, ECOG 0, stage IV, non-squamous, never smoker,
+    EGFR/ALK negative, PD-L1 < 50%, chemotherapy.
 
     Parameters
     ----------

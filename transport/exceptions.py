@@ -6,7 +6,8 @@ Exception tree::
      └── DataError (also ValueError)     input data break a rule: names column, rule, row count
 
     TransportWarning (UserWarning)       statistical trouble that still allows an answer
-     └── ExtrapolationWarning            a quantity reaches past the last observed time
+     ├── ExtrapolationWarning            a quantity reaches past the last observed time
+     └── PositivityWarning               source and target overlap poorly
 
 Errors say which argument or column, which rule, what was received and how many rows.
 Warnings say what to do about it.
@@ -17,6 +18,7 @@ from __future__ import annotations
 __all__ = [
     "DataError",
     "ExtrapolationWarning",
+    "PositivityWarning",
     "TransportError",
     "TransportWarning",
 ]
@@ -39,3 +41,7 @@ class TransportWarning(UserWarning):
 
 class ExtrapolationWarning(TransportWarning):
     """A quantity was computed beyond the last observed time of a curve."""
+
+
+class PositivityWarning(TransportWarning):
+    """Some patients have almost no counterpart in the other cohort (poor overlap)."""

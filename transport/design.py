@@ -1,0 +1,251 @@
+"""Covariate design: an encoding fitted on the source cohort, reused on every target.
+
+A :class:`Design` holds a formulaic right-hand side and the ``ModelSpec`` it produced on
+the source, so the same columns (same levels, same reference categories, same stateful
+transforms) are built for any target. The default is main effects of every covariate,
+categoricals one-hot against their first level (:attr:`Cohort.levels` order).
+
+Design matrices never carry the intercept; models add their own.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+from formulaic import Formula, model_matrix
+from scipy.linalg import qr
+
+from transport.cohort import Cohort
+from transport.exceptions import DataError
+
+__all__ = ["Design"]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _quote(name: str) -> str:
+    return name if _IDENTIFIER.match(name) else f"`{name}`"
+
+
+def default_formula(covariates: Sequence[str]) -> str:
+    """Main effects of every covariate: ``"age + sex + ecog"``."""
+    return " + ".join(_quote(c) for c in covariates)
+
+
+def _pandas(cohort: Cohort, names: Sequence[str], levels: dict[str, tuple[str, ...]]) -> Any:
+    """Covariates as a pandas frame for formulaic: floats, and categoricals with the
+    given level order (the source's), built without pyarrow."""
+    frame = cohort.covariate_frame
+    cols: dict[str, Any] = {}
+    for name in names:
+        s = frame[name]
+        if name in levels:
+            cols[name] = pd.Categorical(s.cast(pl.String).to_numpy(), categories=list(levels[name]))
+        else:
+            cols[name] = s.to_numpy().astype(np.float64)
+    return pd.DataFrame(cols)
+
+
+class Design:
+    """A covariate design fitted on a source cohort.
+
+    Parameters
+    ----------
+    cohort
+        The source cohort the encoding is fitted on.
+    formula
+        A formulaic right-hand side over the cohort's covariates, e.g.
+        ``"age + C(ecog) + stage + age:sex"``. ``None``: main effects of every covariate,
+        categoricals one-hot against their first level. The intercept is implied and
+        dropped from the matrices.
+
+    Raises
+    ------
+    DataError
+        The formula uses a name that is not a covariate; a covariate has zero variance in
+        the source (a constant number or a single level); design columns are collinear
+        in the source.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> import transport as tp
+    >>> df = pl.DataFrame({"t": [5.0, 8.0, 3.0, 9.0], "d": [1, 0, 1, 1],
+    ...                    "age": [60.0, 72.0, 55.0, 66.0], "ecog": ["0", "1", "2+", "1"]})
+    >>> src = tp.Cohort(df, time="t", event="d", covariates=["age", "ecog"])
+    >>> tp.Design(src).columns
+    ('age', 'ecog[T.1]', 'ecog[T.2+]')
+    """
+
+    def __init__(self, cohort: Cohort, formula: str | None = None) -> None:
+        if not isinstance(cohort, Cohort):
+            raise TypeError(
+                f"The 'cohort' parameter of Design must be a transport.Cohort. "
+                f"Got {type(cohort).__name__} instead."
+            )
+        if formula is not None and not isinstance(formula, str):
+            raise TypeError(f"The 'formula' parameter must be a string or None. Got {formula!r}.")
+        if not cohort.covariates:
+            raise DataError(f"cohort {cohort.name!r} has no covariates to build a design from")
+        text = default_formula(cohort.covariates) if formula is None else formula
+        used = sorted(Formula(text).required_variables)
+        unknown = [v for v in used if v not in cohort.covariates]
+        if unknown:
+            raise DataError(
+                f"formula {text!r} uses {unknown}, which are not covariates of cohort "
+                f"{cohort.name!r} (rule: formulas are over the declared covariates "
+                f"{list(cohort.covariates)})"
+            )
+        types = cohort.covariate_types
+        levels = {v: cohort.levels[v] for v in used if types[v] == "categorical"}
+        for v in used:
+            if v in levels and len(levels[v]) < 2:
+                raise DataError(
+                    f"covariate {v!r} has zero variance in cohort {cohort.name!r}: a single "
+                    f"level {levels[v][0]!r} in all {cohort.n} rows (rule: every covariate "
+                    "in the design varies in the source)"
+                )
+            if v not in levels:
+                x = cohort.covariate_frame[v].to_numpy()
+                if np.all(x == x[0]):
+                    raise DataError(
+                        f"covariate {v!r} has zero variance in cohort {cohort.name!r}: "
+                        f"{float(x[0])!r} in all {cohort.n} rows (rule: every covariate in "
+                        "the design varies in the source)"
+                    )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            mm = model_matrix(text, _pandas(cohort, used, levels), na_action="raise")
+        names = [str(c) for c in mm.columns]
+        if "Intercept" not in names:
+            raise DataError(
+                f"formula {text!r} removes the intercept (rule: designs keep it; models add "
+                "their own intercept and categoricals are coded against a reference level)"
+            )
+        self._formula = text
+        self._spec = mm.model_spec
+        self._used = tuple(used)
+        self._types = {v: types[v] for v in used}
+        self._levels = levels
+        self._keep = [i for i, c in enumerate(names) if c != "Intercept"]
+        self._columns = tuple(names[i] for i in self._keep)
+        by_index: dict[int, set[str]] = {}
+        for term, idx in self._spec.term_indices.items():
+            for i in idx:
+                by_index[i] = set(self._spec.term_variables[term]) & set(used)
+        self._column_covariates = tuple(tuple(sorted(by_index.get(i, ()))) for i in self._keep)
+        self._source = cohort.name
+        matrix = np.asarray(mm, dtype=np.float64)[:, self._keep]
+        self._check_rank(matrix)
+        self._source_matrix = matrix
+
+    def _check_rank(self, matrix: np.ndarray) -> None:
+        """Collinear columns (with the intercept) in the source are an error naming them."""
+        full = np.column_stack((np.ones(matrix.shape[0]), matrix))
+        scale = np.where(full.std(axis=0) > 0, full.std(axis=0), 1.0)
+        scale[0] = 1.0
+        _, r, piv = qr(full / scale, mode="economic", pivoting=True)
+        diag = np.abs(np.diag(r))
+        rank = int(np.sum(diag > diag[0] * 1e-10)) if diag.size else 0
+        if rank < full.shape[1]:
+            names = ("(intercept)", *self._columns)
+            bad = [names[i] for i in piv[rank:]]
+            raise DataError(
+                f"design columns {bad} are collinear with the others in cohort "
+                f"{self._source!r} (rule: a full-rank design; drop a term from the formula)"
+            )
+
+    # -- attributes -------------------------------------------------------------------------
+    @property
+    def formula(self) -> str:
+        """The formula's right-hand side as given (or the default one)."""
+        return self._formula
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Names of the design columns (no intercept)."""
+        return self._columns
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        """Covariates the formula uses."""
+        return self._used
+
+    def covariates_of(self, columns: Sequence[int]) -> list[str]:
+        """The covariates behind the design columns with these indices, sorted."""
+        return sorted({v for i in columns for v in self._column_covariates[i]})
+
+    @property
+    def levels(self) -> dict[str, tuple[str, ...]]:
+        """Source levels of the categorical covariates the formula uses."""
+        return dict(self._levels)
+
+    @property
+    def source_matrix(self) -> np.ndarray:
+        """The source's design matrix (n x p, no intercept)."""
+        out = self._source_matrix.view()
+        out.flags.writeable = False
+        return out
+
+    # -- applying the design --------------------------------------------------------------
+    def matrix(self, cohort: Cohort) -> np.ndarray:
+        """The design matrix of another cohort, with the source's encoding.
+
+        Raises
+        ------
+        DataError
+            A covariate of the design is missing from the cohort or of another type, or a
+            categorical has a level the source never saw (named, with its row count).
+        """
+        missing = [v for v in self._used if v not in cohort.covariates]
+        if missing:
+            raise DataError(
+                f"covariates {missing} of the design (fitted on {self._source!r}) are not "
+                f"covariates of cohort {cohort.name!r} (rule: every target carries the "
+                "source's covariates)"
+            )
+        types = cohort.covariate_types
+        for v in self._used:
+            if types[v] != self._types[v]:
+                raise DataError(
+                    f"covariate {v!r} is {types[v]} in cohort {cohort.name!r} but "
+                    f"{self._types[v]} in the source {self._source!r} (rule: same type)"
+                )
+        frame = cohort.covariate_frame
+        for v, lv in self._levels.items():
+            values = frame[v].cast(pl.String)
+            unseen = sorted(set(values.unique().to_list()) - set(lv))
+            if unseen:
+                counts = {u: int((values == u).sum()) for u in unseen}
+                raise DataError(
+                    f"covariate {v!r} of cohort {cohort.name!r} has level(s) "
+                    + ", ".join(f"{u!r} ({k} rows)" for u, k in counts.items())
+                    + f" that the source {self._source!r} never saw (rule: target levels "
+                    f"are among the source's {list(lv)})"
+                )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            mm = self._spec.get_model_matrix(_pandas(cohort, self._used, self._levels),
+                                             na_action="raise")  # fmt: skip
+        return np.ascontiguousarray(np.asarray(mm, dtype=np.float64)[:, self._keep])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe description: formula, columns and the source's levels."""
+        return {
+            "formula": self._formula,
+            "columns": list(self._columns),
+            "covariates": list(self._used),
+            "types": dict(self._types),
+            "levels": {k: list(v) for k, v in self._levels.items()},
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Design({self._formula!r}: {len(self._columns)} columns, fitted on {self._source!r})"
+        )
