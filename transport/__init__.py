@@ -15,8 +15,9 @@ from transport.exceptions import (
     TransportError,
     TransportWarning,
 )
+from transport.summary import TargetSummary
 from transport.survival import SurvivalCurve, kaplan_meier
-from transport.weighting import Weights, inverse_odds_weights
+from transport.weighting import Weights, entropy_balance, inverse_odds_weights
 
 __version__ = "0.1.0"
 
@@ -29,11 +30,13 @@ __all__ = [
     "ExtrapolationWarning",
     "PositivityWarning",
     "SurvivalCurve",
+    "TargetSummary",
     "TransportError",
     "TransportWarning",
     "Weights",
     "__version__",
     "datasets",
+    "entropy_balance",
     "inverse_odds_weights",
     "kaplan_meier",
     "simulate",

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
-from formulaic import Formula, model_matrix
+from formulaic import model_matrix
+from formulaic.errors import FactorEvaluationError
 from scipy.linalg import qr
 
 from transport.cohort import Cohort
@@ -27,6 +28,7 @@ from transport.exceptions import DataError
 __all__ = ["Design"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DUMMY = re.compile(r"^(.*)\[T\.(.*)\]$")
 
 
 def _quote(name: str) -> str:
@@ -64,6 +66,9 @@ class Design:
         ``"age + C(ecog) + stage + age:sex"``. ``None``: main effects of every covariate,
         categoricals one-hot against their first level. The intercept is implied and
         dropped from the matrices.
+    source
+        Apply the rules a source must meet (every covariate varies, full-rank columns).
+        ``False`` for describing a target, which may be homogeneous or small.
 
     Raises
     ------
@@ -83,7 +88,7 @@ class Design:
     ('age', 'ecog[T.1]', 'ecog[T.2+]')
     """
 
-    def __init__(self, cohort: Cohort, formula: str | None = None) -> None:
+    def __init__(self, cohort: Cohort, formula: str | None = None, *, source: bool = True) -> None:
         if not isinstance(cohort, Cohort):
             raise TypeError(
                 f"The 'cohort' parameter of Design must be a transport.Cohort. "
@@ -94,17 +99,22 @@ class Design:
         if not cohort.covariates:
             raise DataError(f"cohort {cohort.name!r} has no covariates to build a design from")
         text = default_formula(cohort.covariates) if formula is None else formula
-        used = sorted(Formula(text).required_variables)
-        unknown = [v for v in used if v not in cohort.covariates]
-        if unknown:
-            raise DataError(
-                f"formula {text!r} uses {unknown}, which are not covariates of cohort "
-                f"{cohort.name!r} (rule: formulas are over the declared covariates "
-                f"{list(cohort.covariates)})"
-            )
         types = cohort.covariate_types
-        levels = {v: cohort.levels[v] for v in used if types[v] == "categorical"}
-        for v in used:
+        all_levels = {v: cohort.levels[v] for v, t in types.items() if t == "categorical"}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                mm = model_matrix(text, _pandas(cohort, cohort.covariates, all_levels),
+                                  na_action="raise")  # fmt: skip
+        except FactorEvaluationError as exc:
+            raise DataError(
+                f"formula {text!r} cannot be evaluated on the covariates of cohort "
+                f"{cohort.name!r} ({exc}; rule: formulas are over the declared covariates "
+                f"{list(cohort.covariates)})"
+            ) from None
+        used = sorted(set(mm.model_spec.required_variables) & set(cohort.covariates))
+        levels = {v: all_levels[v] for v in used if v in all_levels}
+        for v in used if source else ():
             if v in levels and len(levels[v]) < 2:
                 raise DataError(
                     f"covariate {v!r} has zero variance in cohort {cohort.name!r}: a single "
@@ -119,9 +129,6 @@ class Design:
                         f"{float(x[0])!r} in all {cohort.n} rows (rule: every covariate in "
                         "the design varies in the source)"
                     )
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            mm = model_matrix(text, _pandas(cohort, used, levels), na_action="raise")
         names = [str(c) for c in mm.columns]
         if "Intercept" not in names:
             raise DataError(
@@ -142,7 +149,8 @@ class Design:
         self._column_covariates = tuple(tuple(sorted(by_index.get(i, ()))) for i in self._keep)
         self._source = cohort.name
         matrix = np.asarray(mm, dtype=np.float64)[:, self._keep]
-        self._check_rank(matrix)
+        if source:
+            self._check_rank(matrix)
         self._source_matrix = matrix
 
     def _check_rank(self, matrix: np.ndarray) -> None:
@@ -176,6 +184,34 @@ class Design:
     def covariates(self) -> tuple[str, ...]:
         """Covariates the formula uses."""
         return self._used
+
+    @property
+    def stateful(self) -> tuple[str, ...]:
+        """Terms whose encoding depends on the data it was fitted on (``center``,
+        ``scale``, splines...): their state is the source's."""
+        return tuple(str(k) for k, v in self._spec.transform_state.items() if v)
+
+    def absent_level_column(self, j: int, target_levels: Mapping[str, Sequence[str]]) -> bool:
+        """Whether design column ``j`` is identically 0 in a target with these levels:
+        it is a dummy (or an interaction with one) of a level the target lacks."""
+        for part in self._columns[j].split(":"):
+            match = _DUMMY.match(part)
+            if match is None:
+                continue
+            name, level = match.group(1), match.group(2)
+            for v in self._column_covariates[j]:
+                named = v in self._levels and (name == v or _quote(v) in name)
+                if named and level not in target_levels.get(v, ()):
+                    return True
+        return False
+
+    def dummy_of(self, j: int) -> tuple[str, str] | None:
+        """``(covariate, level)`` when column ``j`` is a plain dummy, else ``None``."""
+        match = _DUMMY.match(self._columns[j])
+        if ":" in self._columns[j] or match is None or len(self._column_covariates[j]) != 1:
+            return None
+        v = self._column_covariates[j][0]
+        return (v, match.group(2)) if v in self._levels else None
 
     def covariates_of(self, columns: Sequence[int]) -> list[str]:
         """The covariates behind the design columns with these indices, sorted."""

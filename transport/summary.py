@@ -1,0 +1,252 @@
+"""``TargetSummary``: an aggregate description of a cohort, JSON in and out.
+
+Built inside the target's environment from its rows (``from_cohort``), written to JSON
+and read back in the source's environment, where it stands in for the target wherever
+only aggregates are needed (entropy balancing, balance tables). It holds the number of
+patients, the means and standard deviations of the design columns, each categorical
+covariate's level shares, and optionally the Kaplan–Meier curve on a fixed grid. No
+patient rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from transport.cohort import Cohort
+from transport.design import Design
+from transport.exceptions import DataError
+
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "TargetSummary"]
+
+SCHEMA = "transport.TargetSummary"
+SCHEMA_VERSION = 1
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else float(x)
+
+
+class TargetSummary:
+    """Aggregates of a target cohort: n, design-column means and SDs, level shares.
+
+    Build with :meth:`from_cohort`; save with :meth:`to_json`, load with
+    :meth:`from_json`. Accepted wherever a target is needed only through aggregates.
+
+    Attributes
+    ----------
+    name, n, time_unit
+        The cohort's label, number of patients and time unit.
+    formula
+        Right-hand side of the design the means describe.
+    columns, mean, sd
+        Design-column names, means and standard deviations (n - 1 denominator).
+    types, levels, shares
+        Covariate types, categorical levels and their shares among the n patients.
+    km
+        ``None`` or the Kaplan–Meier table on a grid: ``time``, ``survival``, ``se``,
+        ``ci_lower``, ``ci_upper``, ``n_risk``, with ``conf_type``.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        n: int,
+        time_unit: str,
+        formula: str,
+        columns: Sequence[str],
+        mean: Sequence[float] | np.ndarray,
+        sd: Sequence[float] | np.ndarray,
+        types: Mapping[str, str],
+        levels: Mapping[str, Sequence[str]],
+        shares: Mapping[str, Sequence[float]],
+        km: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = str(name)
+        self.n = int(n)
+        self.time_unit = time_unit
+        self.formula = formula
+        self.columns = tuple(columns)
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.sd = np.asarray(sd, dtype=np.float64)
+        self.types = dict(types)
+        self.levels = {k: tuple(v) for k, v in levels.items()}
+        self.shares = {k: tuple(float(x) for x in v) for k, v in shares.items()}
+        self.km = km
+        if self.mean.shape != (len(self.columns),) or self.sd.shape != self.mean.shape:
+            raise DataError("summary means and SDs must have one value per design column")
+
+    @classmethod
+    def from_cohort(
+        cls,
+        cohort: Cohort,
+        formula: str | None = None,
+        *,
+        km_times: Sequence[float] | None = None,
+    ) -> TargetSummary:
+        """Summarise a cohort: its own design's column means and SDs, and level shares.
+
+        ``formula`` must not use stateful transforms (``center``, ``scale``, splines):
+        their values depend on the data they are fitted on, so the target's summary and
+        the source's design would not describe the same columns. ``km_times`` adds the
+        cohort's Kaplan–Meier curve at those times.
+        """
+        design = Design(cohort, formula, source=False)
+        if design.stateful:
+            raise DataError(
+                f"formula {design.formula!r} uses stateful transforms {design.stateful} whose "
+                "values depend on the data they are fitted on (rule: a summary-only target "
+                "needs a formula without them)"
+            )
+        X = design.source_matrix
+        frame = cohort.covariate_frame
+        shares = {
+            v: [
+                float(np.mean((frame[v].cast(pl.String) == lv).to_numpy()))
+                for lv in cohort.levels[v]
+            ]
+            for v, t in cohort.covariate_types.items()
+            if t == "categorical"
+        }
+        km = None
+        if km_times is not None:
+            from transport.survival import kaplan_meier
+
+            table = kaplan_meier(cohort).at(list(km_times))
+            km = {
+                "conf_type": "log-log",
+                **{k: [_num(float(x)) for x in table[k].to_list()] for k in table.columns},
+            }
+        return cls(
+            name=cohort.name,
+            n=cohort.n,
+            time_unit=cohort.time_unit,
+            formula=design.formula,
+            columns=design.columns,
+            mean=X.mean(axis=0),
+            sd=X.std(axis=0, ddof=1) if cohort.n > 1 else np.zeros(X.shape[1]),
+            types=cohort.covariate_types,
+            levels=cohort.levels,
+            shares=shares,
+            km=km,
+        )
+
+    # -- JSON -----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary with the schema name and version (floats exact)."""
+        return {
+            "schema": SCHEMA,
+            "version": SCHEMA_VERSION,
+            "name": self.name,
+            "n": self.n,
+            "time_unit": self.time_unit,
+            "formula": self.formula,
+            "columns": list(self.columns),
+            "mean": [_num(x) for x in self.mean],
+            "sd": [_num(x) for x in self.sd],
+            "covariates": {v: self._covariate_dict(v, t) for v, t in self.types.items()},
+            "km": self.km,
+        }
+
+    def _covariate_dict(self, v: str, kind: str) -> dict[str, Any]:
+        if kind != "categorical":
+            return {"type": kind}
+        return {"type": kind, "levels": list(self.levels[v]), "shares": list(self.shares[v])}
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write the summary as JSON (floats round-trip exactly); return the path."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
+        return path
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TargetSummary:
+        """Rebuild a summary from :meth:`to_dict` output, checking the schema."""
+        if data.get("schema") != SCHEMA:
+            raise DataError(f"not a TargetSummary: schema {data.get('schema')!r}")
+        if data.get("version") != SCHEMA_VERSION:
+            raise DataError(
+                f"TargetSummary schema version {data.get('version')!r} is not supported "
+                f"(this package reads version {SCHEMA_VERSION})"
+            )
+        cov = data["covariates"]
+        return cls(
+            name=data["name"],
+            n=data["n"],
+            time_unit=data["time_unit"],
+            formula=data["formula"],
+            columns=data["columns"],
+            mean=[np.nan if x is None else x for x in data["mean"]],
+            sd=[np.nan if x is None else x for x in data["sd"]],
+            types={v: c["type"] for v, c in cov.items()},
+            levels={v: c["levels"] for v, c in cov.items() if c["type"] == "categorical"},
+            shares={v: c["shares"] for v, c in cov.items() if c["type"] == "categorical"},
+            km=data.get("km"),
+        )
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TargetSummary:
+        """Read a summary written by :meth:`to_json`."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    # -- use as a target --------------------------------------------------------------------
+    def moments_for(self, design: Design) -> tuple[np.ndarray, np.ndarray]:
+        """Means and SDs of a source design's columns in this target.
+
+        A source column the summary lacks is either a plain dummy, whose mean is the
+        level's share, or an interaction with a dummy of a level absent from the target,
+        whose mean and SD are 0. A target level the source
+        never saw, or a covariate the target lacks, is a ``DataError`` naming it.
+        """
+        missing = [v for v in design.covariates if v not in self.types]
+        if missing:
+            raise DataError(
+                f"covariates {missing} of the design are not in target summary {self.name!r} "
+                "(rule: every target carries the source's covariates)"
+            )
+        for v, lv in design.levels.items():
+            if self.types.get(v) != "categorical":
+                raise DataError(
+                    f"covariate {v!r} is categorical in the source but {self.types.get(v)} in "
+                    f"target summary {self.name!r} (rule: same type)"
+                )
+            shares = dict(zip(self.levels[v], self.shares[v], strict=True))
+            unseen = {u: s for u, s in shares.items() if u not in lv and s > 0}
+            if unseen:
+                raise DataError(
+                    f"covariate {v!r} of target summary {self.name!r} has level(s) "
+                    + ", ".join(f"{u!r} ({round(s * self.n)} rows)" for u, s in unseen.items())
+                    + f" that the source never saw (rule: target levels are among the "
+                    f"source's {list(lv)})"
+                )
+        index = {c: i for i, c in enumerate(self.columns)}
+        mean = np.zeros(len(design.columns))
+        sd = np.zeros(len(design.columns))
+        for j, col in enumerate(design.columns):
+            dummy = design.dummy_of(j)
+            if col in index:
+                mean[j], sd[j] = self.mean[index[col]], self.sd[index[col]]
+            elif dummy is not None:
+                # a level's share (the target's own design may code another reference)
+                shares = dict(zip(self.levels[dummy[0]], self.shares[dummy[0]], strict=True))
+                p = shares.get(dummy[1], 0.0)
+                mean[j] = p
+                sd[j] = np.sqrt(p * (1 - p) * self.n / (self.n - 1)) if self.n > 1 else 0.0
+            elif not design.absent_level_column(j, self.levels):
+                raise DataError(
+                    f"design column {col!r} is not described by target summary {self.name!r} "
+                    f"(its formula is {self.formula!r}; rule: summarise the target with the "
+                    "formula the source uses)"
+                )
+        return mean, sd
+
+    def __repr__(self) -> str:
+        km = f", KM at {len(self.km['time'])} times" if self.km else ""
+        return f"TargetSummary({self.name!r}: n = {self.n}, {len(self.columns)} design columns{km})"
