@@ -197,3 +197,47 @@ def test_r_regenerates_the_stored_numbers(tmp_path) -> None:
                    capture_output=True)  # fmt: skip
     for name in ("coef.csv", "weights.csv", "balance.csv"):
         assert (tmp_path / "iow_reference" / name).read_bytes() == (REF / name).read_bytes()
+
+
+def test_truncation_and_trimming_report_what_they_touched(cohorts) -> None:
+    src, tgt = cohorts
+    raw = tp.inverse_odds_weights(src, tgt)
+    cut = tp.inverse_odds_weights(src, tgt, truncate=(0.05, 0.95))
+    info = cut.details["truncation"]
+    a, b = np.quantile(raw.values, [0.05, 0.95])
+    assert info["bounds"] == pytest.approx((a, b))
+    changed = (raw.values < a) | (raw.values > b)
+    assert info["rows"] == int(changed.sum())
+    assert info["weight_share"] == pytest.approx(raw.values[changed].sum() / raw.values.sum())
+    np.testing.assert_allclose(cut.values, np.clip(raw.values, a, b))
+    assert cut.ess > raw.ess
+    s = raw.details["scores_source"]
+    t = raw.details["scores_target"]
+    lo, hi = np.quantile(s, [0.05, 0.95])
+    trimmed = tp.inverse_odds_weights(src, tgt, trim=(lo, hi))
+    info = trimmed.details["trimming"]
+    out = (s < lo) | (s > hi)
+    assert info["source_rows"] == int(out.sum())
+    assert info["target_rows"] == int(((t < lo) | (t > hi)).sum())
+    assert np.all(trimmed.values[out] == 0) and np.all(trimmed.values[~out] > 0)
+    with pytest.raises(ValueError, match="'truncate'"):
+        tp.inverse_odds_weights(src, tgt, truncate=(0.9, 0.1))
+
+
+def test_diagnostic_plots_return_axes(cohorts) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    src, tgt = cohorts
+    w = tp.inverse_odds_weights(src, tgt)
+    ax = w.plot_balance()
+    assert len(ax.get_yticklabels()) == len(w.design.columns)
+    assert w.plot_weights().get_xscale() == "log"
+    assert len(w.plot_overlap().patches) == 80  # two histograms of 40 bins
+    e = tp.entropy_balance(src, tgt)
+    e.plot_balance()
+    with pytest.raises(ValueError, match="not available for method 'entropy'"):
+        e.plot_overlap()
+    plt.close("all")

@@ -35,6 +35,8 @@ def inverse_odds_weights(
     formula: str | None = None,
     *,
     normalize: Normalize = None,
+    truncate: tuple[float, float] | None = None,
+    trim: tuple[float, float] | None = None,
     overlap: tuple[float, float] = (0.01, 0.99),
     max_extreme_share: float = 0.01,
 ) -> Weights:
@@ -56,6 +58,17 @@ def inverse_odds_weights(
         ``None`` (default): the odds as defined (their mean is about n_target / n_source);
         ``"mean"``: weights averaging 1; ``"target_n"``: weights summing to the target
         size. Estimates do not depend on this choice.
+    truncate
+        ``(q_low, q_high)``: winsorise the weights at these quantiles of the source's
+        weights (e.g. ``(0.01, 0.99)``). Reduces variance at the price of some bias;
+        ``details["truncation"]`` reports the bounds, the rows changed and the share of
+        the total weight they carried.
+    trim
+        ``(low, high)``: source rows whose balanced participation score lies outside
+        get weight 0. The target rows outside the same range have no counterpart left in
+        the weighted source, so the estimand becomes the target restricted to the
+        overlap; ``details["trimming"]`` reports the rows of both cohorts and the share of
+        the source weight removed.
     overlap, max_extreme_share
         Balanced participation scores (P(target | x) as if both cohorts had the same size)
         outside ``overlap`` are extreme; when more than ``max_extreme_share`` of the
@@ -104,12 +117,41 @@ def inverse_odds_weights(
             )
     eta_s, eta_t = fit.eta[:ns], fit.eta[ns:]
     w = np.exp(-eta_s)
+    shift = np.log(ns / nt)
+    scores_s, scores_t = expit(-eta_s + shift), expit(-eta_t + shift)
+    details: dict[str, Any] = {}
+    if trim is not None:
+        lo_t, hi_t = _interval(trim, "trim")
+        out_s = (scores_s < lo_t) | (scores_s > hi_t)
+        out_t = (scores_t < lo_t) | (scores_t > hi_t)
+        details["trimming"] = {
+            "range": (lo_t, hi_t),
+            "source_rows": int(out_s.sum()),
+            "target_rows": int(out_t.sum()),
+            "source_weight_share": float(w[out_s].sum() / w.sum()),
+        }
+        if out_s.all():
+            raise DataError(
+                f"trimming at {trim} removes all {ns} source rows (rule: some source rows "
+                "keep a positive weight)"
+            )
+        w = np.where(out_s, 0.0, w)
+    if truncate is not None:
+        q_lo, q_hi = _interval(truncate, "truncate")
+        kept = w > 0
+        a, b = np.quantile(w[kept], [q_lo, q_hi])
+        changed = kept & ((w < a) | (w > b))
+        details["truncation"] = {
+            "quantiles": (q_lo, q_hi),
+            "bounds": (float(a), float(b)),
+            "rows": int(changed.sum()),
+            "weight_share": float(w[changed].sum() / w.sum()),
+        }
+        w = np.where(kept, np.clip(w, a, b), 0.0)
     if normalize == "mean":
         w = w / w.mean()
     elif normalize == "target_n":
         w = w * (nt / w.sum())
-    shift = np.log(ns / nt)
-    scores_s, scores_t = expit(-eta_s + shift), expit(-eta_t + shift)
     lo, hi = overlap
     extreme_s = float(np.mean((scores_s < lo) | (scores_s > hi)))
     extreme_t = float(np.mean((scores_t < lo) | (scores_t > hi)))
@@ -147,8 +189,19 @@ def inverse_odds_weights(
             "scores_source": scores_s,
             "scores_target": scores_t,
             "extreme_share": extreme,
+            **details,
         },
     )
+
+
+def _interval(pair: tuple[float, float], name: str) -> tuple[float, float]:
+    lo, hi = (float(x) for x in pair)
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ValueError(
+            f"The '{name}' parameter of inverse_odds_weights must be a pair 0 <= low < high "
+            f"<= 1. Got {pair!r} instead."
+        )
+    return lo, hi
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

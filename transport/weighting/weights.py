@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import polars as pl
 
 from transport.design import Design
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["Weights", "effective_sample_size"]
 
@@ -139,6 +142,24 @@ class Weights:
             "cohort": [self.source] * s.size + [self.target] * t.size,
             "score": np.concatenate((s, t)),
         })  # fmt: skip
+
+    def plot_balance(self, ax: Axes | None = None, *, threshold: float = 0.1) -> Axes:
+        """Love plot of |SMD| before and after weighting."""
+        from transport.plotting import plot_balance
+
+        return plot_balance(self, ax, threshold=threshold)
+
+    def plot_weights(self, ax: Axes | None = None) -> Axes:
+        """Histogram of the weights (scaled to mean 1)."""
+        from transport.plotting import plot_weights
+
+        return plot_weights(self, ax)
+
+    def plot_overlap(self, ax: Axes | None = None) -> Axes:
+        """Densities of the participation scores by cohort (inverse odds weights)."""
+        from transport.plotting import plot_overlap
+
+        return plot_overlap(self, ax)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe description: method, cohorts, design, summary and balance."""
