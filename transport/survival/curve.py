@@ -574,11 +574,14 @@ class SurvivalCurve:
         ci: bool = True,
         label: str | None = None,
         color: str | None = None,
+        risk_table: bool = True,
     ) -> Axes:
-        """Step curve with its confidence band and numbers at risk under the axis."""
+        """Step curve with its confidence band and (unless ``risk_table=False``) numbers
+        at risk under the axis."""
         from transport.plotting import plot_survival
 
-        return plot_survival(self, ax=ax, risk_times=risk_times, ci=ci, label=label, color=color)
+        return plot_survival(self, ax=ax, risk_times=risk_times, ci=ci, label=label,
+                             color=color, risk_table=risk_table)  # fmt: skip
 
     @cached_property
     def n_events_total(self) -> float:
