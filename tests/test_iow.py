@@ -241,3 +241,28 @@ def test_diagnostic_plots_return_axes(cohorts) -> None:
     with pytest.raises(ValueError, match="not available for method 'entropy'"):
         e.plot_overlap()
     plt.close("all")
+
+
+def test_matches_zepid_iosw(cohorts) -> None:
+    """zEpid's transport weights, IPSW(generalize=False, stabilized=False): (1 - p) / p."""
+    import pandas as pd
+    from zepid.causal.generalize import IPSW
+
+    src, tgt = cohorts
+    frames = []
+    for c, s in ((src, 1), (tgt, 0)):
+        f = c.covariate_frame
+        frames.append(pd.DataFrame({
+            **{v: f[v].to_numpy() for v in ("age",)},
+            **{v: f[v].cast(pl.String).to_numpy() for v in tp.datasets.LEVELS},
+            "S": s, "A": 1, "Y": 0.0,
+        }))  # fmt: skip
+    df = pd.concat(frames, ignore_index=True)
+    model = "age + " + " + ".join(f"C({v})" for v in tp.datasets.LEVELS)
+    ipsw = IPSW(df, exposure="A", outcome="Y", selection="S", generalize=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ipsw.sampling_model(model, stabilized=False, print_results=False)
+    theirs = np.asarray(ipsw.ipsw, dtype=float)[: src.n]
+    ours = tp.inverse_odds_weights(src, tgt).values
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
