@@ -156,3 +156,54 @@ def test_r_regenerates_the_stored_weights(tmp_path) -> None:
                    capture_output=True)  # fmt: skip
     fresh = (tmp_path / "entropy_reference" / "weights.csv").read_bytes()
     assert fresh == (REF / "weights.csv").read_bytes()
+
+
+def test_summary_path_matches_covariate_names_exactly() -> None:
+    """A dummy of 'x' is not a dummy of 'xy': the interaction mean is the target's."""
+    rng = np.random.default_rng(9)
+    n = 600
+    src = small({"age": rng.normal(60, 8, n), "x": rng.choice(["a0", "a1"], n),
+                 "xy": rng.choice(["b0", "b1", "b2"], n)}, "S")  # fmt: skip
+    m = 300
+    tgt = small({"age": rng.normal(62, 8, m), "x": rng.choice(["a0", "a1"], m),
+                 "xy": rng.choice(["b1", "b2"], m)}, "T")  # no b0  # fmt: skip
+    formula = "age + x + xy + x:xy"
+    rows = tp.entropy_balance(src, tgt, formula=formula)
+    summary = tp.TargetSummary.from_cohort(tgt, formula)
+    np.testing.assert_allclose(tp.entropy_balance(src, summary, formula=formula).values,
+                               rows.values, rtol=0, atol=1e-10)  # fmt: skip
+
+
+def test_summary_refuses_non_treatment_contrasts_and_missing_covariates() -> None:
+    jp = tp.datasets.load_synthetic("JP")
+    with pytest.raises(DataError, match="contrasts other than treatment"):
+        tp.TargetSummary.from_cohort(jp, "age + C(ecog, contr.poly)")
+    us = tp.datasets.load_synthetic("US")
+    with pytest.raises(DataError, match="contrasts other than treatment"):
+        tp.entropy_balance(us, tp.TargetSummary.from_cohort(jp), formula="age + C(ecog, contr.sum)")
+    frame = jp.to_frame()
+    partial = tp.Cohort(frame, time="os_days", event="os_event", covariates=["age", "sex"],
+                        name="JP-partial")  # fmt: skip
+    summary = tp.TargetSummary.from_cohort(partial)
+    with pytest.raises(DataError, match=r"covariates \[.*'ecog'.*\] of the design are not in "
+                                        r"target summary 'JP-partial'"):  # fmt: skip
+        tp.entropy_balance(us, summary)  # formula None: every US covariate
+    tp.entropy_balance(us, summary, formula="age + sex")  # what the summary describes
+
+
+@pytest.mark.parametrize(
+    ("formula", "keep"),
+    [("age + ecog + age:ecog", pl.col("ecog") != "0"),  # target lacks the reference level
+     ("age + sex + ecog + age:sex", pl.col("sex") == "female"),  # a single level
+     ("age + sex * ecog", pl.col("ecog") != "2+")],
+)  # fmt: skip
+def test_summary_equals_rows_whatever_levels_the_target_has(formula: str, keep) -> None:
+    us = tp.datasets.load_synthetic("US")
+    jp = tp.datasets.load_synthetic("JP")
+    frame = jp.to_frame().filter(keep)
+    sub = tp.Cohort(frame, time="os_days", event="os_event",
+                    covariates=list(tp.datasets.COVARIATES), name="JP-sub")  # fmt: skip
+    rows = tp.entropy_balance(us, sub, formula=formula)
+    summary = tp.TargetSummary.from_cohort(sub, formula)
+    np.testing.assert_allclose(tp.entropy_balance(us, summary, formula=formula).values,
+                               rows.values, rtol=0, atol=1e-10)  # fmt: skip

@@ -28,7 +28,15 @@ from transport.exceptions import DataError
 __all__ = ["Design"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Reference level added by ``every_level`` designs; its columns are dropped.
+PHANTOM = "\u2205reference"
 _DUMMY = re.compile(r"^(.*)\[T\.(.*)\]$")
+
+
+def _mentions(expression: str, variable: str) -> bool:
+    """Whether ``variable`` occurs in ``expression`` as a whole name (not inside another)."""
+    pattern = r"(?<![A-Za-z0-9_.])" + re.escape(variable) + r"(?![A-Za-z0-9_])"
+    return re.search(pattern, expression) is not None or f"`{variable}`" in expression
 
 
 def _quote(name: str) -> str:
@@ -69,6 +77,10 @@ class Design:
     source
         Apply the rules a source must meet (every covariate varies, full-rank columns).
         ``False`` for describing a target, which may be homogeneous or small.
+    every_level
+        Give every categorical a phantom reference level, so that each real level (and
+        each interaction of real levels) has its own treatment dummy: the columns any
+        source's treatment coding can ask for, whatever its reference. For summaries.
 
     Raises
     ------
@@ -88,7 +100,14 @@ class Design:
     ('age', 'ecog[T.1]', 'ecog[T.2+]')
     """
 
-    def __init__(self, cohort: Cohort, formula: str | None = None, *, source: bool = True) -> None:
+    def __init__(
+        self,
+        cohort: Cohort,
+        formula: str | None = None,
+        *,
+        source: bool = True,
+        every_level: bool = False,
+    ) -> None:
         if not isinstance(cohort, Cohort):
             raise TypeError(
                 f"The 'cohort' parameter of Design must be a transport.Cohort. "
@@ -101,6 +120,8 @@ class Design:
         text = default_formula(cohort.covariates) if formula is None else formula
         types = cohort.covariate_types
         all_levels = {v: cohort.levels[v] for v, t in types.items() if t == "categorical"}
+        if every_level:
+            all_levels = {v: (PHANTOM, *lv) for v, lv in all_levels.items()}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
@@ -140,7 +161,7 @@ class Design:
         self._used = tuple(used)
         self._types = {v: types[v] for v in used}
         self._levels = levels
-        self._keep = [i for i, c in enumerate(names) if c != "Intercept"]
+        self._keep = [i for i, c in enumerate(names) if c != "Intercept" and PHANTOM not in c]
         self._columns = tuple(names[i] for i in self._keep)
         by_index: dict[int, set[str]] = {}
         for term, idx in self._spec.term_indices.items():
@@ -200,10 +221,24 @@ class Design:
                 continue
             name, level = match.group(1), match.group(2)
             for v in self._column_covariates[j]:
-                named = v in self._levels and (name == v or _quote(v) in name)
-                if named and level not in target_levels.get(v, ()):
+                if (
+                    v in self._levels
+                    and _mentions(name, v)
+                    and level not in target_levels.get(v, ())
+                ):
                     return True
         return False
+
+    @property
+    def treatment_coded(self) -> bool:
+        """Whether every categorical enters as 0/1 dummies against a reference level
+        (formulaic's default): then a column means the same whatever levels a target has."""
+        for j, col in enumerate(self._columns):
+            cats = [v for v in self._column_covariates[j] if v in self._levels]
+            for part in col.split(":"):
+                if any(_mentions(part, v) for v in cats) and _DUMMY.match(part) is None:
+                    return False
+        return True
 
     def dummy_of(self, j: int) -> tuple[str, str] | None:
         """``(covariate, level)`` when column ``j`` is a plain dummy, else ``None``."""

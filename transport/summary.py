@@ -29,6 +29,27 @@ SCHEMA = "transport.TargetSummary"
 SCHEMA_VERSION = 1
 
 
+def check_summary_design(design: Design) -> None:
+    """A design a summary can describe: no stateful transforms, treatment coding only.
+
+    Both make a column's values depend on the data the design is fitted on (a mean, the
+    set or order of levels), so the target's summary and the source's design would give
+    the same name to different columns.
+    """
+    if design.stateful:
+        raise DataError(
+            f"formula {design.formula!r} uses stateful transforms {design.stateful} whose "
+            "values depend on the data they are fitted on (rule: a summary-only target "
+            "needs a formula without them)"
+        )
+    if not design.treatment_coded:
+        raise DataError(
+            f"formula {design.formula!r} codes a categorical covariate with contrasts other "
+            "than treatment dummies, whose values depend on the levels present (rule: a "
+            "summary-only target needs treatment coding, the default)"
+        )
+
+
 def _num(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
@@ -91,20 +112,19 @@ class TargetSummary:
         *,
         km_times: Sequence[float] | None = None,
     ) -> TargetSummary:
-        """Summarise a cohort: its own design's column means and SDs, and level shares.
+        """Summarise a cohort: design-column means and SDs, and level shares.
+
+        Every level of every categorical gets its own treatment dummy (and so does every
+        interaction of levels), so the summary describes the columns of any source
+        design with the same formula, whichever reference level the source has.
 
         ``formula`` must not use stateful transforms (``center``, ``scale``, splines):
         their values depend on the data they are fitted on, so the target's summary and
         the source's design would not describe the same columns. ``km_times`` adds the
         cohort's Kaplan–Meier curve at those times.
         """
-        design = Design(cohort, formula, source=False)
-        if design.stateful:
-            raise DataError(
-                f"formula {design.formula!r} uses stateful transforms {design.stateful} whose "
-                "values depend on the data they are fitted on (rule: a summary-only target "
-                "needs a formula without them)"
-            )
+        design = Design(cohort, formula, source=False, every_level=True)
+        check_summary_design(design)
         X = design.source_matrix
         frame = cohort.covariate_frame
         shares = {
@@ -205,6 +225,7 @@ class TargetSummary:
         whose mean and SD are 0. A target level the source
         never saw, or a covariate the target lacks, is a ``DataError`` naming it.
         """
+        check_summary_design(design)
         missing = [v for v in design.covariates if v not in self.types]
         if missing:
             raise DataError(

@@ -100,8 +100,8 @@ def entropy_balance(
     moments
         1: match means; 2: also the means of squares of non-binary columns.
     formula
-        Design right-hand side; default main effects (or, for a summary target, the
-        summary's formula).
+        Design right-hand side; default main effects of every source covariate. A
+        summary target must describe every column (summarise it with the same formula).
     tol
         Largest allowed standardised imbalance ``|mean_w - m| / sd_source`` (1e-10).
 
@@ -123,7 +123,7 @@ def entropy_balance(
     if moments not in (1, 2):
         raise ValueError(f"The 'moments' parameter must be 1 or 2. Got {moments!r} instead.")
     if isinstance(target, TargetSummary):
-        design = Design(source, formula if formula is not None else target.formula)
+        design = Design(source, formula)
         t_mean, t_sd = target.moments_for(design)
         t_n = target.n
         # E[x^2] from the mean and the (n - 1) SD
