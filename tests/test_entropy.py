@@ -207,3 +207,58 @@ def test_summary_equals_rows_whatever_levels_the_target_has(formula: str, keep) 
     summary = tp.TargetSummary.from_cohort(sub, formula)
     np.testing.assert_allclose(tp.entropy_balance(us, summary, formula=formula).values,
                                rows.values, rtol=0, atol=1e-10)  # fmt: skip
+
+
+def test_dependent_columns_and_extreme_scales() -> None:
+    us = tp.datasets.load_synthetic("US")
+    jp = tp.datasets.load_synthetic("JP")
+    w = tp.entropy_balance(us, jp, moments=2, formula="age + {age**2} + ecog")
+    assert w.details["implied_by_others"] == ["age ** 2"]
+    assert w.details["max_standardised_imbalance"] < 1e-10
+    base = tp.entropy_balance(us, jp, moments=2)
+    scaled = []
+    for c in (us, jp):
+        f = c.to_frame().with_columns(pl.col("age") * 1e6)
+        scaled.append(tp.Cohort(f, time="os_days", event="os_event",
+                                covariates=list(tp.datasets.COVARIATES), name=c.name))  # fmt: skip
+    np.testing.assert_allclose(tp.entropy_balance(*scaled, moments=2).values, base.values,
+                               rtol=1e-9)  # fmt: skip
+
+
+def test_bad_formulas_summaries_and_arguments_are_named_errors() -> None:
+    us = tp.datasets.load_synthetic("US")
+    jp = tp.datasets.load_synthetic("JP")
+    for bad in ("age ~ sex", "age | sex", "1"):
+        with pytest.raises(DataError, match="formula"):
+            tp.entropy_balance(us, jp, formula=bad)
+    with pytest.raises(DataError, match="formula"):
+        tp.Design(us, "C(sex, levels=['male'])")
+    data = tp.TargetSummary.from_cohort(jp).to_dict()
+    for field, value, message in (
+        ("n", 0, "'n' must be a positive integer"),
+        ("sd", [-1.0, *data["sd"][1:]], "SD of column 'age' must be finite and >= 0"),
+        ("mean", [None, *data["mean"][1:]], "mean of column 'age' is missing"),
+    ):
+        with pytest.raises(DataError, match=message):
+            tp.TargetSummary.from_dict(dict(data, **{field: value}))
+    broken = json.loads(json.dumps(data))
+    broken["covariates"]["sex"]["shares"] = [0.9, 0.6]
+    with pytest.raises(DataError, match=r"shares of covariate 'sex' sum to 1\.5"):
+        tp.TargetSummary.from_dict(broken)
+    with pytest.raises(ValueError, match="'moments'"):
+        tp.entropy_balance(us, jp, moments=True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'overlap'"):
+        tp.inverse_odds_weights(us, jp, overlap=(0.9, 0.1))
+
+
+def test_offsets_are_not_collinearity_and_absent_levels_balance_to_zero_smd() -> None:
+    rng = np.random.default_rng(3)
+    a = small({"age": 1e6 + rng.normal(0, 5, 200), "ecog": rng.choice(["0", "1", "2+"], 200)},
+              "A")  # fmt: skip
+    b = small({"age": 1e6 + rng.normal(1, 5, 80), "ecog": rng.choice(["0", "1"], 80)}, "B")
+    tp.Design(a)  # an offset is not collinearity with the intercept
+    w = tp.entropy_balance(a, tp.TargetSummary.from_cohort(b))
+    bal = w.balance()
+    row = bal.filter(pl.col("covariate") == "ecog[T.2+]")
+    assert row["mean_target"][0] == 0 and row["smd_after"][0] == 0.0
+    json.dumps(w.to_dict(), allow_nan=False)

@@ -118,6 +118,11 @@ class Design:
         if not cohort.covariates:
             raise DataError(f"cohort {cohort.name!r} has no covariates to build a design from")
         text = default_formula(cohort.covariates) if formula is None else formula
+        if "~" in text or "|" in text:
+            raise DataError(
+                f"formula {text!r} has a left-hand side or parts (rule: a right-hand side "
+                "only, such as 'age + ecog + age:sex')"
+            )
         types = cohort.covariate_types
         all_levels = {v: cohort.levels[v] for v, t in types.items() if t == "categorical"}
         if every_level:
@@ -127,11 +132,16 @@ class Design:
                 warnings.simplefilter("error")
                 mm = model_matrix(text, _pandas(cohort, cohort.covariates, all_levels),
                                   na_action="raise")  # fmt: skip
-        except FactorEvaluationError as exc:
+        except (FactorEvaluationError, Warning) as exc:
             raise DataError(
                 f"formula {text!r} cannot be evaluated on the covariates of cohort "
                 f"{cohort.name!r} ({exc}; rule: formulas are over the declared covariates "
                 f"{list(cohort.covariates)})"
+            ) from None
+        except Exception as exc:  # formula syntax and evaluation errors of every kind
+            raise DataError(
+                f"formula {text!r} is not a valid right-hand side ({type(exc).__name__}: "
+                f"{exc}; rule: a formulaic right-hand side such as 'age + ecog + age:sex')"
             ) from None
         used = sorted(set(mm.model_spec.required_variables) & set(cohort.covariates))
         levels = {v: all_levels[v] for v in used if v in all_levels}
@@ -162,6 +172,11 @@ class Design:
         self._types = {v: types[v] for v in used}
         self._levels = levels
         self._keep = [i for i, c in enumerate(names) if c != "Intercept" and PHANTOM not in c]
+        if not self._keep:
+            raise DataError(
+                f"formula {text!r} has no covariate terms (rule: a design has at least one "
+                "column besides the intercept)"
+            )
         self._columns = tuple(names[i] for i in self._keep)
         by_index: dict[int, set[str]] = {}
         for term, idx in self._spec.term_indices.items():
@@ -176,15 +191,20 @@ class Design:
 
     def _check_rank(self, matrix: np.ndarray) -> None:
         """Collinear columns (with the intercept) in the source are an error naming them."""
-        full = np.column_stack((np.ones(matrix.shape[0]), matrix))
-        scale = np.where(full.std(axis=0) > 0, full.std(axis=0), 1.0)
-        scale[0] = 1.0
-        _, r, piv = qr(full / scale, mode="economic", pivoting=True)
+        # centred columns: collinearity with the intercept shows as a dependent column
+        centred = matrix - matrix.mean(axis=0)
+        sd = centred.std(axis=0)
+        constant = np.flatnonzero(sd == 0)
+        if constant.size:
+            raise DataError(
+                f"design columns {[self._columns[i] for i in constant]} are constant in cohort "
+                f"{self._source!r} (rule: every design column varies in the source)"
+            )
+        _, r, piv = qr(centred / sd, mode="economic", pivoting=True)
         diag = np.abs(np.diag(r))
         rank = int(np.sum(diag > diag[0] * 1e-10)) if diag.size else 0
-        if rank < full.shape[1]:
-            names = ("(intercept)", *self._columns)
-            bad = [names[i] for i in piv[rank:]]
+        if rank < matrix.shape[1]:
+            bad = [self._columns[i] for i in piv[rank:]]
             raise DataError(
                 f"design columns {bad} are collinear with the others in cohort "
                 f"{self._source!r} (rule: a full-rank design; drop a term from the formula)"

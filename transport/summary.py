@@ -50,6 +50,30 @@ def check_summary_design(design: Design) -> None:
         )
 
 
+def _validate(data: dict[str, Any]) -> None:
+    """Refuse a summary whose numbers cannot describe a cohort, naming the field."""
+    n = data.get("n")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise DataError(f"TargetSummary field 'n' must be a positive integer; got {n!r}")
+    for j, col in enumerate(data["columns"]):
+        m, s = data["mean"][j], data["sd"][j]
+        if m is None or not math.isfinite(m):
+            raise DataError(f"TargetSummary mean of column {col!r} is missing or not finite")
+        if s is None or not math.isfinite(s) or s < 0:
+            raise DataError(
+                f"TargetSummary SD of column {col!r} must be finite and >= 0; got {s!r}"
+            )
+    for v, c in data["covariates"].items():
+        if c.get("type") == "categorical":
+            shares = c.get("shares", [])
+            if len(shares) != len(c.get("levels", [])) or any(x < 0 or x > 1 for x in shares):
+                raise DataError(f"TargetSummary shares of covariate {v!r} must be one per level, "
+                                "each in [0, 1]")  # fmt: skip
+            if abs(sum(shares) - 1.0) > 1e-9:
+                raise DataError(f"TargetSummary shares of covariate {v!r} sum to {sum(shares)!r}, "
+                                "not 1")  # fmt: skip
+
+
 def _num(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
@@ -197,6 +221,7 @@ class TargetSummary:
                 f"(this package reads version {SCHEMA_VERSION})"
             )
         cov = data["covariates"]
+        _validate(data)
         return cls(
             name=data["name"],
             n=data["n"],

@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+from scipy.linalg import qr
 from scipy.optimize import linprog, minimize
 from scipy.special import logsumexp, softmax
 
@@ -54,24 +55,41 @@ def _moment_columns(
     return np.column_stack((X, X[:, sq] ** 2)), [*names, *(f"{names[j]}^2" for j in sq)], sq
 
 
-def _infeasible_columns(C: np.ndarray, m: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Columns whose target moments no convex combination of source rows reaches.
+def _infeasible_columns(Z: np.ndarray) -> np.ndarray | None:
+    """Columns whose target value (0, after centring at the target) no convex combination
+    of source rows reaches; ``None`` when the linear program itself fails.
 
-    Linear program: non-negative weights summing to 1 with ``C' w + s_plus - s_minus = m``
-    and the least total scaled slack; columns with slack are the ones to name.
+    Linear program on standardised columns: non-negative weights summing to 1 with
+    ``Z' w + s_plus - s_minus = 0`` and the least total slack; columns with slack are
+    the ones to name.
     """
-    n, p = C.shape
-    cost = np.concatenate((np.zeros(n), 1.0 / scale, 1.0 / scale))
+    n, p = Z.shape
+    cost = np.concatenate((np.zeros(n), np.ones(2 * p)))
     A_eq = np.vstack((
-        np.hstack((C.T, np.eye(p), -np.eye(p))),
+        np.hstack((Z.T, np.eye(p), -np.eye(p))),
         np.concatenate((np.ones(n), np.zeros(2 * p)))[None, :],
     ))  # fmt: skip
-    b_eq = np.concatenate((m, [1.0]))
+    b_eq = np.concatenate((np.zeros(p), [1.0]))
     res = linprog(cost, A_eq=A_eq, b_eq=b_eq, bounds=[(0, None)] * (n + 2 * p), method="highs")
     if res.status != 0:
-        return np.arange(p)
-    slack = (res.x[n : n + p] + res.x[n + p :]) / scale
+        return None
+    slack = res.x[n : n + p] + res.x[n + p :]
     return np.flatnonzero(slack > 1e-9)
+
+
+def _independent_columns(Z: np.ndarray) -> np.ndarray:
+    """A maximal set of linearly independent columns (with the constant), by pivoted QR.
+
+    A dependent column (``{age**2}`` beside the squares of ``moments=2``, say) is balanced
+    whenever the others are, and would make the dual's Hessian singular.
+    """
+    centred = Z - Z.mean(axis=0)
+    _, r, piv = qr(centred, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    if diag.size == 0 or diag[0] == 0:
+        return np.zeros(0, dtype=np.intp)
+    rank = int(np.sum(diag > diag[0] * 1e-10))
+    return np.sort(piv[:rank])
 
 
 def entropy_balance(
@@ -120,7 +138,7 @@ def entropy_balance(
     if not isinstance(source, Cohort):
         raise TypeError(f"The 'source' parameter of entropy_balance must be a Cohort. "
                         f"Got {type(source).__name__} instead.")  # fmt: skip
-    if moments not in (1, 2):
+    if isinstance(moments, bool) or moments not in (1, 2):
         raise ValueError(f"The 'moments' parameter must be 1 or 2. Got {moments!r} instead.")
     if isinstance(target, TargetSummary):
         design = Design(source, formula)
@@ -144,20 +162,25 @@ def entropy_balance(
     m = np.concatenate((t_mean, t_sq[sq])) if moments == 2 else t_mean
     scale = C.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
+    Z = (C - m) / scale  # centred at the target, standardised
+    keep = _independent_columns(Z)
+    dropped = [labels[j] for j in range(Z.shape[1]) if j not in set(keep.tolist())]
+    base_of = [j if j < Xs.shape[1] else int(sq[j - Xs.shape[1]]) for j in range(len(labels))]
 
-    bad = _infeasible_columns(C, m, scale)
+    bad = _infeasible_columns(Z)
+    if bad is None:  # the check itself failed numerically: let the solver decide
+        bad = np.zeros(0, dtype=np.intp)
     if bad.size:
         cols = [labels[j] for j in bad]
-        base = [j if j < Xs.shape[1] else int(sq[j - Xs.shape[1]]) for j in bad]
         raise DataError(
             f"entropy balancing of {source.name!r} to {getattr(target, 'name', 'target')!r} is "
             f"infeasible: no positive weights give the source the target's moments of "
-            f"{cols} (covariates {design.covariates_of(base)}); the target values lie outside "
-            "the range the source's rows can reach (rule: target moments inside the convex "
-            "hull of the source; coarsen, drop or restrict these covariates)"
+            f"{cols} (covariates {design.covariates_of([base_of[j] for j in bad])}); the "
+            "target values lie outside the range the source's rows can reach (rule: target "
+            "moments inside the convex hull of the source; coarsen, drop or restrict these "
+            "covariates)"
         )
-
-    Z = (C - m) / scale  # centred at the target, standardised
+    Z = Z[:, keep]
 
     def dual(lam: np.ndarray) -> float:
         return float(logsumexp(Z @ lam))
@@ -173,17 +196,22 @@ def entropy_balance(
     res = minimize(dual, np.zeros(Z.shape[1]), jac=grad, hess=hess, method="trust-exact",
                    options={"gtol": tol * 1e-2, "maxiter": max_iter})  # fmt: skip
     lam = res.x
-    # polish with plain Newton steps to the requested imbalance
+    # polish with damped Newton steps to the requested imbalance
     for _ in range(20):
         g = grad(lam)
         if np.max(np.abs(g)) <= tol * 1e-2:
             break
         try:
-            lam = lam - np.linalg.solve(hess(lam), g)
+            step = np.linalg.solve(hess(lam), g)
         except np.linalg.LinAlgError:
             break
+        f0, t = dual(lam), 1.0
+        while dual(lam - t * step) > f0 and t > 1e-10:
+            t /= 2.0
+        lam = lam - t * step
     p = softmax(Z @ lam)
-    imbalance = float(np.max(np.abs(p @ Z)))
+    full = (C - m) / scale  # dependent columns too: they must come out balanced
+    imbalance = float(np.max(np.abs(p @ full)))
     if not np.isfinite(imbalance) or imbalance > tol:
         raise DataError(
             f"entropy balancing of {source.name!r} did not converge: largest standardised "
@@ -196,7 +224,8 @@ def entropy_balance(
     details: dict[str, Any] = {
         "moments": moments,
         "balanced": labels,
-        "lambda": dict(zip(labels, (lam / scale).tolist(), strict=True)),
+        "implied_by_others": dropped,
+        "lambda": dict(zip([labels[j] for j in keep], (lam / scale[keep]).tolist(), strict=True)),
         "max_standardised_imbalance": imbalance,
         "iterations": int(res.nit),
         "target_kind": "summary" if isinstance(target, TargetSummary) else "cohort",

@@ -92,6 +92,7 @@ def inverse_odds_weights(
     if normalize not in (None, "mean", "target_n"):
         raise ValueError(f"The 'normalize' parameter must be None, 'mean' or 'target_n'. "
                          f"Got {normalize!r} instead.")  # fmt: skip
+    overlap = _interval(overlap, "overlap")
     design = Design(source, formula)
     Xs, Xt = design.source_matrix, design.matrix(target)
     ns, nt = Xs.shape[0], Xt.shape[0]

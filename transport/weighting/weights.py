@@ -115,9 +115,12 @@ class Weights:
             denom = np.sqrt((var_s + self.target_sd**2) / 2.0)
 
         def smd(diff: np.ndarray) -> np.ndarray:
+            # a column constant in the target (a level it lacks, say): 0 when the means agree
+            # to rounding, +/- infinity otherwise
             with np.errstate(divide="ignore", invalid="ignore"):
                 out = diff / denom
-                return np.where(denom > 0, out, np.where(diff == 0, 0.0, np.inf * np.sign(diff)))
+                same = np.abs(diff) <= 1e-9 * (1.0 + np.abs(mean_t))
+                return np.where(denom > 0, out, np.where(same, 0.0, np.inf * np.sign(diff)))
 
         return pl.DataFrame({
             "covariate": list(self.design.columns),
@@ -169,7 +172,10 @@ class Weights:
             "target": self.target,
             "design": self.design.to_dict(),
             "summary": self.summary(),
-            "balance": self.balance().to_dict(as_series=False),
+            "balance": {
+                k: [v if not isinstance(v, float) or np.isfinite(v) else None for v in col]
+                for k, col in self.balance().to_dict(as_series=False).items()
+            },
         }
 
     def __repr__(self) -> str:
