@@ -1,0 +1,91 @@
+"""Cox proportional hazards kernel against R's coxph and survfit.coxph (tests/r)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import HAS_R, R_DIR
+
+import transport as tp
+from transport.survival._cox import fit_cox
+
+REF = R_DIR / "cox_reference"
+CASES = ["breslow", "efron", "breslow_weighted", "efron_weighted"]
+
+
+def r_name(column: str) -> str:
+    return re.sub(r"\[T\.([^\]]*)\]", r"\1", column)
+
+
+def load(name: str) -> pl.DataFrame:
+    frame = pl.read_csv(R_DIR / "data" / name, schema_overrides={"ecog": pl.String})
+    return frame.with_columns(
+        [pl.col(c).cast(pl.Enum(list(lv))) for c, lv in tp.datasets.LEVELS.items()]
+    )
+
+
+@pytest.fixture(scope="module")
+def data():
+    src = load("cox_source.csv")
+    cohort = tp.Cohort(src, time="os_days", event="os_event",
+                       covariates=list(tp.datasets.COVARIATES), name="US")  # fmt: skip
+    design = tp.Design(cohort)
+    new = load("cox_newdata.csv").with_columns(pl.lit(1.0).alias("t"), pl.lit(1).alias("d"))
+    newcohort = tp.Cohort(new, time="t", event="d", covariates=list(tp.datasets.COVARIATES),
+                          name="JP")  # fmt: skip
+    return cohort, design, design.matrix(newcohort), src["w"].to_numpy()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_coefficients_loglik_and_predictions_match_r(case: str, data) -> None:
+    cohort, design, Xnew, w = data
+    ties = case.split("_")[0]
+    fit = fit_cox(cohort.time_values, cohort.event_values, design.source_matrix,
+                  w if "weighted" in case else None, ties=ties)  # type: ignore[arg-type]  # fmt: skip
+    assert fit.converged
+    ref = pl.read_csv(REF / "coef.csv").filter(pl.col("case") == case)
+    assert [r_name(c) for c in design.columns] == ref["term"].to_list()
+    np.testing.assert_allclose(fit.coef, ref["estimate"].to_numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(np.sqrt(np.diag(fit.cov)), ref["naive_se"].to_numpy(), rtol=1e-8)
+    ll = pl.read_csv(REF / "loglik.csv").filter(pl.col("case") == case)["loglik"][0]
+    assert fit.loglik == pytest.approx(ll, abs=1e-8)
+    surv = pl.read_csv(REF / "survival.csv").filter(pl.col("case") == case)
+    times = np.sort(surv["time"].unique().to_numpy()).astype(float)
+    ours = fit.survival(Xnew, times)  # patients x times
+    theirs = surv.sort("patient", "time")["surv"].to_numpy().reshape(ours.shape)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-8)
+
+
+def test_efron_equals_breslow_without_ties() -> None:
+    rng = np.random.default_rng(4)
+    n = 300
+    X = rng.normal(size=(n, 3))
+    t = rng.exponential(1.0 / np.exp(X @ np.array([0.5, -0.3, 0.2])))
+    e = (rng.uniform(size=n) < 0.8).astype(float)
+    a = fit_cox(t, e, X, ties="breslow")
+    b = fit_cox(t, e, X, ties="efron")
+    np.testing.assert_allclose(a.coef, b.coef, atol=1e-12)
+    np.testing.assert_allclose(a.hazard, b.hazard, rtol=1e-12)
+    # integer weights equal replicated rows
+    k = rng.integers(1, 4, n)
+    rep = np.repeat(np.arange(n), k)
+    c = fit_cox(t, e, X, k.astype(float), ties="breslow")
+    d = fit_cox(t[rep], e[rep], X[rep], ties="breslow")
+    np.testing.assert_allclose(c.coef, d.coef, atol=1e-10)
+    np.testing.assert_allclose(c.cov, d.cov, rtol=1e-9)
+
+
+@pytest.mark.r
+@pytest.mark.skipif(not HAS_R, reason="Rscript not installed")
+def test_r_regenerates_the_stored_numbers(tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    for name in ("cox_source.csv", "cox_newdata.csv"):
+        (tmp_path / "data" / name).write_bytes((R_DIR / "data" / name).read_bytes())
+    subprocess.run(["Rscript", str(R_DIR / "cox_reference.R"), str(tmp_path)], check=True,
+                   capture_output=True)  # fmt: skip
+    for name in ("coef.csv", "loglik.csv", "survival.csv"):
+        assert (tmp_path / "cox_reference" / name).read_bytes() == (REF / name).read_bytes()
