@@ -27,8 +27,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check transport tests benchmarks vignettes
 	$(BIN)/mypy
 
+# pytest exits 5 when nothing is marked slow yet: that is not a failure
 slow: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m slow
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m slow; status=$$?; test $$status -eq 0 -o $$status -eq 5
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_km.py
