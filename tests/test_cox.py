@@ -89,3 +89,37 @@ def test_r_regenerates_the_stored_numbers(tmp_path) -> None:
                    capture_output=True)  # fmt: skip
     for name in ("coef.csv", "loglik.csv", "survival.csv"):
         assert (tmp_path / "cox_reference" / name).read_bytes() == (REF / name).read_bytes()
+
+
+@pytest.mark.parametrize("case", ["breslow", "efron"])
+def test_cox_model_on_cohorts_gives_r_predictions_and_their_average(case: str, data) -> None:
+    from transport.survival.models import CoxModel
+
+    cohort, _, _, _ = data
+    model = CoxModel(cohort, ties=case)  # type: ignore[arg-type]
+    new = load("cox_newdata.csv").with_columns(pl.lit(1.0).alias("t"), pl.lit(1).alias("d"))
+    target = tp.Cohort(new, time="t", event="d", covariates=list(tp.datasets.COVARIATES),
+                       name="JP")  # fmt: skip
+    surv = pl.read_csv(REF / "survival.csv").filter(pl.col("case") == case)
+    times = np.sort(surv["time"].unique().to_numpy()).astype(float)
+    theirs = surv.sort("patient", "time")["surv"].to_numpy().reshape(-1, times.size)
+    np.testing.assert_allclose(model.predict_survival(target, times), theirs, atol=1e-8)
+    np.testing.assert_allclose(model.marginal_survival(target, times), theirs.mean(axis=0),
+                               atol=1e-8)  # fmt: skip
+    ref = pl.read_csv(REF / "coef.csv").filter(pl.col("case") == case)
+    assert list(model.coef.values()) == pytest.approx(ref["estimate"].to_list(), abs=1e-8)
+
+
+def test_cox_model_bad_inputs(data) -> None:
+    from transport.survival.models import CoxModel
+
+    cohort, _, _, _ = data
+    frame = cohort.to_frame().with_columns(pl.lit(0).alias("os_event"))
+    none = tp.Cohort(frame, time="os_days", event="os_event",
+                     covariates=list(tp.datasets.COVARIATES))  # fmt: skip
+    with pytest.raises(tp.DataError, match=r"event column 'os_event' has no events in 2000"):
+        CoxModel(none)
+    with pytest.raises(tp.DataError, match="measures time in months"):
+        CoxModel(cohort).predict_survival(cohort.in_unit("months"), [30.0])
+    with pytest.raises(ValueError, match="'ties'"):
+        CoxModel(cohort, ties="exact")  # type: ignore[arg-type]
