@@ -123,3 +123,15 @@ def test_cox_model_bad_inputs(data) -> None:
         CoxModel(cohort).predict_survival(cohort.in_unit("months"), [30.0])
     with pytest.raises(ValueError, match="'ties'"):
         CoxModel(cohort, ties="exact")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cox_model_standard_errors_are_those_r_reports(case: str, data) -> None:
+    """Inverse information unweighted; the robust sandwich (Lin & Wei) with weights."""
+    from transport.survival.models import CoxModel
+
+    cohort, _, _, w = data
+    weighted = "weighted" in case
+    model = CoxModel(cohort, ties=case.split("_")[0], weights=w if weighted else None)  # type: ignore[arg-type]
+    ref = pl.read_csv(REF / "coef.csv").filter(pl.col("case") == case)
+    np.testing.assert_allclose(list(model.se.values()), ref["se"].to_numpy(), rtol=1e-8)

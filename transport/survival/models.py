@@ -21,7 +21,7 @@ import numpy as np
 from transport.cohort import Cohort
 from transport.design import Design
 from transport.exceptions import DataError
-from transport.survival._cox import CoxFit, fit_cox
+from transport.survival._cox import CoxFit, fit_cox, robust_cov
 from transport.survival.curve import validate_weights
 
 __all__ = ["CoxModel"]
@@ -84,11 +84,25 @@ class CoxModel:
             )
         self.source = cohort.name
         self.time_unit = cohort.time_unit
+        #: covariance of the coefficients: robust (sandwich, Lin & Wei 1989) with weights,
+        #: inverse information without, as R's coxph reports
+        self.cov: np.ndarray = (
+            self.fit.cov
+            if w is None
+            else robust_cov(
+                cohort.time_values, cohort.event_values, self.design.source_matrix, w, self.fit
+            )
+        )
 
     @property
     def coef(self) -> dict[str, float]:
         """Log hazard ratios by design column."""
         return dict(zip(self.design.columns, self.fit.coef.tolist(), strict=True))
+
+    @property
+    def se(self) -> dict[str, float]:
+        """Standard errors of the log hazard ratios (robust when weighted)."""
+        return dict(zip(self.design.columns, np.sqrt(np.diag(self.cov)).tolist(), strict=True))
 
     def predict_survival(self, cohort: Cohort, times: Any) -> np.ndarray:
         """Each patient's predicted ``S(t | x)``: an array of patients x times."""
