@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -37,6 +38,19 @@ def case_curve(case: str, conf_type: str = "log-log") -> tp.SurvivalCurve:
         weights=data["weight"].to_numpy(),
         conf_type=conf_type,
         weight_type=row["weight_type"],
+    )
+
+
+def r_name(column: str) -> str:
+    """formulaic's design column 'sex[T.female]' is R's 'sexfemale'."""
+    return re.sub(r"\[T\.([^\]]*)\]", r"\1", column)
+
+
+def read_levelled(name: str) -> pl.DataFrame:
+    """A CSV of tests/r/data with the synthetic cohorts' levels (tp.datasets.LEVELS)."""
+    frame = pl.read_csv(R_DIR / "data" / name, schema_overrides={"ecog": pl.String})
+    return frame.with_columns(
+        [pl.col(c).cast(pl.Enum(list(lv))) for c, lv in tp.datasets.LEVELS.items()]
     )
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 
 import numpy as np
 import polars as pl
 import pytest
-from conftest import HAS_R, R_DIR
+from conftest import HAS_R, R_DIR, r_name, read_levelled
 
 import transport as tp
 from transport.survival._cox import fit_cox
@@ -17,24 +16,15 @@ REF = R_DIR / "cox_reference"
 CASES = ["breslow", "efron", "breslow_weighted", "efron_weighted"]
 
 
-def r_name(column: str) -> str:
-    return re.sub(r"\[T\.([^\]]*)\]", r"\1", column)
-
-
-def load(name: str) -> pl.DataFrame:
-    frame = pl.read_csv(R_DIR / "data" / name, schema_overrides={"ecog": pl.String})
-    return frame.with_columns(
-        [pl.col(c).cast(pl.Enum(list(lv))) for c, lv in tp.datasets.LEVELS.items()]
-    )
-
-
 @pytest.fixture(scope="module")
 def data():
-    src = load("cox_source.csv")
+    src = read_levelled("cox_source.csv")
     cohort = tp.Cohort(src, time="os_days", event="os_event",
                        covariates=list(tp.datasets.COVARIATES), name="US")  # fmt: skip
     design = tp.Design(cohort)
-    new = load("cox_newdata.csv").with_columns(pl.lit(1.0).alias("t"), pl.lit(1).alias("d"))
+    new = read_levelled("cox_newdata.csv").with_columns(
+        pl.lit(1.0).alias("t"), pl.lit(1).alias("d")
+    )
     newcohort = tp.Cohort(new, time="t", event="d", covariates=list(tp.datasets.COVARIATES),
                           name="JP")  # fmt: skip
     return cohort, design, design.matrix(newcohort), src["w"].to_numpy()
@@ -97,7 +87,9 @@ def test_cox_model_on_cohorts_gives_r_predictions_and_their_average(case: str, d
 
     cohort, _, _, _ = data
     model = CoxModel(cohort, ties=case)  # type: ignore[arg-type]
-    new = load("cox_newdata.csv").with_columns(pl.lit(1.0).alias("t"), pl.lit(1).alias("d"))
+    new = read_levelled("cox_newdata.csv").with_columns(
+        pl.lit(1.0).alias("t"), pl.lit(1).alias("d")
+    )
     target = tp.Cohort(new, time="t", event="d", covariates=list(tp.datasets.COVARIATES),
                        name="JP")  # fmt: skip
     surv = pl.read_csv(REF / "survival.csv").filter(pl.col("case") == case)

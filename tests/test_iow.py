@@ -3,7 +3,6 @@ statsmodels, properties, and the bad inputs of DESIGN section 8 that concern wei
 
 from __future__ import annotations
 
-import re
 import subprocess
 import warnings
 
@@ -11,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 import statsmodels.api as sm
-from conftest import HAS_R, R_DIR
+from conftest import HAS_R, R_DIR, r_name, read_levelled
 
 import transport as tp
 from transport import DataError, PositivityWarning
@@ -23,16 +22,9 @@ FORMULAS = {
 }
 
 
-def r_name(column: str) -> str:
-    """formulaic's 'sex[T.female]' is R's 'sexfemale'."""
-    return re.sub(r"\[T\.([^\]]*)\]", r"\1", column)
-
-
 def cohort(name: str, label: str) -> tp.Cohort:
-    frame = pl.read_csv(R_DIR / "data" / f"iow_{name}.csv", schema_overrides={"ecog": pl.String})
-    frame = frame.with_columns(
-        [pl.col(c).cast(pl.Enum(list(lv))) for c, lv in tp.datasets.LEVELS.items()]
-        + [pl.lit(1.0).alias("t"), pl.lit(1).alias("d")]
+    frame = read_levelled(f"iow_{name}.csv").with_columns(
+        pl.lit(1.0).alias("t"), pl.lit(1).alias("d")
     )
     return tp.Cohort(frame, time="t", event="d", covariates=list(tp.datasets.COVARIATES),
                      name=label)  # fmt: skip

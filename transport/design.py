@@ -260,14 +260,6 @@ class Design:
                     return False
         return True
 
-    def dummy_of(self, j: int) -> tuple[str, str] | None:
-        """``(covariate, level)`` when column ``j`` is a plain dummy, else ``None``."""
-        match = _DUMMY.match(self._columns[j])
-        if ":" in self._columns[j] or match is None or len(self._column_covariates[j]) != 1:
-            return None
-        v = self._column_covariates[j][0]
-        return (v, match.group(2)) if v in self._levels else None
-
     def covariates_of(self, columns: Sequence[int]) -> list[str]:
         """The covariates behind the design columns with these indices, sorted."""
         return sorted({v for i in columns for v in self._column_covariates[i]})

@@ -245,9 +245,8 @@ class TargetSummary:
     def moments_for(self, design: Design) -> tuple[np.ndarray, np.ndarray]:
         """Means and SDs of a source design's columns in this target.
 
-        A source column the summary lacks is either a plain dummy, whose mean is the
-        level's share, or an interaction with a dummy of a level absent from the target,
-        whose mean and SD are 0. A target level the source
+        The summary codes every level, so a source column it lacks involves a level
+        absent from the target: its mean and SD are 0. A target level the source
         never saw, or a covariate the target lacks, is a ``DataError`` naming it.
         """
         check_summary_design(design)
@@ -276,15 +275,8 @@ class TargetSummary:
         mean = np.zeros(len(design.columns))
         sd = np.zeros(len(design.columns))
         for j, col in enumerate(design.columns):
-            dummy = design.dummy_of(j)
             if col in index:
                 mean[j], sd[j] = self.mean[index[col]], self.sd[index[col]]
-            elif dummy is not None:
-                # a level's share (the target's own design may code another reference)
-                shares = dict(zip(self.levels[dummy[0]], self.shares[dummy[0]], strict=True))
-                p = shares.get(dummy[1], 0.0)
-                mean[j] = p
-                sd[j] = np.sqrt(p * (1 - p) * self.n / (self.n - 1)) if self.n > 1 else 0.0
             elif not design.absent_level_column(j, self.levels):
                 raise DataError(
                     f"design column {col!r} is not described by target summary {self.name!r} "

@@ -12,18 +12,9 @@ args <- commandArgs(trailingOnly = TRUE)
 root <- if (length(args)) args[1] else "tests/r"
 outdir <- file.path(root, "cox_reference")
 dir.create(outdir, showWarnings = FALSE)
-levels_of <- list(
-  sex = c("male", "female"), ecog = c("0", "1", "2+"), stage = c("IV", "III", "I-II"),
-  histology = c("non-squamous", "squamous"), smoking = c("never", "former", "current"),
-  egfr_alk = c("negative", "positive"), pdl1 = c("<50%", ">=50%"),
-  regimen = c("chemo", "io", "chemo-io", "targeted"))
-read <- function(f) {
-  d <- read.csv(file.path(root, "data", f), stringsAsFactors = FALSE,
-                colClasses = c(age = "numeric", ecog = "character"))
-  for (v in names(levels_of)) d[[v]] <- factor(d[[v]], levels = levels_of[[v]])
-  d
-}
-src <- read("cox_source.csv"); newdata <- read("cox_newdata.csv")
+here <- dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1]))
+source(file.path(here, "synthetic_levels.R"))
+src <- read_synthetic(root, "cox_source.csv"); newdata <- read_synthetic(root, "cox_newdata.csv")
 times <- c(30, 91, 183, 365, 548, 730, 1096)
 form <- Surv(os_days, os_event) ~ age + sex + ecog + stage + histology + smoking +
   egfr_alk + pdl1 + regimen

@@ -11,18 +11,9 @@ args <- commandArgs(trailingOnly = TRUE)
 root <- if (length(args)) args[1] else "tests/r"
 outdir <- file.path(root, "entropy_reference")
 dir.create(outdir, showWarnings = FALSE)
-levels_of <- list(
-  sex = c("male", "female"), ecog = c("0", "1", "2+"), stage = c("IV", "III", "I-II"),
-  histology = c("non-squamous", "squamous"), smoking = c("never", "former", "current"),
-  egfr_alk = c("negative", "positive"), pdl1 = c("<50%", ">=50%"),
-  regimen = c("chemo", "io", "chemo-io", "targeted"))
-read <- function(f) {
-  d <- read.csv(file.path(root, "data", f), stringsAsFactors = FALSE,
-                colClasses = c(age = "numeric", ecog = "character"))
-  for (v in names(levels_of)) d[[v]] <- factor(d[[v]], levels = levels_of[[v]])
-  d
-}
-src <- read("iow_source.csv"); tgt <- read("iow_target.csv")
+here <- dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1]))
+source(file.path(here, "synthetic_levels.R"))
+src <- read_synthetic(root, "iow_source.csv"); tgt <- read_synthetic(root, "iow_target.csv")
 solve_dual <- function(C, m) {
   s <- apply(C, 2, function(x) sqrt(mean((x - mean(x))^2)))
   s[s == 0] <- 1

@@ -9,23 +9,13 @@
 #   weights.csv  case, row, weight = exp(-linear predictor) for each source row
 #   balance.csv  case, term, mean_source, mean_weighted, mean_target, smd_before,
 #                smd_after (target SD, n - 1), smd_after_pooled, ess
-# Factor levels (first = reference) are those of transport.datasets.LEVELS, typed here.
 args <- commandArgs(trailingOnly = TRUE)
 root <- if (length(args)) args[1] else "tests/r"
 outdir <- file.path(root, "iow_reference")
 dir.create(outdir, showWarnings = FALSE)
-levels_of <- list(
-  sex = c("male", "female"), ecog = c("0", "1", "2+"), stage = c("IV", "III", "I-II"),
-  histology = c("non-squamous", "squamous"), smoking = c("never", "former", "current"),
-  egfr_alk = c("negative", "positive"), pdl1 = c("<50%", ">=50%"),
-  regimen = c("chemo", "io", "chemo-io", "targeted"))
-read <- function(f) {
-  d <- read.csv(file.path(root, "data", f), stringsAsFactors = FALSE,
-                colClasses = c(age = "numeric", ecog = "character"))
-  for (v in names(levels_of)) d[[v]] <- factor(d[[v]], levels = levels_of[[v]])
-  d
-}
-src <- read("iow_source.csv"); tgt <- read("iow_target.csv")
+here <- dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1]))
+source(file.path(here, "synthetic_levels.R"))
+src <- read_synthetic(root, "iow_source.csv"); tgt <- read_synthetic(root, "iow_target.csv")
 stacked <- rbind(cbind(src, S = 1), cbind(tgt, S = 0))
 cases <- list(
   main = ~ age + sex + ecog + stage + histology + smoking + egfr_alk + pdl1 + regimen,

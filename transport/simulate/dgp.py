@@ -449,6 +449,11 @@ def simulate_cohort(
         ``patient_id``, ``practice_id``, the covariates (:func:`covariate_frame`),
         ``os_days``, ``os_event``, ``pfs_days``, ``pfs_event``.
     """
+    if profile is None and country not in PROFILES:
+        raise ValueError(
+            f"The 'country' parameter of simulate_cohort must be one of {list(PROFILES)} "
+            f"(or give a profile). Got {country!r} instead."
+        )
     p = profile if profile is not None else PROFILES[country]
     m = outcome if outcome is not None else OutcomeModel()
     if unmeasured_strength is not None:

@@ -164,7 +164,8 @@ def entropy_balance(
     scale = np.where(scale > 0, scale, 1.0)
     Z = (C - m) / scale  # centred at the target, standardised
     keep = _independent_columns(Z)
-    dropped = [labels[j] for j in range(Z.shape[1]) if j not in set(keep.tolist())]
+    kept = set(keep.tolist())
+    dropped = [labels[j] for j in range(Z.shape[1]) if j not in kept]
     base_of = [j if j < Xs.shape[1] else int(sq[j - Xs.shape[1]]) for j in range(len(labels))]
 
     bad = _infeasible_columns(Z)
