@@ -114,9 +114,16 @@ class CoxModel:
             )
         return self.fit.survival(self.design.matrix(cohort), t)
 
-    def marginal_survival(self, cohort: Cohort, times: Any) -> np.ndarray:
-        """The g-formula curve: the average of the patients' predicted survival."""
-        return self.predict_survival(cohort, times).mean(axis=0)
+    def marginal_survival(self, cohort: Cohort, times: Any, weights: Any = None) -> np.ndarray:
+        """The g-formula curve: the (weighted) average of the patients' predicted survival.
+
+        ``weights`` (one per row of ``cohort``, e.g. bootstrap counts) default to equal.
+        """
+        pred = self.predict_survival(cohort, times)
+        if weights is None:
+            return pred.mean(axis=0)
+        w = validate_weights(weights, cohort.n)
+        return np.asarray((w @ pred) / w.sum(), dtype=np.float64)
 
     def __repr__(self) -> str:
         return (
