@@ -15,6 +15,7 @@ from transport.exceptions import (
     TransportError,
     TransportWarning,
 )
+from transport.result import TransportResult, TransportResults, transport
 from transport.summary import TargetSummary
 from transport.survival import SurvivalCurve, kaplan_meier
 from transport.weighting import Weights, entropy_balance, inverse_odds_weights
@@ -32,6 +33,8 @@ __all__ = [
     "SurvivalCurve",
     "TargetSummary",
     "TransportError",
+    "TransportResult",
+    "TransportResults",
     "TransportWarning",
     "Weights",
     "__version__",
@@ -40,4 +43,5 @@ __all__ = [
     "inverse_odds_weights",
     "kaplan_meier",
     "simulate",
+    "transport",
 ]

@@ -8,12 +8,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    import polars as pl
     from matplotlib.axes import Axes
 
+    from transport.result import TransportResult
     from transport.survival.curve import SurvivalCurve
     from transport.weighting.weights import Weights
 
-__all__ = ["plot_balance", "plot_overlap", "plot_survival", "plot_weights"]
+__all__ = [
+    "plot_balance",
+    "plot_decomposition",
+    "plot_forest",
+    "plot_overlap",
+    "plot_survival",
+    "plot_transport",
+    "plot_weights",
+]
 
 
 def _nice_times(curve: SurvivalCurve, k: int = 6) -> np.ndarray:
@@ -123,8 +133,7 @@ def plot_balance(weights: Weights, ax: Axes | None = None, *, threshold: float =
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 0.32 * len(names) + 1.4))
     y = np.arange(len(names))
-    ax.scatter(before[order], y, marker="o", facecolors="none", edgecolors="C3",
-               label="unweighted")  # fmt: skip
+    ax.scatter(before[order], y, marker="o", facecolors="none", edgecolors="C3", label="unweighted")
     ax.scatter(after[order], y, marker="o", color="C0", label=f"weighted ({weights.method})")
     ax.axvline(threshold, color="grey", linestyle="--", linewidth=0.8)
     ax.set_yticks(y)
@@ -171,4 +180,103 @@ def plot_overlap(weights: Weights, ax: Axes | None = None, *, bins: int = 40) ->
     ax.set_xlabel(f"P({weights.target} | x), balanced")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_transport(
+    result: TransportResult, ax: Axes | None = None, *, risk_times: Sequence[float] | None = None
+) -> Axes:
+    """The source's naive curve, the transported curve and the target's observed curve,
+    with bands where each has one and numbers at risk for the Kaplan–Meier curves."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 5))
+    risk = list(risk_times if risk_times is not None else _nice_times(result.naive))
+    plot_survival(result.naive, ax, risk_times=risk, label=f"{result.source} (naive)", color="0.45")
+    tr = result.transported
+    label = f"{result.source} transported to {result.target} ({result.method})"
+    if hasattr(tr, "ci_lower"):
+        plot_survival(tr, ax, risk_times=risk, label=label, color="C0")  # type: ignore[arg-type]
+    else:
+        tr.plot(ax, label=label, color="C0")
+    if result.observed is not None:
+        plot_survival(
+            result.observed, ax, risk_times=risk, label=f"{result.target} (observed)", color="C3"
+        )
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(f"{result.source} -> {result.target}")
+    return ax
+
+
+def plot_decomposition(result: TransportResult, ax: Axes | None = None) -> Axes:
+    """Bars of the raw gap (naive - observed), patient mix (naive - transported) and
+    residual (transported - observed) for each estimand, with intervals."""
+    import matplotlib.pyplot as plt
+
+    table = result.decomposition().fill_null(np.nan)
+    labels = [
+        e if t is None or np.isnan(t) else f"{e}({t:g})"
+        for e, t in zip(table["estimand"].to_list(), table["time"].to_list(), strict=True)
+    ]
+    comps = ["raw_gap", "patient_mix", "residual"]
+    names = list(dict.fromkeys(labels))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 1.0 + 0.9 * len(names)))
+    val, lo, hi = (table[c].to_numpy() for c in ("value", "ci_lower", "ci_upper"))
+    comp = table["component"].to_list()
+    y0 = np.arange(len(names))
+    for j, c in enumerate(comps):
+        rows = [i for i in range(len(comp)) if comp[i] == c]
+        y = y0 + (j - 1) * 0.27
+        err = np.vstack((val[rows] - lo[rows], hi[rows] - val[rows]))
+        ax.barh(
+            y,
+            val[rows],
+            height=0.25,
+            label=c.replace("_", " "),
+            xerr=np.where(np.isfinite(err), err, 0.0),
+            capsize=2,
+        )
+    ax.axvline(0.0, color="k", linewidth=0.8)
+    ax.set_yticks(y0, names)
+    ax.set_xlabel("difference (estimand's own scale)")
+    ax.legend(fontsize=8)
+    ax.set_title(f"Gap decomposition: {result.source} vs {result.target} ({result.method})")
+    return ax
+
+
+def plot_forest(
+    summary: pl.DataFrame,
+    *,
+    estimand: str = "survival",
+    time: float | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Forest plot of transported - observed differences with intervals, one row per
+    target and method, for one estimand (and time)."""
+    import matplotlib.pyplot as plt
+    import polars as pl
+
+    rows = summary.filter(pl.col("estimand") == estimand)
+    if time is not None:
+        rows = rows.filter(pl.col("time") == float(time))
+    elif estimand == "survival" and rows.height:
+        rows = rows.filter(pl.col("time") == rows["time"][0])
+    if rows.height == 0:
+        raise ValueError(f"no rows for estimand {estimand!r} at time {time!r}")
+    rows = rows.fill_null(np.nan)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 1.0 + 0.4 * rows.height))
+    d = rows["difference"].to_numpy()
+    lo, hi = rows["difference_ci_lower"].to_numpy(), rows["difference_ci_upper"].to_numpy()
+    y = np.arange(rows.height)[::-1]
+    err = np.vstack((d - lo, hi - d))
+    ax.errorbar(d, y, xerr=np.where(np.isfinite(err), err, 0.0), fmt="o", capsize=3)
+    ax.axvline(0.0, color="k", linewidth=0.8)
+    names = [f"{t} ({m})" for t, m in zip(rows["target"], rows["method"], strict=True)]
+    ax.set_yticks(y, names)
+    when = "" if estimand != "survival" else f" at t = {rows['time'][0]:g}"
+    ax.set_xlabel(f"transported - observed ({estimand}{when})")
+    ax.grid(alpha=0.3, axis="x")
     return ax

@@ -1,0 +1,319 @@
+"""tp.transport: point estimates, the bootstrap engine, the comparison table."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import R_DIR, read_levelled
+
+import transport as tp
+from transport.assess import curve_distance, verdict
+from transport.estimators import FixedGridKM
+from transport.survival._kernel import kaplan_meier_arrays
+
+TIMES = [182.0, 365.0, 730.0]
+TAU = 1095.0
+
+
+@pytest.fixture(scope="module")
+def us_jp() -> tuple[tp.Cohort, tp.Cohort]:
+    # a seeded 2,000-row subset of the US keeps the module fast
+    us = tp.datasets.load_synthetic("US")
+    rows = np.sort(np.random.default_rng(11).choice(us.n, 2000, replace=False))
+    return subset(us, rows), tp.datasets.load_synthetic("JP")
+
+
+def subset(cohort: tp.Cohort, rows: np.ndarray, name: str | None = None) -> tp.Cohort:
+    """The cohort made of ``rows`` (repeats allowed): a resample as real rows."""
+    frame = cohort.to_frame()[rows.tolist()]
+    return tp.Cohort(
+        frame,
+        time=cohort.time,
+        event=cohort.event,
+        covariates=list(cohort.covariates),
+        name=name or cohort.name,
+        time_unit=cohort.time_unit,
+    )
+
+
+# -- point estimates ------------------------------------------------------------------------
+def test_iow_and_entropy_point_estimates_are_the_weighted_km_exactly(us_jp) -> None:
+    us, jp = us_jp
+    for method, w in (
+        ("iow", tp.inverse_odds_weights(us, jp)),
+        ("entropy", tp.entropy_balance(us, jp)),
+    ):
+        res = tp.transport(us, jp, method=method, times=TIMES, tau=TAU)
+        km = tp.kaplan_meier(us, w)
+        assert np.array_equal(res.transported.survival, km.survival)
+        assert np.array_equal(res.transported.se, km.se)
+        row = res.summary().filter(pl.col("estimand") == "survival")
+        assert np.array_equal(row["transported"].to_numpy(), km.survival_at(TIMES))
+        assert np.array_equal(row["transported_se"].to_numpy(), km.se_at(TIMES))
+        rm = res.summary().filter(pl.col("estimand") == "rmst")["transported"][0]
+        assert rm == km.rmst(TAU).value
+        assert res.summary().filter(pl.col("estimand") == "median")["transported"][0] == (
+            km.median().value
+        )
+
+
+def test_naive_is_the_source_km_and_observed_the_target_km(us_jp) -> None:
+    us, jp = us_jp
+    res = tp.transport(us, jp, method="naive", times=TIMES, tau=TAU)
+    s = res.summary()
+    assert np.array_equal(s["transported"].to_numpy()[:3], tp.kaplan_meier(us).survival_at(TIMES))
+    assert np.array_equal(s["observed"].to_numpy()[:3], tp.kaplan_meier(jp).survival_at(TIMES))
+    assert s["difference"].to_numpy()[:3] == pytest.approx(
+        s["transported"].to_numpy()[:3] - s["observed"].to_numpy()[:3], abs=0
+    )
+
+
+def test_fixed_grid_km_equals_the_kernel(us_jp) -> None:
+    us, _ = us_jp
+    rng = np.random.default_rng(2)
+    w = rng.poisson(1.0, us.n).astype(float)
+    km = FixedGridKM(us.time_values, us.event_values)
+    ref = kaplan_meier_arrays(us.time_values, us.event_values, w)
+    np.testing.assert_allclose(km.survival(w), ref.survival, rtol=0, atol=1e-13)
+
+
+def test_gformula_with_breslow_ties_matches_r() -> None:
+    """The g-formula curve is the mean of R's survfit.coxph predictions (tests/r)."""
+    src = read_levelled("cox_source.csv")
+    us = tp.Cohort(
+        src, time="os_days", event="os_event", covariates=list(tp.datasets.COVARIATES), name="US"
+    )
+    new = read_levelled("cox_newdata.csv").with_columns(
+        pl.lit(1.0).alias("t"), pl.lit(1).alias("d")
+    )
+    jp = tp.Cohort(new, time="t", event="d", covariates=list(tp.datasets.COVARIATES), name="JP")
+    ref = pl.read_csv(R_DIR / "cox_reference" / "survival.csv").filter(pl.col("case") == "breslow")
+    mean = ref.group_by("time").agg(pl.col("surv").mean()).sort("time")
+    times = mean["time"].to_numpy().astype(float)
+    res = tp.transport(us, jp, method="gformula", ties="breslow", times=times)
+    ours = res.transported.survival_at(times)
+    np.testing.assert_allclose(ours, mean["surv"].to_numpy(), rtol=0, atol=1e-8)
+
+
+# -- the bootstrap ----------------------------------------------------------------------------
+def test_same_seed_gives_identical_results_for_any_n_jobs(us_jp) -> None:
+    us, jp = us_jp
+    kw = {"times": TIMES, "tau": TAU, "n_boot": 12, "seed": 7}
+    a = tp.transport(us, jp, method="iow", n_jobs=1, **kw)
+    b = tp.transport(us, jp, method="iow", n_jobs=2, **kw)
+    c = tp.transport(us, jp, method="iow", n_jobs=1, **{**kw, "seed": 8})
+    assert np.array_equal(a.bootstrap.values, b.bootstrap.values, equal_nan=True)
+    assert a.summary().equals(b.summary())
+    assert not np.array_equal(a.bootstrap.values, c.bootstrap.values)
+
+
+@pytest.mark.parametrize("method", ["iow", "entropy", "gformula", "aipw"])
+def test_a_replicate_equals_the_analysis_of_its_resampled_rows(us_jp, method: str) -> None:
+    """Counts as case weights (the fast path) reproduce the analysis of the resample."""
+    us, jp = us_jp
+    res = tp.transport(
+        us, jp, method=method, times=TIMES, tau=TAU, n_boot=3, seed=5, ties="breslow"
+    )
+    b = 2
+    rng = np.random.default_rng(np.random.SeedSequence(5).spawn(3)[b])
+    rs = rng.integers(0, us.n, us.n)
+    rt = rng.integers(0, jp.n, jp.n)
+    direct = tp.transport(
+        subset(us, rs), subset(jp, rt), method=method, times=TIMES, tau=TAU, ties="breslow"
+    )
+    k = res.k
+    s = direct.summary()
+    np.testing.assert_allclose(
+        res.bootstrap.values[b, k : 2 * k], s["transported"].to_numpy(), rtol=1e-9, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        res.bootstrap.values[b, 2 * k : 3 * k], s["observed"].to_numpy(), rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        res.bootstrap.values[b, :k],
+        [
+            *direct.naive.survival_at(TIMES),
+            direct.naive.median().value,
+            direct.naive.rmst(TAU).value,
+        ],
+        rtol=1e-12,
+    )
+
+
+def test_percentile_interval_is_the_quantiles_of_the_replicates(us_jp) -> None:
+    us, jp = us_jp
+    res = tp.transport(us, jp, method="iow", times=TIMES, tau=TAU, n_boot=40, seed=3)
+    k = res.k
+    r = res.bootstrap.values
+    s = res.summary()
+    lo, hi = np.quantile(r[:, k : 2 * k], [0.025, 0.975], axis=0)
+    np.testing.assert_allclose(s["transported_ci_lower"].to_numpy(), lo)
+    np.testing.assert_allclose(s["transported_ci_upper"].to_numpy(), hi)
+    d = r[:, k : 2 * k] - r[:, 2 * k : 3 * k]
+    np.testing.assert_allclose(s["difference_ci_lower"].to_numpy(), np.quantile(d, 0.025, axis=0))
+    sn = res.summary("normal")
+    np.testing.assert_allclose(sn["transported_se"].to_numpy(), r[:, k : 2 * k].std(0, ddof=1))
+    np.testing.assert_allclose(
+        sn["transported_ci_upper"].to_numpy(),
+        sn["transported"].to_numpy() + 1.959963984540054 * sn["transported_se"].to_numpy(),
+    )
+    assert set(s["ci_method"]) == {"bootstrap-percentile"}
+    assert set(sn["ci_method"]) == {"bootstrap-normal"}
+
+
+def test_progress_is_reported(us_jp) -> None:
+    us, jp = us_jp
+    seen: list[tuple[int, int]] = []
+    tp.transport(
+        us,
+        jp,
+        method="naive",
+        times=TIMES,
+        n_boot=30,
+        seed=1,
+        progress=lambda d, t: seen.append((d, t)),
+    )
+    assert seen[-1] == (30, 30)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+# -- influence-function intervals and the comparison -----------------------------------------
+def test_influence_function_intervals_without_bootstrap(us_jp) -> None:
+    us, jp = us_jp
+    res = tp.transport(us, jp, method="iow", times=TIMES, tau=TAU)
+    s = res.summary()
+    obs = tp.kaplan_meier(jp)
+    surv = s.filter(pl.col("estimand") == "survival")
+    se = np.sqrt(surv["transported_se"].to_numpy() ** 2 + obs.se_at(TIMES) ** 2)
+    np.testing.assert_allclose(surv["difference_se"].to_numpy(), se)
+    np.testing.assert_allclose(
+        surv["difference_ci_upper"].to_numpy(),
+        surv["difference"].to_numpy() + 1.959963984540054 * se,
+    )
+    assert surv["ci_method"].to_list() == ["influence-function (weights fixed)"] * 3
+    med = s.filter(pl.col("estimand") == "median")
+    assert med["difference_ci_lower"][0] is None  # no variance for a difference of medians
+    assert med["ci_method"][0] == "band-inversion (weights fixed)"
+    g = tp.transport(us, jp, method="gformula", times=TIMES).summary()
+    assert g["transported_ci_lower"].null_count() == g.height
+
+
+def test_decomposition_adds_up(us_jp) -> None:
+    us, jp = us_jp
+    res = tp.transport(us, jp, method="iow", times=TIMES, tau=TAU, n_boot=20, seed=2)
+    d = res.decomposition().pivot(on="component", index=["estimand", "time"], values="value")
+    np.testing.assert_allclose(d["raw_gap"], d["patient_mix"] + d["residual"], atol=1e-12)
+    s = res.summary()
+    np.testing.assert_allclose(d["residual"], s["difference"])
+    np.testing.assert_allclose(d["raw_gap"], s["naive"] - s["observed"])
+
+
+def test_curve_distance_equals_numerical_integral() -> None:
+    t1, s1 = np.array([1.0, 2.5, 4.0]), np.array([0.8, 0.5, 0.2])
+    t2, s2 = np.array([2.0, 3.0]), np.array([0.6, 0.4])
+    grid = np.linspace(0.5, 3.5, 3_000_001)[:-1] + 0.5e-6  # midpoints
+
+    def step(t: np.ndarray, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+        k = np.searchsorted(t, x, side="right") - 1
+        return np.where(k >= 0, s[np.maximum(k, 0)], 1.0)
+
+    numeric = np.mean(np.abs(step(t1, s1, grid) - step(t2, s2, grid)))
+    assert curve_distance(t1, s1, t2, s2, 0.5, 3.5) == pytest.approx(numeric, abs=1e-6)
+    with pytest.raises(ValueError, match="b > a"):
+        curve_distance(t1, s1, t2, s2, 2.0, 2.0)
+
+
+def test_equivalence_verdicts() -> None:
+    lo = np.array([-0.02, 0.06, -0.08, np.nan, -0.2])
+    hi = np.array([0.03, 0.09, 0.01, 0.01, -0.07])
+    v = verdict(lo, hi, np.full(5, 0.05))
+    assert v.tolist() == [
+        "equivalent",
+        "not equivalent",
+        "inconclusive",
+        "inconclusive",
+        "not equivalent",
+    ]
+
+
+def test_equivalence_uses_the_1_minus_2_alpha_interval(us_jp) -> None:
+    us, jp = us_jp
+    res = tp.transport(us, jp, method="iow", times=TIMES, tau=TAU, margin={"survival": 0.1})
+    eq = res.equivalence()
+    s90 = res._columns("percentile", 0.90)
+    np.testing.assert_allclose(eq["lower"].to_numpy(), s90["difference_ci_lower"])
+    assert eq.filter(pl.col("estimand") == "survival")["margin"].to_list() == [0.1] * 3
+    assert eq.filter(pl.col("estimand") == "rmst")["verdict"][0] is None
+    assert "verdict" in res.summary().columns
+    with pytest.raises(ValueError, match="margin"):
+        tp.transport(us, jp, method="naive", times=TIMES).equivalence()
+
+
+# -- targets ------------------------------------------------------------------------------------
+def test_several_targets_give_one_result_each_and_a_tidy_table(us_jp) -> None:
+    us, jp = us_jp
+    uk = tp.datasets.load_synthetic("UK")
+    many = tp.transport(us, {"JP": jp, "UK": uk}, method="iow", times=TIMES, tau=TAU)
+    assert isinstance(many, tp.TransportResults) and list(many) == ["JP", "UK"]
+    one = tp.transport(us, uk, method="iow", times=TIMES, tau=TAU)
+    assert many["UK"].summary().equals(one.summary())
+    table = many.summary()
+    assert table.height == 2 * one.k and set(table["target"]) == {"JP", "UK"}
+    assert list(tp.transport(us, [jp, uk], method="naive", times=TIMES)) == ["JP", "UK"]
+
+
+def test_summary_target_equals_row_level_target_for_entropy(us_jp) -> None:
+    us, jp = us_jp
+    summ = tp.TargetSummary.from_cohort(jp, km_times=TIMES)
+    a = tp.transport(us, summ, method="entropy", times=TIMES, tau=TAU)
+    b = tp.transport(us, jp, method="entropy", times=TIMES, tau=TAU)
+    assert a.observed is None
+    np.testing.assert_allclose(a.transported.survival, b.transported.survival, atol=1e-10)
+    sa, sb = a.summary(), b.summary()
+    np.testing.assert_allclose(sa["observed"].to_numpy()[:3], sb["observed"].to_numpy()[:3])
+    assert sa["observed"][3] is None  # the median is not on the summary's grid
+    boot = tp.transport(us, summ, method="entropy", times=TIMES, n_boot=10, seed=1)
+    assert boot.summary()["ci_method"][0] == "bootstrap-percentile (target summary fixed)"
+
+
+def test_time_units_are_aligned(us_jp) -> None:
+    us, jp = us_jp
+    a = tp.transport(us, jp, method="iow", times=TIMES)
+    b = tp.transport(us, jp.in_unit("months"), method="iow", times=TIMES)
+    np.testing.assert_allclose(
+        a.summary()["observed"].to_numpy(), b.summary()["observed"].to_numpy()
+    )
+
+
+# -- bad input ------------------------------------------------------------------------------
+def test_bad_inputs(us_jp) -> None:
+    us, jp = us_jp
+    summ = tp.TargetSummary.from_cohort(jp)
+    with pytest.raises(tp.DataError, match="needs the target's rows"):
+        tp.transport(us, summ, method="iow")
+    with pytest.raises(ValueError, match="'method'"):
+        tp.transport(us, jp, method="ipw")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n_boot"):
+        tp.transport(us, jp, n_boot=1)
+    with pytest.raises(ValueError, match="n_boot"):
+        tp.transport(us, jp, n_boot=-3)
+    with pytest.raises(ValueError, match="times"):
+        tp.transport(us, jp, times=[-1.0])
+    with pytest.raises(ValueError, match="tau"):
+        tp.transport(us, jp, tau=0.0)
+    with pytest.raises(ValueError, match="n_jobs"):
+        tp.transport(us, jp, n_boot=4, n_jobs=0)
+    with pytest.raises(TypeError, match="'target'"):
+        tp.transport(us, "JP")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="distinct names"):
+        tp.transport(us, [jp, jp])
+    bad = jp.to_frame().with_columns(pl.lit("never-seen").alias("regimen"))
+    with pytest.raises(tp.DataError, match="regimen"):
+        tp.transport(
+            us,
+            tp.Cohort(
+                bad, time="os_days", event="os_event", covariates=list(us.covariates), name="X"
+            ),
+            method="gformula",
+        )
