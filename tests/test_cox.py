@@ -10,7 +10,7 @@ import pytest
 from conftest import HAS_R, R_DIR, r_name, read_levelled
 
 import transport as tp
-from transport.survival._cox import fit_cox
+from transport.survival._cox import fit_cox, robust_cov
 
 REF = R_DIR / "cox_reference"
 CASES = ["breslow", "efron", "breslow_weighted", "efron_weighted"]
@@ -127,3 +127,26 @@ def test_cox_model_standard_errors_are_those_r_reports(case: str, data) -> None:
     model = CoxModel(cohort, ties=case.split("_")[0], weights=w if weighted else None)  # type: ignore[arg-type]
     ref = pl.read_csv(REF / "coef.csv").filter(pl.col("case") == case)
     np.testing.assert_allclose(list(model.se.values()), ref["se"].to_numpy(), rtol=1e-8)
+
+
+def test_zero_weight_rows_are_absent() -> None:
+    """A row of weight 0 gives the fit of the data without it (Efron ties included), even
+    when it is the last at risk, where it would otherwise leave an empty risk set."""
+    rng = np.random.default_rng(9)
+    n = 200
+    X = rng.normal(size=(n, 2))
+    t = np.round(rng.exponential(10.0, n)) + 1.0
+    e = (rng.uniform(size=n) < 0.7).astype(float)
+    w = rng.poisson(1.0, n).astype(float)
+    w[np.argmax(t)] = 0.0  # the last row: its risk set has no positive weight
+    e[np.argmax(t)] = 1.0
+    keep = w > 0
+    for ties in ("efron", "breslow"):
+        a = fit_cox(t, e, X, w, ties=ties)
+        b = fit_cox(t[keep], e[keep], X[keep], w[keep], ties=ties)
+        assert a.converged and np.isfinite(a.loglik)
+        np.testing.assert_allclose(a.coef, b.coef, rtol=1e-12)
+        np.testing.assert_allclose(a.hazard, b.hazard, rtol=1e-12)
+        np.testing.assert_allclose(
+            robust_cov(t, e, X, w, a), robust_cov(t[keep], e[keep], X[keep], w[keep], b), rtol=1e-10
+        )

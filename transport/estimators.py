@@ -316,14 +316,19 @@ class _OutcomeFit:
         self.start = full.coef
 
     def fit(self, w: np.ndarray) -> Any:
-        X = self.design.source_matrix
+        """The model for case weights ``w``; rows of weight 0 are left out (absent, as in
+        a resample), or ``None`` when it does not converge."""
+        X, time, event = self.design.source_matrix, self.time, self.event
+        if float(w.min()) <= 0:
+            keep = w > 0
+            X, time, event, w = X[keep], time[keep], event[keep], w[keep]
         fit: Any
         if self.model == "cox":
-            fit = fit_cox(self.time, self.event, X, w, ties=self.ties)
+            fit = fit_cox(time, event, X, w, ties=self.ties)
         else:
             from transport.survival._pwexp import fit_pwexp
 
-            fit = fit_pwexp(self.time, self.event, X, self.breaks, w, start=self.start)
+            fit = fit_pwexp(time, event, X, self.breaks, w, start=self.start)
         return fit if fit.converged else None
 
 
@@ -409,7 +414,10 @@ class AIPWEstimator:
             G = self.km.censoring_survival(cs)
             k = np.searchsorted(self.km.grid, grid, side="right") - 1
             return np.where(k >= 0, G[np.maximum(k, 0)], 1.0)[None, :]
-        fit = fit_cox(self.time, 1.0 - self.event, self.Xs_out, cs, ties="breslow")
+        keep = cs > 0
+        fit = fit_cox(
+            self.time[keep], 1.0 - self.event[keep], self.Xs_out[keep], cs[keep], ties="breslow"
+        )
         if not fit.converged:
             return None
         return np.asarray(fit.survival(self.Xs_out, grid))

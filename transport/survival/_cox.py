@@ -145,6 +145,11 @@ def fit_cox(
     Returns coefficients on the scale of ``X``, their covariance (inverse information),
     and the baseline cumulative hazard at the column means of ``X``.
     """
+    if weights is not None and float(np.min(weights)) <= 0:
+        # rows of weight 0 are absent (a resample, say): they would only add empty
+        # risk sets and event groups
+        keep = np.asarray(weights) > 0
+        time, event, X, weights = time[keep], event[keep], X[keep], weights[keep]
     n, p = X.shape
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     G = _Groups(np.asarray(time, np.float64), np.asarray(event, np.float64), w)
@@ -194,6 +199,9 @@ def robust_cov(
     1 otherwise.
     """
     w = np.asarray(weights, dtype=np.float64)
+    if float(w.min()) <= 0:  # absent rows, as in fit_cox
+        keep = w > 0
+        time, event, X, w = time[keep], event[keep], X[keep], w[keep]
     G = _Groups(np.asarray(time, np.float64), np.asarray(event, np.float64), w)
     Xs = (X - fit.center)[G.order]
     _, _, _, gg, den, share = _pieces(G, Xs, fit.coef, fit.ties)  # type: ignore[arg-type]
