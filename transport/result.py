@@ -202,7 +202,7 @@ def transport(
     >>> us, jp = tp.datasets.load_synthetic("US"), tp.datasets.load_synthetic("JP")
     >>> res = tp.transport(us, jp, method="iow", times=[365], tau=1095)
     >>> round(float(res.transported.survival_at(365)[0]), 3)
-    0.47
+    0.464
     """
     if isinstance(target, Mapping) or (
         isinstance(target, Sequence) and not isinstance(target, str | bytes)
