@@ -15,6 +15,8 @@ EXPECTED = {
     "01_getting_started.py": (["01_km.png", "01_km_by_ecog.png"], "median OS"),
     "02_reweighting.py": (["02_iow_diagnostics.png", "02_transported_curves.png"],
                           "largest difference from the weights computed with JP's rows: 0.0e+00"),
+    "03_us_to_targets.py": (["03_curves_jp.png", "03_decomposition.png", "03_forest.png"],
+                            "share of transported intervals (4 methods x 3 targets) covering"),
 }  # fmt: skip
 
 
