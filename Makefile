@@ -33,6 +33,7 @@ slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_km.py
+	$(BIN)/python benchmarks/bench_bootstrap.py
 
 # Regenerate the stored R reference numbers (needs R with the survival package).
 r-reference: $(STAMP)
