@@ -317,3 +317,112 @@ def test_bad_inputs(us_jp) -> None:
             ),
             method="gformula",
         )
+
+
+# -- review findings, each pinned ---------------------------------------------------------------
+def test_aipw_with_the_source_as_target_is_the_km_despite_tied_times(us_jp) -> None:
+    """With target = source the odds are 1 and aipw reduces to mean 1{T > t} / G(t), which
+    is the Kaplan–Meier exactly when deaths leave before censorings at a tied time."""
+    us, _ = us_jp  # whole-day times: many deaths tie with censorings
+    res = tp.transport(us, us, method="aipw", times=TIMES)
+    km = tp.kaplan_meier(us)
+    np.testing.assert_allclose(
+        res.transported.survival_at(TIMES), km.survival_at(TIMES), rtol=0, atol=1e-9
+    )
+    cox = tp.transport(us, us, method="aipw", times=TIMES, censoring="cox")
+    np.testing.assert_allclose(cox.transported.survival_at(TIMES), km.survival_at(TIMES), atol=5e-3)
+
+
+def _rare_level_pair() -> tuple[tp.Cohort, tp.Cohort]:
+    rng = np.random.default_rng(21)
+    n = 300
+
+    def frame(shift: float, rare: int) -> pl.DataFrame:
+        g = np.array(["a"] * (n - rare) + ["b"] * rare)
+        return pl.DataFrame(
+            {
+                "t": np.round(rng.exponential(10.0, n)) + 1.0,
+                "d": rng.binomial(1, 0.7, n),
+                "x": rng.normal(shift, 1.0, n),
+                "g": g,
+            }
+        )
+
+    src = tp.Cohort(frame(0.0, 3), time="t", event="d", covariates=["x", "g"], name="S")
+    tgt = tp.Cohort(frame(0.3, 30), time="t", event="d", covariates=["x", "g"], name="T")
+    return src, tgt
+
+
+def test_participation_refit_matches_a_full_newton_fit_on_every_resample() -> None:
+    from transport.estimators import IOWEstimator
+    from transport.weighting._logistic import fit_logistic
+
+    src, tgt = _rare_level_pair()
+    est = IOWEstimator(src, tgt, None)
+    part = est.participation
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        c = np.concatenate(
+            (
+                rng.multinomial(src.n, np.full(src.n, 1 / src.n)),
+                rng.multinomial(tgt.n, np.full(tgt.n, 1 / tgt.n)),
+            )
+        ).astype(float)
+        full = fit_logistic(part.X, part.y, c)
+        ours = part.refit(c)
+        if full.converged and np.max(np.abs(full.eta)) <= 30:
+            assert ours is not None
+            np.testing.assert_allclose(ours, full.coef, rtol=1e-7, atol=1e-7)
+        else:
+            assert ours is None
+
+
+def test_failed_replicates_are_reported() -> None:
+    src, tgt = _rare_level_pair()
+    with pytest.warns(tp.TransportWarning, match="could not be refitted"):
+        res = tp.transport(src, tgt, method="iow", times=[5.0], n_boot=60, seed=1)
+    s = res.summary()
+    assert s["n_boot_failed"][0] == res.bootstrap.failed > 0
+    assert "replicates failed" in s["ci_method"][0]
+
+
+def test_a_seed_sequence_is_not_consumed(us_jp) -> None:
+    us, jp = us_jp
+    ss = np.random.SeedSequence(7)
+    a = tp.transport(us, jp, method="naive", times=TIMES, n_boot=5, seed=ss)
+    b = tp.transport(us, jp, method="naive", times=TIMES, n_boot=5, seed=ss)
+    c = tp.transport(us, jp, method="naive", times=TIMES, n_boot=5, seed=7)
+    assert np.array_equal(a.bootstrap.values, b.bootstrap.values)
+    assert np.array_equal(a.bootstrap.values, c.bootstrap.values)
+
+
+def test_more_bad_inputs(us_jp) -> None:
+    us, jp = us_jp
+    with pytest.warns(tp.ExtrapolationWarning, match="past the last follow-up"):
+        tp.transport(us, jp, method="naive", tau=50_000.0)
+    for margin in (-0.5, 0, True, float("inf"), {"survival": -0.1}):
+        with pytest.raises(ValueError, match="margin"):
+            tp.transport(us, jp, method="naive", times=TIMES, margin=margin)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="window"):
+        tp.transport(us, jp, method="naive", times=TIMES, window=(0.0, float("inf")))
+    entry = jp.to_frame().with_columns((pl.col("os_days") * 0.1).alias("start"))
+    late = tp.Cohort(
+        entry,
+        time="os_days",
+        event="os_event",
+        entry="start",
+        covariates=list(jp.covariates),
+        name="late",
+    )
+    with pytest.raises(tp.DataError, match="delayed entry"):
+        tp.transport(us, late, method="naive")
+    sep = jp.to_frame().with_columns(pl.lit("targeted").alias("regimen"))
+    sep_jp = tp.Cohort(
+        sep.with_columns(pl.col("regimen").cast(us.to_frame()["regimen"].dtype)),
+        time="os_days",
+        event="os_event",
+        covariates=list(jp.covariates),
+        name="all-targeted",
+    )
+    with pytest.raises(tp.DataError, match="separation"):
+        tp.transport(us, sep_jp, method="aipw", times=TIMES)

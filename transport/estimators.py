@@ -99,11 +99,14 @@ class FixedGridKM:
         return np.cumprod(np.clip(1.0 - h, 0.0, 1.0))
 
     def censoring_survival(self, w: np.ndarray) -> np.ndarray:
-        """G(t) = P(C > t) by the reverse Kaplan–Meier (censorings as events; a death at
-        a tied time counts as a later exit, as in the usual convention)."""
+        """G(t) = P(C > t) by the reverse Kaplan–Meier (censorings as events; deaths at a
+        tied time leave the risk set first, matching the Kaplan–Meier convention)."""
         c = np.bincount(self.index, weights=w * (1.0 - self.event), minlength=self.m)
         e = np.bincount(self.index, weights=w, minlength=self.m)
-        at_risk = np.cumsum(e[::-1])[::-1]
+        d = e - c
+        # deaths at t leave before the censorings at t (events first, as in the KM), so
+        # the censoring hazard at t is c / (Y - d): then S_KM(t) G(t) = Y(t+) / n exactly
+        at_risk = np.cumsum(e[::-1])[::-1] - d
         h = np.divide(c, at_risk, out=np.zeros(self.m), where=at_risk > 0)
         return np.cumprod(np.clip(1.0 - h, 0.0, 1.0))
 
@@ -123,14 +126,19 @@ def read_curve(
 
 # -- participation model: full fit, then warm-started Newton refits ------------------------
 class _Participation:
-    """Logistic model of P(source | x) on the stacked cohorts, refitted per replicate."""
+    """Logistic model of P(source | x) on the stacked cohorts, refitted per replicate.
+
+    Replicates work on the distinct covariate rows (``np.unique``), with the resample's
+    counts of source and target rows per distinct row as binomial data: the same
+    likelihood, far fewer rows when covariates are categorical or rounded (DESIGN §7).
+    """
 
     def __init__(self, design: Design, Xt: np.ndarray, source: str, target: str) -> None:
         Xs = design.source_matrix
         self.ns, self.nt = Xs.shape[0], Xt.shape[0]
-        self.X = np.column_stack((np.ones(self.ns + self.nt), np.vstack((Xs, Xt))))
-        self.y = np.concatenate((np.ones(self.ns), np.zeros(self.nt)))
-        fit = fit_logistic(self.X, self.y)
+        X = np.column_stack((np.ones(self.ns + self.nt), np.vstack((Xs, Xt))))
+        y = np.concatenate((np.ones(self.ns), np.zeros(self.nt)))
+        fit = fit_logistic(X, y)
         if not fit.converged:
             raise DataError(
                 f"the participation model of {source!r} vs {target!r} did not converge in "
@@ -138,35 +146,53 @@ class _Participation:
                 "see inverse_odds_weights for the separation diagnosis)"
             )
         self.coef = fit.coef
+        self.X, self.y = X, y  # kept for checks against a plain fit
+        Xu, group = np.unique(X, axis=0, return_inverse=True)
+        self.Xu = np.ascontiguousarray(Xu)
+        self.group = group.ravel()
+        self.u = Xu.shape[0]
+        self.mu0 = expit(self.Xu @ self.coef)
 
     def refit(self, c: np.ndarray) -> np.ndarray | None:
         """Coefficients for case weights ``c`` (stacked source then target): one Newton
         step from the full-data fit, then chord steps reusing that information matrix
-        (each O(n p)) until the step is below 1e-10 relative. ``None`` if it fails."""
-        X, y = self.X, self.y
+        (each O(u p) on the u distinct rows) until the step is below 1e-10 relative; the
+        information is refreshed whenever a chord step fails to halve the previous one,
+        and a full Newton fit from the full-data estimate is the fallback. ``None`` when
+        that fails too (separation in the resample, say)."""
+        g = self.group
+        ones = np.bincount(g[: self.ns], weights=c[: self.ns], minlength=self.u)
+        total = ones + np.bincount(g[self.ns :], weights=c[self.ns :], minlength=self.u)
+        X = self.Xu
         beta = self.coef.copy()
-        eta = X @ beta
-        mu = expit(eta)
-        v = c * mu * (1.0 - mu)
-        info = X.T @ (X * v[:, None])
-        try:
-            factor = cho_factor(info)
-        except np.linalg.LinAlgError:
-            return None
+        mu = self.mu0
+        factor = None
+        last = np.inf
         for _ in range(60):
-            step = cho_solve(factor, X.T @ (c * (y - mu)))
-            beta += step
+            if factor is None:
+                info = X.T @ (X * (total * mu * (1.0 - mu))[:, None])
+                try:
+                    factor = cho_factor(info)
+                except np.linalg.LinAlgError:
+                    break
+            step = cho_solve(factor, X.T @ (ones - total * mu))
+            beta = beta + step
             if not np.all(np.isfinite(beta)):
-                return None
-            if np.max(np.abs(step) / (1.0 + np.abs(beta))) < 1e-10:
+                break
+            size = float(np.max(np.abs(step) / (1.0 + np.abs(beta))))
+            if size < 1e-10:
                 return beta
-            eta = X @ beta
-            mu = expit(eta)
-        return None
+            if size > 0.5 * last:  # slow: refresh the information (a Newton step)
+                factor = None
+            last = size
+            mu = expit(X @ beta)
+        share = np.divide(ones, total, out=np.zeros(self.u), where=total > 0)
+        fit = fit_logistic(X, share, total, start=self.coef)
+        return fit.coef if fit.converged and np.max(np.abs(fit.eta[total > 0])) <= 30 else None
 
     def odds(self, beta: np.ndarray) -> np.ndarray:
         """P(target | x) / P(source | x) for each source row."""
-        return np.asarray(np.exp(-(self.X[: self.ns] @ beta)))
+        return np.asarray(np.exp(-(self.Xu @ beta))[self.group[: self.ns]])
 
 
 # -- the estimators -------------------------------------------------------------------------
@@ -407,6 +433,9 @@ class AIPWEstimator:
         self.km = FixedGridKM(source.time_values, source.event_values)
         self.time = source.time_values
         self.event = source.event_values
+        distinct = np.unique(self.time)
+        gap = float(np.min(np.diff(distinct))) if distinct.size > 1 else 1.0
+        self.death_shifted = np.where(self.event > 0, self.time - 0.5 * gap, self.time)
 
     def _censoring_matrix(self, cs: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
         """G(t | x_i) for source rows x grid times (one column vector for KM)."""
@@ -415,8 +444,14 @@ class AIPWEstimator:
             k = np.searchsorted(self.km.grid, grid, side="right") - 1
             return np.where(k >= 0, G[np.maximum(k, 0)], 1.0)[None, :]
         keep = cs > 0
+        # deaths tied with censorings leave first: move them half-way back to the previous
+        # distinct time, which changes no other order
         fit = fit_cox(
-            self.time[keep], 1.0 - self.event[keep], self.Xs_out[keep], cs[keep], ties="breslow"
+            self.death_shifted[keep],
+            1.0 - self.event[keep],
+            self.Xs_out[keep],
+            cs[keep],
+            ties="breslow",
         )
         if not fit.converged:
             return None

@@ -82,7 +82,11 @@ def run_bootstrap(
             f"The 'n_jobs' parameter must be a positive integer or -1. Got {n_jobs!r}."
         )
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    children = ss.spawn(n_boot)
+    # the children ss.spawn would give, without advancing the caller's SeedSequence
+    children = [
+        np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, b), pool_size=ss.pool_size)
+        for b in range(n_boot)
+    ]
     report = _reporter(progress, n_boot, label)
     workers = n_jobs if n_jobs > 0 else max(1, _cpu_count())
     size = max(1, min(25, math.ceil(n_boot / (4 * workers))))

@@ -11,6 +11,7 @@ the target's own observed Kaplan–Meier curve: if outcome mechanisms are shared
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,7 +33,7 @@ from transport.estimators import (
     OutcomeModel,
     read_curve,
 )
-from transport.exceptions import DataError
+from transport.exceptions import DataError, ExtrapolationWarning, TransportWarning
 from transport.inference import (
     BootstrapDraws,
     IntervalKind,
@@ -265,14 +266,39 @@ def transport(
         )
     if not (isinstance(ci_level, float | int) and 0 < float(ci_level) < 1):
         raise ValueError(f"The 'ci_level' parameter must be in (0, 1). Got {ci_level!r}.")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
+        raise ValueError(
+            f"The 'n_jobs' parameter must be a positive integer or -1. Got {n_jobs!r}."
+        )
     t, tau_ = _check_times(times, tau)
+    _margins(margin, ["survival", "median", "rmst"])  # validate early
+    for c in (source, target):
+        if isinstance(c, Cohort) and c.entry is not None:
+            raise DataError(
+                f"cohort {c.name!r} has delayed entry (column {c.entry!r}; {c.n} rows) "
+                "(rule: transport() handles right-censored data only; kaplan_meier handles "
+                "delayed entry for a single cohort)"
+            )
     target = _same_unit(target, source.time_unit)
+    if tau_ is not None:
+        last = min(
+            float(source.time_values.max()),
+            float(target.time_values.max()) if isinstance(target, Cohort) else np.inf,
+        )
+        if tau_ > last:
+            warnings.warn(
+                f"tau = {tau_:g} {source.time_unit} reaches past the last follow-up time "
+                f"{last:g} of {source.name!r} or {target.name!r}; the RMSTs carry the last "
+                "value forward. Choose tau within follow-up.",
+                ExtrapolationWarning,
+                stacklevel=2,
+            )
     if window is None:
         end = tau_ if tau_ is not None else (float(t.max()) if t.size else None)
         win = (0.0, end) if end else None
     else:
         win = (float(window[0]), float(window[1]))
-        if not win[1] > win[0] >= 0:
+        if not (math.isfinite(win[1]) and win[1] > win[0] >= 0):
             raise ValueError(
                 f"The 'window' parameter must be (a, b) with 0 <= a < b. Got {window!r}."
             )
@@ -300,6 +326,9 @@ def transport(
             estimator = GFormulaEstimator(source, target, outcome_formula, outcome_model, ties)
             model_note = f"average of {outcome_model} model predictions over the target"
         else:
+            # the participation model as inverse_odds_weights fits it: the same checks
+            # (separation named by covariate, overlap) and its weights for diagnostics
+            weights = inverse_odds_weights(source, target, formula)
             estimator = AIPWEstimator(
                 source, target, formula, outcome_formula, outcome_model, ties, censoring
             )
@@ -344,6 +373,15 @@ def transport(
             progress=progress,
             label=f"bootstrap {source.name} -> {target.name} ({method})",
         )
+        if draws.failed:
+            warnings.warn(
+                f"{draws.failed} of {draws.n_boot} bootstrap replicates of {method} "
+                f"({source.name} -> {target.name}) could not be refitted (a model without a "
+                "finite estimate in the resample, e.g. separation or a level left out) and "
+                "are left out of the intervals; see summary()['n_boot_failed']",
+                TransportWarning,
+                stacklevel=2,
+            )
     return TransportResult(
         method=method,
         source=source,
@@ -370,10 +408,26 @@ def _margins(margin: float | Mapping[str, float] | None, estimands: list[str]) -
             raise ValueError(
                 f"margin keys must be 'survival', 'median' or 'rmst'; got {sorted(unknown)}"
             )
+        for key, v in margin.items():
+            if not _positive_number(v):
+                raise ValueError(
+                    f"The margin for {key!r} must be a positive finite number. Got {v!r}."
+                )
         return np.array([float(margin.get(e, np.nan)) for e in estimands])
-    if not (isinstance(margin, int | float) and margin > 0):
-        raise ValueError(f"The 'margin' must be a positive number or a dict. Got {margin!r}.")
+    if not _positive_number(margin):
+        raise ValueError(
+            f"The 'margin' must be a positive finite number or a dict. Got {margin!r}."
+        )
     return np.array([float(margin) if e == "survival" else np.nan for e in estimands])
+
+
+def _positive_number(v: Any) -> bool:
+    return (
+        isinstance(v, int | float | np.number)
+        and not isinstance(v, bool | np.bool_)
+        and math.isfinite(float(v))
+        and float(v) > 0
+    )
 
 
 class TransportResult:
@@ -548,14 +602,13 @@ class TransportResult:
                 stats["difference"] = interval(r_t - r_o, diff, kind, level, nan_as_inf=False)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     stats["ratio"] = interval(r_t / r_o, ratio, kind, level, nan_as_inf=False)
-                method = f"bootstrap-{kind}"
-                methods = [method] * k
+                methods = [f"bootstrap-{kind}{self._failed_note()}"] * k
             else:  # summary target: its rows are fixed; combine the SEs (Wald)
                 stats["observed"] = (ob["se"], ob["lower"], ob["upper"])
                 se_t = stats["transported"][0]
                 stats["difference"] = _wald(diff, se_t, ob["se"], level)
                 stats["ratio"] = _wald_log_ratio(tr["value"], ob["value"], se_t, ob["se"], level)
-                methods = [f"bootstrap-{kind} (target summary fixed)"] * k
+                methods = [f"bootstrap-{kind} (target summary fixed){self._failed_note()}"] * k
         else:
             stats = {
                 name: (parts[name]["se"], parts[name]["lower"], parts[name]["upper"])
@@ -580,7 +633,13 @@ class TransportResult:
             out[f"{name}_ci_upper"] = hi
         out["ci_method"] = methods
         out["conf_level"] = [level] * k
+        out["n_boot"] = [self.bootstrap.n_boot if self.bootstrap else 0] * k
+        out["n_boot_failed"] = [self.bootstrap.failed if self.bootstrap else 0] * k
         return out
+
+    def _failed_note(self) -> str:
+        failed = self.bootstrap.failed if self.bootstrap else 0
+        return f" ({failed} replicates failed)" if failed else ""
 
     def _if_label(self, estimand: str) -> str:
         if self.method in ("gformula", "aipw"):
