@@ -54,6 +54,7 @@ from transport.survival._kernel import SNAP_TOLERANCE, group_times
 from transport.survival.model_curve import step_rmst
 from transport.weighting._logistic import fit_logistic
 from transport.weighting.entropy import _independent_columns, _moment_columns
+from transport.weighting.weights import Weights
 
 __all__ = [
     "METHODS",
@@ -133,19 +134,25 @@ class _Participation:
     likelihood, far fewer rows when covariates are categorical or rounded (DESIGN §7).
     """
 
-    def __init__(self, design: Design, Xt: np.ndarray, source: str, target: str) -> None:
+    def __init__(
+        self, design: Design, Xt: np.ndarray, source: str, target: str, coef: Any = None
+    ) -> None:
+        """``coef``: the full-data fit when already known (from
+        :func:`~transport.inverse_odds_weights`, on the same design), else fitted here."""
         Xs = design.source_matrix
         self.ns, self.nt = Xs.shape[0], Xt.shape[0]
         X = np.column_stack((np.ones(self.ns + self.nt), np.vstack((Xs, Xt))))
         y = np.concatenate((np.ones(self.ns), np.zeros(self.nt)))
-        fit = fit_logistic(X, y)
-        if not fit.converged:
-            raise DataError(
-                f"the participation model of {source!r} vs {target!r} did not converge in "
-                f"{fit.n_iter} Newton steps (rule: a finite maximum-likelihood estimate; "
-                "see inverse_odds_weights for the separation diagnosis)"
-            )
-        self.coef = fit.coef
+        if coef is None:
+            fit = fit_logistic(X, y)
+            if not fit.converged:
+                raise DataError(
+                    f"the participation model of {source!r} vs {target!r} did not converge "
+                    f"in {fit.n_iter} Newton steps (rule: a finite maximum-likelihood "
+                    "estimate; see inverse_odds_weights for the separation diagnosis)"
+                )
+            coef = fit.coef
+        self.coef = np.asarray(coef, dtype=np.float64)
         self.X, self.y = X, y  # kept for checks against a plain fit
         Xu, group = np.unique(X, axis=0, return_inverse=True)
         self.Xu = np.ascontiguousarray(Xu)
@@ -195,6 +202,14 @@ class _Participation:
         return np.asarray(np.exp(-(self.Xu @ beta))[self.group[: self.ns]])
 
 
+def _participation(
+    design: Design, target: Cohort, source: str, weights: Weights | None
+) -> _Participation:
+    """The participation model, reusing the full-data fit of ``weights`` (iow) if given."""
+    coef = None if weights is None else list(weights.details["coef"].values())
+    return _Participation(design, design.matrix(target), source, target.name, coef)
+
+
 # -- the estimators -------------------------------------------------------------------------
 class NaiveEstimator:
     """The source's own Kaplan–Meier curve, ignoring the target."""
@@ -213,11 +228,15 @@ class IOWEstimator:
 
     method = "iow"
 
-    def __init__(self, source: Cohort, target: Cohort, formula: str | None) -> None:
-        self.design = Design(source, formula)
-        self.participation = _Participation(
-            self.design, self.design.matrix(target), source.name, target.name
-        )
+    def __init__(
+        self,
+        source: Cohort,
+        target: Cohort,
+        formula: str | None,
+        weights: Weights | None = None,
+    ) -> None:
+        self.design = Design(source, formula) if weights is None else weights.design
+        self.participation = _participation(self.design, target, source.name, weights)
         self.km = FixedGridKM(source.time_values, source.event_values)
         self.ns = source.n
 
@@ -419,16 +438,15 @@ class AIPWEstimator:
         model: OutcomeModel,
         ties: Literal["efron", "breslow"],
         censoring: Literal["km", "cox"],
+        weights: Weights | None = None,
     ) -> None:
         if censoring not in ("km", "cox"):
             raise ValueError(f"The 'censoring' parameter must be 'km' or 'cox'. Got {censoring!r}.")
         self.outcome = _OutcomeFit(source, outcome_formula, model, ties)
         self.Xs_out = self.outcome.design.source_matrix
         self.Xt_out = self.outcome.design.matrix(target)
-        pdesign = Design(source, formula)
-        self.participation = _Participation(
-            pdesign, pdesign.matrix(target), source.name, target.name
-        )
+        pdesign = Design(source, formula) if weights is None else weights.design
+        self.participation = _participation(pdesign, target, source.name, weights)
         self.censoring = censoring
         self.km = FixedGridKM(source.time_values, source.event_values)
         self.time = source.time_values

@@ -314,7 +314,7 @@ def transport(
     elif method == "iow":
         assert isinstance(target, Cohort)
         weights = inverse_odds_weights(source, target, formula)
-        estimator = IOWEstimator(source, target, formula)
+        estimator = IOWEstimator(source, target, formula, weights)
         transported = kaplan_meier(source, weights, conf_level=ci_level)
     elif method == "entropy":
         weights = entropy_balance(source, target, moments, formula)
@@ -330,7 +330,7 @@ def transport(
             # (separation named by covariate, overlap) and its weights for diagnostics
             weights = inverse_odds_weights(source, target, formula)
             estimator = AIPWEstimator(
-                source, target, formula, outcome_formula, outcome_model, ties, censoring
+                source, target, formula, outcome_formula, outcome_model, ties, censoring, weights
             )
             model_note = (
                 f"augmented IPW: {outcome_model} outcome model, logistic participation model, "
@@ -513,9 +513,9 @@ class TransportResult:
             se[:n_t] = tab["se"].to_numpy()
             lo[:n_t] = tab["ci_lower"].to_numpy()
             hi[:n_t] = tab["ci_upper"].to_numpy()
-        ests: list[Estimate] = [_median(curve, self.ci_level)]
+        ests: list[Estimate] = [curve.median()]
         if self.tau is not None:
-            ests.append(_rmst(curve, self.tau, self.ci_level))
+            ests.append(_rmst(curve, self.tau))
         for j, e in enumerate(ests, start=n_t):
             value[j], se[j], lo[j], hi[j] = e.value, e.se, e.ci_lower, e.ci_upper
         return {"value": value, "se": se, "lower": lo, "upper": hi}
@@ -872,15 +872,8 @@ class TransportResults(Mapping[str, TransportResult]):
         return f"TransportResults({list(self._results)})"
 
 
-def _median(curve: SurvivalCurve | ModelCurve, level: float) -> Estimate:
-    return curve.median()
-
-
-def _rmst(curve: SurvivalCurve | ModelCurve, tau: float, level: float) -> Estimate:
-    import warnings
-
-    from transport.exceptions import ExtrapolationWarning
-
+def _rmst(curve: SurvivalCurve | ModelCurve, tau: float) -> Estimate:
+    # transport() has already warned once when tau reaches past follow-up
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExtrapolationWarning)
         return curve.rmst(tau)

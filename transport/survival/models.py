@@ -40,7 +40,37 @@ from transport.survival.curve import validate_weights
 __all__ = ["CoxModel", "PiecewiseExponentialModel"]
 
 
-class CoxModel:
+class _Predicting:
+    """Prediction shared by the outcome models: each has ``design``, ``fit`` (with
+    ``survival(X, times)``) and ``time_unit``."""
+
+    design: Design
+    fit: Any
+    time_unit: str
+
+    def predict_survival(self, cohort: Cohort, times: Any) -> np.ndarray:
+        """Each patient's predicted ``S(t | x)``: an array of patients x times."""
+        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        if cohort.time_unit != self.time_unit:
+            raise DataError(
+                f"cohort {cohort.name!r} measures time in {cohort.time_unit} but the model in "
+                f"{self.time_unit} (rule: same unit; use Cohort.in_unit)"
+            )
+        return self.fit.survival(self.design.matrix(cohort), t)
+
+    def marginal_survival(self, cohort: Cohort, times: Any, weights: Any = None) -> np.ndarray:
+        """The g-formula curve: the (weighted) average of the patients' predicted survival.
+
+        ``weights`` (one per row of ``cohort``, e.g. bootstrap counts) default to equal.
+        """
+        pred = self.predict_survival(cohort, times)
+        if weights is None:
+            return pred.mean(axis=0)
+        w = validate_weights(weights, cohort.n)
+        return np.asarray((w @ pred) / w.sum(), dtype=np.float64)
+
+
+class CoxModel(_Predicting):
     """Cox proportional hazards model of the source's outcome.
 
     Parameters
@@ -117,27 +147,6 @@ class CoxModel:
         """Standard errors of the log hazard ratios (robust when weighted)."""
         return dict(zip(self.design.columns, np.sqrt(np.diag(self.cov)).tolist(), strict=True))
 
-    def predict_survival(self, cohort: Cohort, times: Any) -> np.ndarray:
-        """Each patient's predicted ``S(t | x)``: an array of patients x times."""
-        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
-        if cohort.time_unit != self.time_unit:
-            raise DataError(
-                f"cohort {cohort.name!r} measures time in {cohort.time_unit} but the model in "
-                f"{self.time_unit} (rule: same unit; use Cohort.in_unit)"
-            )
-        return self.fit.survival(self.design.matrix(cohort), t)
-
-    def marginal_survival(self, cohort: Cohort, times: Any, weights: Any = None) -> np.ndarray:
-        """The g-formula curve: the (weighted) average of the patients' predicted survival.
-
-        ``weights`` (one per row of ``cohort``, e.g. bootstrap counts) default to equal.
-        """
-        pred = self.predict_survival(cohort, times)
-        if weights is None:
-            return pred.mean(axis=0)
-        w = validate_weights(weights, cohort.n)
-        return np.asarray((w @ pred) / w.sum(), dtype=np.float64)
-
     def __repr__(self) -> str:
         return (
             f"CoxModel({self.source!r}: {len(self.design.columns)} columns, "
@@ -150,7 +159,7 @@ def _number(x: float) -> str:
     return "inf" if np.isinf(x) else str(np.format_float_positional(x, trim="-"))
 
 
-class PiecewiseExponentialModel:
+class PiecewiseExponentialModel(_Predicting):
     """Piecewise exponential (Poisson) model of the source's outcome, without proportional
     hazards: log hazard ``alpha_k + x' beta + (log m_k - center) x' gamma`` in interval
     ``k`` (Holford 1980; Laird & Olivier 1981; Friedman 1982).
@@ -341,27 +350,6 @@ class PiecewiseExponentialModel:
     def se(self) -> dict[str, float]:
         """Standard errors of the coefficients (robust when weighted)."""
         return dict(zip(self.names, np.sqrt(np.diag(self.cov)).tolist(), strict=True))
-
-    def predict_survival(self, cohort: Cohort, times: Any) -> np.ndarray:
-        """Each patient's predicted ``S(t | x)``: an array of patients x times."""
-        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
-        if cohort.time_unit != self.time_unit:
-            raise DataError(
-                f"cohort {cohort.name!r} measures time in {cohort.time_unit} but the model in "
-                f"{self.time_unit} (rule: same unit; use Cohort.in_unit)"
-            )
-        return self.fit.survival(self.design.matrix(cohort), t)
-
-    def marginal_survival(self, cohort: Cohort, times: Any, weights: Any = None) -> np.ndarray:
-        """The g-formula curve: the (weighted) average of the patients' predicted survival.
-
-        ``weights`` (one per row of ``cohort``, e.g. bootstrap counts) default to equal.
-        """
-        pred = self.predict_survival(cohort, times)
-        if weights is None:
-            return pred.mean(axis=0)
-        w = validate_weights(weights, cohort.n)
-        return np.asarray((w @ pred) / w.sum(), dtype=np.float64)
 
     def __repr__(self) -> str:
         kind = "time-varying" if self.time_varying else "proportional"
