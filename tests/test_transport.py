@@ -160,6 +160,20 @@ def test_percentile_interval_is_the_quantiles_of_the_replicates(us_jp) -> None:
     )
     assert set(s["ci_method"]) == {"bootstrap-percentile"}
     assert set(sn["ci_method"]) == {"bootstrap-normal"}
+    # the ratio: percentile limits are the replicate ratios' quantiles, the normal interval
+    # is exp(log ratio -/+ z SD of the replicate log ratios)
+    ratio_reps = r[:, k : 2 * k] / r[:, 2 * k : 3 * k]
+    np.testing.assert_allclose(
+        s["ratio_ci_upper"].to_numpy(), np.quantile(ratio_reps, 0.975, axis=0)
+    )
+    sd_log = np.log(ratio_reps).std(0, ddof=1)
+    log_ratio = np.log(sn["ratio"].to_numpy())
+    np.testing.assert_allclose(
+        sn["ratio_ci_lower"].to_numpy(), np.exp(log_ratio - 1.959963984540054 * sd_log)
+    )
+    np.testing.assert_allclose(
+        sn["ratio_ci_upper"].to_numpy(), np.exp(log_ratio + 1.959963984540054 * sd_log)
+    )
 
 
 def test_progress_is_reported(us_jp) -> None:

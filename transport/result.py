@@ -562,7 +562,8 @@ class TransportResult:
         curves, the infinitesimal jackknife for the weighted ones, which treats the
         weights as fixed; the median's from inverting the pointwise band), and are
         null for the model-based curves. Differences and ratios then combine the two
-        independent cohorts' SEs (Wald; the ratio on the log scale).
+        independent cohorts' SEs (Wald; the ratio on the log scale). The normal bootstrap
+        interval of the ratio is also built on the log scale.
 
         With a ``margin``, the equivalence columns of :meth:`equivalence` are added.
         """
@@ -600,8 +601,7 @@ class TransportResult:
             if self.observed is not None:
                 stats["observed"] = interval(r_o, ob["value"], kind, level)
                 stats["difference"] = interval(r_t - r_o, diff, kind, level, nan_as_inf=False)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    stats["ratio"] = interval(r_t / r_o, ratio, kind, level, nan_as_inf=False)
+                stats["ratio"] = _boot_ratio(r_t, r_o, ratio, kind, level)
                 methods = [f"bootstrap-{kind}{self._failed_note()}"] * k
             else:  # summary target: its rows are fixed; combine the SEs (Wald)
                 stats["observed"] = (ob["se"], ob["lower"], ob["upper"])
@@ -885,6 +885,21 @@ def _wald(
     z = float(norm.ppf(0.5 + level / 2.0))
     se = np.sqrt(se1**2 + se2**2)
     return se, diff - z * se, diff + z * se
+
+
+def _boot_ratio(
+    r_t: np.ndarray, r_o: np.ndarray, ratio: np.ndarray, kind: IntervalKind, level: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bootstrap interval of transported / observed. Percentile limits are the replicate
+    ratios' quantiles; the normal interval is built on the log scale, where the ratio's
+    sampling distribution is closer to symmetric, and exponentiated (its SE is that of
+    the log ratio). A replicate ratio of 0 or below leaves the normal limits ``nan``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reps = r_t / r_o
+        if kind == "percentile":
+            return interval(reps, ratio, kind, level, nan_as_inf=False)
+        se_log, lo, hi = interval(np.log(reps), np.log(ratio), kind, level, nan_as_inf=False)
+    return se_log, np.exp(lo), np.exp(hi)
 
 
 def _wald_log_ratio(
