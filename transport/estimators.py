@@ -22,6 +22,10 @@ outcome mechanism, given the measured covariates):
   model is right, given a right censoring model (Dahabreh et al. 2020, extended to
   survival by inverse probability of censoring weighting as in Lee, Yang & Wang 2022).
 
+The three Kaplan–Meier methods accept delayed entry (left truncation): their
+:class:`FixedGridKM` takes the entry times and builds the risk sets of
+:func:`~transport.kaplan_meier`. ``gformula`` and ``aipw`` need right-censored data.
+
 References
 ----------
 Westreich D, Edwards JK, Lesko CR, Stuart E, Cole SR (2017). Transportability of trial
@@ -50,7 +54,7 @@ from transport.exceptions import DataError
 from transport.summary import TargetSummary
 from transport.survival._confint import find_quantile
 from transport.survival._cox import fit_cox
-from transport.survival._kernel import SNAP_TOLERANCE, group_times
+from transport.survival._kernel import SNAP_TOLERANCE, group_times, snap_unique
 from transport.survival.model_curve import step_rmst
 from transport.weighting._logistic import fit_logistic
 from transport.weighting.entropy import _independent_columns, _moment_columns
@@ -78,30 +82,72 @@ class FixedGridKM:
 
     Rows of weight 0 are absent; S is the product-limit estimate on the weighted counts,
     events before censorings at a tied time, times snapped as R's ``aeqSurv``.
+
+    With ``entry`` (delayed entry, left truncation; ``entry < time``), the grid is that of
+    :func:`~transport.kaplan_meier`: exit and entry times snapped together, and a row is at
+    risk at grid time ``t_k`` when ``entry < t_k <= time`` on the snapped values. A row
+    entering at a time tied with an event is not at risk for that event (R's
+    ``Surv(entry, time, event)``).
     """
 
-    def __init__(self, time: np.ndarray, event: np.ndarray) -> None:
-        grid, idx, order = group_times(time, SNAP_TOLERANCE)
-        if order is not None:
-            by_row = np.empty_like(idx)
-            by_row[order] = idx
-            idx = by_row
+    def __init__(
+        self, time: np.ndarray, event: np.ndarray, entry: np.ndarray | None = None
+    ) -> None:
+        self.entry_index: np.ndarray | None = None
+        if entry is None:
+            grid, idx, order = group_times(time, SNAP_TOLERANCE)
+            if order is not None:
+                by_row = np.empty_like(idx)
+                by_row[order] = idx
+                idx = by_row
+        else:
+            # snapped jointly, exactly as kaplan_meier_arrays does, so the grid and the risk
+            # sets are the ones tp.kaplan_meier reports
+            n = time.size
+            grid, both = snap_unique(np.concatenate((time, entry)), SNAP_TOLERANCE)
+            idx, self.entry_index = both[:n], both[n:]
+            clash = self.entry_index >= idx
+            if clash.any():
+                raise DataError(
+                    f"{int(clash.sum())} of {n} rows have entry equal to exit once times "
+                    f"closer than {SNAP_TOLERANCE:.3g} (absolutely or relative to the mean "
+                    "time) are treated as tied (rule: entry < time after snapping, as R's "
+                    "aeqSurv)"
+                )
         self.grid = grid
         self.index = idx
         self.event = np.asarray(event, dtype=np.float64)
         self.m = grid.size
 
+    def _at_risk(self, w: np.ndarray, exits: np.ndarray) -> np.ndarray:
+        """Weighted risk set at every grid time from the weighted exits per grid time."""
+        at_risk = np.cumsum(exits[::-1])[::-1]
+        if self.entry_index is not None:
+            # rows whose (snapped) entry is at or after t_k are not yet at risk at t_k
+            entries = np.bincount(self.entry_index, weights=w, minlength=self.m)
+            at_risk -= np.cumsum(entries[::-1])[::-1]
+            np.maximum(at_risk, 0.0, out=at_risk)  # float residue of the subtraction
+        return at_risk
+
     def survival(self, w: np.ndarray) -> np.ndarray:
         """S at every grid time for case weights ``w`` (one per row, input order)."""
         d = np.bincount(self.index, weights=w * self.event, minlength=self.m)
         e = np.bincount(self.index, weights=w, minlength=self.m)
-        at_risk = np.cumsum(e[::-1])[::-1]
+        at_risk = self._at_risk(w, e)
         h = np.divide(d, at_risk, out=np.zeros(self.m), where=at_risk > 0)
         return np.cumprod(np.clip(1.0 - h, 0.0, 1.0))
 
     def censoring_survival(self, w: np.ndarray) -> np.ndarray:
         """G(t) = P(C > t) by the reverse Kaplan–Meier (censorings as events; deaths at a
-        tied time leave the risk set first, matching the Kaplan–Meier convention)."""
+        tied time leave the risk set first, matching the Kaplan–Meier convention).
+
+        Right-censored data only: its one user, ``aipw``, refuses delayed entry (its
+        outcome models need right-censored data)."""
+        if self.entry_index is not None:
+            raise DataError(
+                "the censoring survival G(t) is estimated for right-censored data only "
+                "(rule: no entry column for aipw)"
+            )
         c = np.bincount(self.index, weights=w * (1.0 - self.event), minlength=self.m)
         e = np.bincount(self.index, weights=w, minlength=self.m)
         d = e - c
@@ -217,7 +263,7 @@ class NaiveEstimator:
     method = "naive"
 
     def __init__(self, source: Cohort) -> None:
-        self.km = FixedGridKM(source.time_values, source.event_values)
+        self.km = FixedGridKM(source.time_values, source.event_values, source.entry_values)
 
     def curve(self, cs: np.ndarray, ct: np.ndarray | None) -> Curve | None:
         return self.km.grid, self.km.survival(cs)
@@ -237,7 +283,7 @@ class IOWEstimator:
     ) -> None:
         self.design = Design(source, formula) if weights is None else weights.design
         self.participation = _participation(self.design, target, source.name, weights)
-        self.km = FixedGridKM(source.time_values, source.event_values)
+        self.km = FixedGridKM(source.time_values, source.event_values, source.entry_values)
         self.ns = source.n
 
     def curve(self, cs: np.ndarray, ct: np.ndarray | None) -> Curve | None:
@@ -281,7 +327,7 @@ class EntropyEstimator:
         self.C = C[:, self.keep]
         self.scale = self.scale[self.keep]
         self.lam = np.array([lam[labels[j]] for j in self.keep]) * self.scale
-        self.km = FixedGridKM(source.time_values, source.event_values)
+        self.km = FixedGridKM(source.time_values, source.event_values, source.entry_values)
 
     def _solve(self, q: np.ndarray, m: np.ndarray) -> np.ndarray | None:
         Z = (self.C - m[self.keep]) / self.scale

@@ -163,6 +163,11 @@ def transport(
         targets, giving a :class:`TransportResults` with one result per target.
     method
         ``"naive"``, ``"iow"`` (default), ``"entropy"``, ``"gformula"`` or ``"aipw"``.
+        ``naive``, ``iow`` and ``entropy`` accept cohorts with delayed entry (left
+        truncation, a Cohort ``entry`` column): every curve, bootstrap replicates
+        included, is the (weighted) Kaplan–Meier of :func:`~transport.kaplan_meier` with
+        risk sets ``entry < t <= time``. ``gformula`` and ``aipw`` need right-censored
+        data (their outcome models have no delayed entry) and refuse an entry column.
     times, tau
         Times for S(t) and the RMST horizon, in the source's time unit (a target in
         another unit is converted exactly).
@@ -272,13 +277,15 @@ def transport(
         )
     t, tau_ = _check_times(times, tau)
     _margins(margin, ["survival", "median", "rmst"])  # validate early
-    for c in (source, target):
-        if isinstance(c, Cohort) and c.entry is not None:
-            raise DataError(
-                f"cohort {c.name!r} has delayed entry (column {c.entry!r}; {c.n} rows) "
-                "(rule: transport() handles right-censored data only; kaplan_meier handles "
-                "delayed entry for a single cohort)"
-            )
+    if method in ("gformula", "aipw"):
+        for c in (source, target):
+            if isinstance(c, Cohort) and c.entry is not None:
+                raise DataError(
+                    f"cohort {c.name!r} has delayed entry (column {c.entry!r}; {c.n} rows) "
+                    f"(rule: method {method!r} needs right-censored data, its outcome models "
+                    "have no delayed entry; methods 'naive', 'iow' and 'entropy' accept "
+                    "delayed entry)"
+                )
     target = _same_unit(target, source.time_unit)
     if tau_ is not None:
         last = min(
@@ -356,7 +363,7 @@ def transport(
         rep = _Replicate(
             estimator,
             naive_est,
-            FixedGridKM(target.time_values, target.event_values)
+            FixedGridKM(target.time_values, target.event_values, target.entry_values)
             if isinstance(target, Cohort)
             else None,
             source.n,
