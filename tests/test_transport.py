@@ -429,7 +429,7 @@ def test_more_bad_inputs(us_jp) -> None:
         name="late",
     )
     with pytest.raises(tp.DataError, match="delayed entry"):
-        tp.transport(us, late, method="naive")
+        tp.transport(us, late, method="gformula")
     sep = jp.to_frame().with_columns(pl.lit("targeted").alias("regimen"))
     sep_jp = tp.Cohort(
         sep.with_columns(pl.col("regimen").cast(us.to_frame()["regimen"].dtype)),
