@@ -4,12 +4,13 @@ transports to another country's patient mix.
 Public names are listed in ``__all__``; everything else is private.
 """
 
-from transport import datasets, simulate
+from transport import datasets, disclosure, simulate
 from transport.cohort import TIME_UNITS, Cohort
 from transport.design import Design
 from transport.estimate import Estimate
 from transport.exceptions import (
     DataError,
+    DisclosureError,
     ExtrapolationWarning,
     PositivityWarning,
     TransportError,
@@ -27,6 +28,7 @@ __all__ = [
     "Cohort",
     "DataError",
     "Design",
+    "DisclosureError",
     "Estimate",
     "ExtrapolationWarning",
     "PositivityWarning",
@@ -39,6 +41,7 @@ __all__ = [
     "Weights",
     "__version__",
     "datasets",
+    "disclosure",
     "entropy_balance",
     "inverse_odds_weights",
     "kaplan_meier",

@@ -3,7 +3,8 @@
 Exception tree::
 
     TransportError                       base of every error the package raises on purpose
-     └── DataError (also ValueError)     input data break a rule: names column, rule, row count
+     ├── DataError (also ValueError)     input data break a rule: names column, rule, row count
+     └── DisclosureError                 an output cannot be made safe to release: names the rule
 
     TransportWarning (UserWarning)       statistical trouble that still allows an answer
      ├── ExtrapolationWarning            a quantity reaches past the last observed time
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 __all__ = [
     "DataError",
+    "DisclosureError",
     "ExtrapolationWarning",
     "PositivityWarning",
     "TransportError",
@@ -32,6 +34,14 @@ class DataError(TransportError, ValueError):
     """Input data break a validation rule.
 
     The message names the column (or argument), the rule and the number of rows involved.
+    """
+
+
+class DisclosureError(TransportError):
+    """An object cannot be released under the disclosure-control policy.
+
+    The message names the rule (``patient_rows``, ``forbidden_column``, ``min_cell``, ...)
+    and what broke it, never a patient's value.
     """
 
 

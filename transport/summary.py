@@ -55,8 +55,11 @@ def _validate(data: dict[str, Any]) -> None:
     n = data.get("n")
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise DataError(f"TargetSummary field 'n' must be a positive integer; got {n!r}")
+    suppressed = data.get("suppressed") or {}
     for j, col in enumerate(data["columns"]):
         m, s = data["mean"][j], data["sd"][j]
+        if m is None and s is None and col in suppressed:
+            continue  # withheld by the release gate; using it as a moment is an error
         if m is None or not math.isfinite(m):
             raise DataError(f"TargetSummary mean of column {col!r} is missing or not finite")
         if s is None or not math.isfinite(s) or s < 0:
@@ -66,16 +69,31 @@ def _validate(data: dict[str, Any]) -> None:
     for v, c in data["covariates"].items():
         if c.get("type") == "categorical":
             shares = c.get("shares", [])
-            if len(shares) != len(c.get("levels", [])) or any(x < 0 or x > 1 for x in shares):
+            if len(shares) != len(c.get("levels", [])) or any(
+                x is not None and (x < 0 or x > 1) for x in shares
+            ):
                 raise DataError(f"TargetSummary shares of covariate {v!r} must be one per level, "
                                 "each in [0, 1]")  # fmt: skip
-            if abs(sum(shares) - 1.0) > 1e-9:
+            if None not in shares and abs(sum(shares) - 1.0) > 1e-9:
                 raise DataError(f"TargetSummary shares of covariate {v!r} sum to {sum(shares)!r}, "
                                 "not 1")  # fmt: skip
 
 
 def _num(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
+
+
+def interval_counts(table: pl.DataFrame, times: np.ndarray) -> dict[str, list[int]]:
+    """Unweighted events and censorings of a KM table (``to_frame``) in each interval
+    ``(times[j-1], times[j]]`` (the first from time 0): what a release needs to check
+    that every reported step has enough patients behind it."""
+    t = table["time"].to_numpy()
+    out = {}
+    for key in ("n_event", "n_censor"):
+        cum = np.concatenate(([0.0], np.cumsum(table[f"{key}_unweighted"].to_numpy())))
+        at = cum[np.searchsorted(t, times, side="right")]
+        out[key] = [round(x) for x in np.diff(np.concatenate(([0.0], at)))]
+    return out
 
 
 class TargetSummary:
@@ -96,7 +114,14 @@ class TargetSummary:
         Covariate types, categorical levels and their shares among the n patients.
     km
         ``None`` or the Kaplan–Meier table on a grid: ``time``, ``survival``, ``se``,
-        ``ci_lower``, ``ci_upper``, ``n_risk``, with ``conf_type``.
+        ``ci_lower``, ``ci_upper``, ``n_risk``, and ``n_event`` and ``n_censor`` in the
+        interval ending at each time, with ``conf_type``.
+    counts
+        Rows where each design column is nonzero (what the release gate's cell rule
+        needs); ``None`` in a released summary, whose counts were checked and dropped.
+    suppressed
+        What the release gate withheld and why: ``{item: rule}``, where an item is a
+        design column or ``"covariate=level"`` (their values are ``None``).
     """
 
     def __init__(
@@ -113,6 +138,8 @@ class TargetSummary:
         levels: Mapping[str, Sequence[str]],
         shares: Mapping[str, Sequence[float]],
         km: dict[str, Any] | None = None,
+        counts: Sequence[int] | None = None,
+        suppressed: Mapping[str, str] | None = None,
     ) -> None:
         self.name = str(name)
         self.n = int(n)
@@ -123,8 +150,12 @@ class TargetSummary:
         self.sd = np.asarray(sd, dtype=np.float64)
         self.types = dict(types)
         self.levels = {k: tuple(v) for k, v in levels.items()}
-        self.shares = {k: tuple(float(x) for x in v) for k, v in shares.items()}
+        self.shares = {
+            k: tuple(np.nan if x is None else float(x) for x in v) for k, v in shares.items()
+        }
         self.km = km
+        self.counts = None if counts is None else tuple(int(x) for x in counts)
+        self.suppressed = dict(suppressed or {})
         if self.mean.shape != (len(self.columns),) or self.sd.shape != self.mean.shape:
             raise DataError("summary means and SDs must have one value per design column")
 
@@ -163,10 +194,12 @@ class TargetSummary:
         if km_times is not None:
             from transport.survival import kaplan_meier
 
-            table = kaplan_meier(cohort).at(list(km_times))
+            curve = kaplan_meier(cohort)
+            table = curve.at(sorted(set(km_times))).drop("n_risk_unweighted")
             km = {
                 "conf_type": "log-log",
                 **{k: [_num(float(x)) for x in table[k].to_list()] for k in table.columns},
+                **interval_counts(curve.to_frame(), table["time"].to_numpy()),
             }
         return cls(
             name=cohort.name,
@@ -180,6 +213,7 @@ class TargetSummary:
             levels=cohort.levels,
             shares=shares,
             km=km,
+            counts=np.count_nonzero(X, axis=0).tolist(),
         )
 
     # -- JSON -----------------------------------------------------------------------------------
@@ -197,12 +231,15 @@ class TargetSummary:
             "sd": [_num(x) for x in self.sd],
             "covariates": {v: self._covariate_dict(v, t) for v, t in self.types.items()},
             "km": self.km,
+            "counts": None if self.counts is None else list(self.counts),
+            "suppressed": dict(self.suppressed),
         }
 
     def _covariate_dict(self, v: str, kind: str) -> dict[str, Any]:
         if kind != "categorical":
             return {"type": kind}
-        return {"type": kind, "levels": list(self.levels[v]), "shares": list(self.shares[v])}
+        shares = [_num(x) for x in self.shares[v]]
+        return {"type": kind, "levels": list(self.levels[v]), "shares": shares}
 
     def to_json(self, path: str | Path) -> Path:
         """Write the summary as JSON (floats round-trip exactly); return the path."""
@@ -234,6 +271,8 @@ class TargetSummary:
             levels={v: c["levels"] for v, c in cov.items() if c["type"] == "categorical"},
             shares={v: c["shares"] for v, c in cov.items() if c["type"] == "categorical"},
             km=data.get("km"),
+            counts=data.get("counts"),
+            suppressed=data.get("suppressed"),
         )
 
     @classmethod
@@ -263,11 +302,16 @@ class TargetSummary:
                     f"target summary {self.name!r} (rule: same type)"
                 )
             shares = dict(zip(self.levels[v], self.shares[v], strict=True))
-            unseen = {u: s for u, s in shares.items() if u not in lv and s > 0}
+            # a level withheld by the release gate (nan share) has patients, too few to say
+            unseen = {u: s for u, s in shares.items() if u not in lv and not s <= 0}
             if unseen:
                 raise DataError(
                     f"covariate {v!r} of target summary {self.name!r} has level(s) "
-                    + ", ".join(f"{u!r} ({round(s * self.n)} rows)" for u, s in unseen.items())
+                    + ", ".join(
+                        f"{u!r} ({'a withheld number of' if math.isnan(s) else round(s * self.n)}"
+                        " rows)"
+                        for u, s in unseen.items()
+                    )
                     + f" that the source never saw (rule: target levels are among the "
                     f"source's {list(lv)})"
                 )
@@ -275,6 +319,12 @@ class TargetSummary:
         mean = np.zeros(len(design.columns))
         sd = np.zeros(len(design.columns))
         for j, col in enumerate(design.columns):
+            if col in self.suppressed:
+                raise DataError(
+                    f"design column {col!r} was withheld from target summary {self.name!r} "
+                    f"by the release gate (rule: {self.suppressed[col]}); balance on a "
+                    "formula without it, or merge small categories before summarising"
+                )
             if col in index:
                 mean[j], sd[j] = self.mean[index[col]], self.sd[index[col]]
             elif not design.absent_level_column(j, self.levels):

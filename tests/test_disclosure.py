@@ -1,0 +1,450 @@
+"""The release gate: one test per rule (it fires on a crafted unsafe input and passes a
+safe one), differencing, identifiers never released, the manifest, and the summary-only
+transport end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import transport as tp
+from transport import disclosure as dc
+
+STEP = 30.4375  # the default grid step, days
+
+
+def cohort(frame: pl.DataFrame, name: str = "T", **roles: object) -> tp.Cohort:
+    covs = [c for c in frame.columns if c not in ("time", "event", "pid", "practice_code")]
+    return tp.Cohort(frame, time="time", event="event", covariates=covs, name=name, **roles)
+
+
+def frame(n: int, seed: int, *, ecog_counts: tuple[int, ...] | None = None) -> pl.DataFrame:
+    """n patients: whole-day times, age, and ECOG with the given level counts."""
+    rng = np.random.default_rng(seed)
+    if ecog_counts is None:
+        ecog = rng.choice(["0", "1", "2"], n, p=[0.5, 0.3, 0.2])
+    else:
+        ecog = np.repeat(["0", "1", "2", "3"][: len(ecog_counts)], ecog_counts)
+        rng.shuffle(ecog)
+    t = np.ceil(rng.exponential(400.0, n))
+    c = np.ceil(rng.uniform(200.0, 1500.0, n))
+    return pl.DataFrame(
+        {
+            "time": np.minimum(t, c),
+            "event": (t <= c).astype(np.int64),
+            "age": np.round(rng.normal(65.0, 9.0, n), 1),
+            "ecog": ecog,
+            "pid": [f"PX{seed:03d}{i:06d}" for i in range(n)],
+            "practice_code": rng.choice(["GP-A17", "GP-B22", "GP-C09"], n),
+        }
+    )
+
+
+def released_text(directory: Path) -> str:
+    """Every released data file (the manifest, which quotes the policy, aside)."""
+    return "\n".join(
+        p.read_text() for p in sorted(directory.iterdir()) if p.name != "manifest.json"
+    )
+
+
+# -- the policy -------------------------------------------------------------------------------
+def test_policy_defaults_and_toml(tmp_path: Path) -> None:
+    p = dc.Policy()
+    assert (p.min_cell, p.min_km_step, p.round_to, p.min_residual_df) == (10, 10, 5, 10)
+    assert set(p.forbidden_roles) == {"identifier", "practice", "physician", "free_text"}
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        '[disclosure]\nmin_cell = 20\nround_to = 10\nkm_grid_step = 3.0\ntime_unit = "months"\n'
+        'forbidden_names = ["HospNo"]\nname = "TRE-7"\n'
+    )
+    q = dc.Policy.from_toml(path)
+    assert (q.min_cell, q.round_to, q.min_km_step, q.name) == (20, 10, 10, "TRE-7")
+    assert q.grid_step_in("days") == pytest.approx(3 * 365.25 / 12)
+    assert dc.forbidden_role("hospno", q) == "identifier" and dc.forbidden_role("hospno") is None
+    flat = tmp_path / "flat.toml"
+    flat.write_text("min_km_step = 25\n")
+    assert dc.Policy.from_toml(flat).min_km_step == 25
+    flat.write_text("min_cells = 5\n")
+    with pytest.raises(ValueError, match=r"unknown key.*min_cells"):
+        dc.Policy.from_toml(flat)
+    for bad in ({"min_cell": 0}, {"round_to": 2.5}, {"km_grid_step": -1.0},
+                {"time_unit": "fortnights"}, {"forbidden_roles": ("gossip",)}):  # fmt: skip
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            dc.Policy(**bad)  # type: ignore[arg-type]
+    assert p.round_count(12) == 10 and p.round_count(12.5) == 15 and p.round_count(2) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "role"),
+    [
+        ("patient_id", "identifier"),
+        ("NHSNumber", "identifier"),
+        ("postcode", "identifier"),
+        ("practice_code", "practice"),
+        ("gp_code", "practice"),
+        ("gp", "physician"),
+        ("treating_physician", "physician"),
+        ("clinical_notes", "free_text"),
+        ("FreeText", "free_text"),
+        ("age", None),
+        ("ecog", None),
+        ("stage", None),
+        ("regimen", None),
+        ("histology", None),
+        ("identity_flag", None),
+    ],
+)
+def test_forbidden_roles_by_name(name: str, role: str | None) -> None:
+    assert dc.forbidden_role(name) == role
+
+
+# -- patient_rows ---------------------------------------------------------------------------
+def test_patient_rows_are_refused(tmp_path: Path) -> None:
+    f = frame(50, 1)
+    c = cohort(f, identifiers=["pid", "practice_code"])
+    pandas_rows = pd.DataFrame(f.to_dict(as_series=False))
+    for obj in (c, f, pandas_rows, f["time"].to_numpy(), pd.Series([1.0, 2.0])):
+        with pytest.raises(tp.DisclosureError, match="patient_rows"):
+            dc.release(obj, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    with pytest.raises(TypeError, match="cannot release a dict"):
+        dc.release({"a": 1}, tmp_path / "out")
+
+
+# -- forbidden_column ------------------------------------------------------------------------
+def test_forbidden_columns_are_refused(tmp_path: Path) -> None:
+    f = frame(200, 2)
+    unsafe = tp.Cohort(f, time="time", event="event", covariates=["age", "practice_code"])
+    with pytest.raises(tp.DisclosureError, match=r"'practice_code'.*practice.*forbidden_column"):
+        dc.release(tp.TargetSummary.from_cohort(unsafe), tmp_path / "a")
+    src = tp.Cohort(frame(300, 3), time="time", event="event", covariates=["age", "practice_code"])
+    with pytest.raises(tp.DisclosureError, match="forbidden_column"):
+        dc.release(tp.inverse_odds_weights(src, unsafe), tmp_path / "b")
+    # the same data with the practice declared an identifier releases, without it
+    safe = cohort(f, identifiers=["pid", "practice_code"])
+    dc.release(tp.TargetSummary.from_cohort(safe), tmp_path / "c")
+    text = released_text(tmp_path / "c")
+    assert "practice" not in text and "GP-" not in text and "PX002" not in text
+
+
+# -- min_cell --------------------------------------------------------------------------------
+def test_min_cell_withholds_small_levels_and_their_complement(tmp_path: Path) -> None:
+    # ECOG 3 has 4 patients: withheld, and the next smallest level (2: 30) with it, so
+    # that ECOG 3 cannot be recovered from the total
+    c = cohort(frame(334, 4, ecog_counts=(200, 100, 30, 4)), identifiers=["pid", "practice_code"])
+    manifest = dc.release(tp.TargetSummary.from_cohort(c), tmp_path / "s")
+    data = json.loads((tmp_path / "s" / "target_summary.json").read_text())
+    shares = data["covariates"]["ecog"]["shares"]
+    assert shares[0] == pytest.approx(200 / 334) and shares[1] == pytest.approx(100 / 334)
+    assert shares[2] is None and shares[3] is None
+    withheld = {col for col in data["suppressed"]}
+    assert {"ecog=2", "ecog=3"} <= withheld
+    for j, col in enumerate(data["columns"]):
+        if "ecog" in col and ("[2]" in col or "[3]" in col):
+            assert data["mean"][j] is None and col in withheld
+    assert {s["rule"] for s in manifest["suppressed"]} == {"min_cell"}
+    # the withheld count itself is not written anywhere
+    assert '"4"' not in json.dumps(manifest) and "4 patients" not in json.dumps(manifest)
+    # a summary that withholds a column the source design needs cannot be balanced on
+    back = tp.TargetSummary.from_json(tmp_path / "s" / "target_summary.json")
+    src = cohort(frame(600, 5, ecog_counts=(300, 200, 80, 20)), name="S")
+    with pytest.raises(tp.DataError, match=r"withheld.*min_cell"):
+        tp.entropy_balance(src, back)
+    with pytest.raises(tp.DataError, match="withheld number"):
+        tp.entropy_balance(cohort(frame(600, 5), name="S3"), back)
+    # every level large enough: nothing withheld
+    ok = cohort(frame(400, 6, ecog_counts=(200, 100, 60, 40)), identifiers=["pid"])
+    assert dc.release(tp.TargetSummary.from_cohort(ok), tmp_path / "ok")["suppressed"] == []
+
+
+def test_min_cell_refuses_a_tiny_cohort(tmp_path: Path) -> None:
+    small = cohort(frame(8, 7), identifiers=["pid", "practice_code"])
+    with pytest.raises(tp.DisclosureError, match=r"fewer than 10 patients.*min_cell"):
+        dc.release(tp.TargetSummary.from_cohort(small), tmp_path / "a")
+    with pytest.raises(tp.DisclosureError, match="min_cell"):
+        dc.release(tp.kaplan_meier(small), tmp_path / "b")
+    dc.release(tp.kaplan_meier(cohort(frame(40, 7), identifiers=["pid"])), tmp_path / "c")
+
+
+def test_cells_to_hide() -> None:
+    assert dc._cells_to_hide([200.0, 100.0, 30.0, 4.0], 10) == [2, 3]
+    assert dc._cells_to_hide([200.0, 7.0, 4.0], 10) == [1, 2]
+    assert dc._cells_to_hide([200.0, 9.0, 8.0, 50.0], 10) == [1, 2]
+    assert dc._cells_to_hide([5.0, 5.0], 10) == [0, 1]
+    assert dc._cells_to_hide([200.0, 0.0, 12.0], 10) == []
+
+
+# -- km_grid, min_km_step, round_to -------------------------------------------------------------
+def raw_steps(f: pl.DataFrame, times: np.ndarray) -> list[int]:
+    """Events plus censorings in each (previous released time, time] from the rows."""
+    t = f["time"].to_numpy()
+    edges = np.concatenate(([0.0], times))
+    return [int(np.sum((t > a) & (t <= b))) for a, b in itertools.pairwise(edges)]
+
+
+def life_table(t: np.ndarray, event: np.ndarray, grid: np.ndarray) -> dict[str, np.ndarray]:
+    """The actuarial estimate at the grid times, from the rows (Cutler & Ederer 1958):
+    S = prod (1 - d / (Y - c/2)), Greenwood's SE, the log-log interval."""
+    edges = np.concatenate(([0.0], grid))
+    y = np.array([np.sum(t > a) for a in edges[:-1]], dtype=float)
+    d = np.array([np.sum((t > a) & (t <= b) & (event == 1)) for a, b in itertools.pairwise(edges)])
+    c = np.array([np.sum((t > a) & (t <= b) & (event == 0)) for a, b in itertools.pairwise(edges)])
+    ye = y - c / 2
+    s = np.cumprod(1 - d / ye)
+    se = s * np.sqrt(np.cumsum(d / (ye * (ye - d))))
+    z = 1.959963984540054
+    lo = s ** np.exp(-z * se / (s * np.log(s)))
+    return {"survival": s, "se": se, "ci_lower": lo}
+
+
+def test_km_release_is_on_the_grid_with_enough_exits_per_step(tmp_path: Path) -> None:
+    # 60 patients over ~4 years: many monthly steps hold fewer than 10 exits
+    f = frame(60, 8)
+    km = tp.kaplan_meier(cohort(f, identifiers=["pid", "practice_code"]))
+    manifest = dc.release(km, tmp_path / "km")
+    out = pl.read_csv(tmp_path / "km" / "survival_curve.csv")
+    times = out["time"].to_numpy()
+    assert np.allclose(times / STEP, np.round(times / STEP))  # km_grid
+    steps = raw_steps(f, times)
+    assert all(s == 0 or s >= 10 for s in steps)  # min_km_step
+    assert {s["rule"] for s in manifest["suppressed"]} >= {"min_km_step"}
+    t = f["time"].to_numpy()
+    starts = np.concatenate(([0.0], times[:-1]))
+    assert all(np.sum(t > x) >= 10 for x in starts)  # risk set >= min_cell
+    for col in ("n_risk", "n_event", "n_censor"):  # round_to
+        assert (out[col].to_numpy() % 5 == 0).all()
+    # the released curve is the actuarial estimate on the released grid
+    ref = life_table(f["time"].to_numpy(), f["event"].to_numpy(), times)
+    np.testing.assert_allclose(out["survival"].to_numpy(), ref["survival"], rtol=1e-13)
+    np.testing.assert_allclose(out["se"].to_numpy(), ref["se"], rtol=1e-10)
+    np.testing.assert_allclose(out["ci_lower"].to_numpy(), ref["ci_lower"], rtol=1e-10)
+    # and close to the exact curve
+    assert np.max(np.abs(out["survival"].to_numpy() - km.survival_at(times))) < 0.05
+    # a large cohort with a coarse-enough grid loses no step
+    big = tp.kaplan_meier(cohort(frame(3000, 9), identifiers=["pid"]))
+    m = dc.release(big, tmp_path / "big", dc.Policy(km_grid_step=3, time_unit="months"))
+    assert all(s["rule"] != "min_km_step" for s in m["suppressed"])
+
+
+def test_summary_km_keeps_fixed_times_a_step_apart(tmp_path: Path) -> None:
+    f = frame(500, 10)
+    c = cohort(f, identifiers=["pid", "practice_code"])
+    s = tp.TargetSummary.from_cohort(c, km_times=[91.0, 100.0, 182.0, 365.0, 730.0])
+    manifest = dc.release(s, tmp_path / "s")
+    km = json.loads((tmp_path / "s" / "target_summary.json").read_text())["km"]
+    assert km["time"] == [91.0, 182.0, 365.0, 730.0]  # 100 is closer than a step to 91
+    assert any(x["rule"] == "km_grid" for x in manifest["suppressed"])
+    assert all(x % 5 == 0 for x in km["n_risk"] + km["n_event"] + km["n_censor"])
+    assert all(s == 0 or s >= 10 for s in raw_steps(f, np.asarray(km["time"])))
+    # events and exits of the dropped time move into the next interval
+    assert sum(km["n_event"]) == pytest.approx(sum(s.km["n_event"]), abs=10)
+
+
+def test_released_summary_n_and_sd_keep_the_second_moments(tmp_path: Path) -> None:
+    c = cohort(frame(333, 11), identifiers=["pid", "practice_code"])
+    s = tp.TargetSummary.from_cohort(c)
+    dc.release(s, tmp_path / "s")
+    back = tp.TargetSummary.from_json(tmp_path / "s" / "target_summary.json")
+    assert back.n == 335
+    m2 = s.sd**2 * (s.n - 1) / s.n + s.mean**2
+    m2_back = back.sd**2 * (back.n - 1) / back.n + back.mean**2
+    np.testing.assert_allclose(m2_back, m2, rtol=1e-13)
+    np.testing.assert_array_equal(back.mean, s.mean)
+
+
+# -- time_grid ---------------------------------------------------------------------------------
+def test_medians_are_rounded_outwards_to_the_grid(tmp_path: Path) -> None:
+    us = tp.datasets.load_synthetic("US")
+    jp = tp.datasets.load_synthetic("JP")
+    res = tp.transport(us, jp, method="iow", times=[365.0], tau=1095.0)
+    dc.release(res, tmp_path / "r")
+    out = pl.read_csv(tmp_path / "r" / "transport_summary.csv")
+    exact = res.summary()
+    med = out.filter(pl.col("estimand") == "median").row(0, named=True)
+    ex = exact.filter(pl.col("estimand") == "median").row(0, named=True)
+    for base in ("transported", "observed", "naive"):
+        v, lo, hi = med[base], med[f"{base}_ci_lower"], med[f"{base}_ci_upper"]
+        for x in (v, lo, hi):
+            assert x / STEP == pytest.approx(round(x / STEP))
+        assert ex[base] <= v < ex[base] + STEP
+        assert lo <= ex[f"{base}_ci_lower"] and hi >= ex[f"{base}_ci_upper"]
+    assert med["difference"] == pytest.approx(med["transported"] - med["observed"])
+    assert med["ratio"] == round(med["transported"] / med["observed"], 2)
+    # S(t) and RMST rows are the analysis' own
+    for est in ("survival", "rmst"):
+        a = out.filter(pl.col("estimand") == est)["transported"].to_numpy()
+        b = exact.filter(pl.col("estimand") == est)["transported"].to_numpy()
+        np.testing.assert_array_equal(a, b)
+    curves = pl.read_csv(tmp_path / "r" / "transport_curves.csv")
+    assert set(curves["curve"]) == {"naive", "transported", "observed"}
+
+
+def test_survival_rows_need_a_risk_set_of_min_cell(tmp_path: Path) -> None:
+    a = cohort(frame(300, 12), name="A", identifiers=["pid", "practice_code"])
+    b = cohort(frame(120, 13), name="B", identifiers=["pid", "practice_code"])
+    late = float(np.sort(b.time_values)[-5])  # 5 patients of B still at risk
+    res = tp.transport(a, b, method="iow", times=[365.0, late])
+    manifest = dc.release(res, tmp_path / "r")
+    out = pl.read_csv(tmp_path / "r" / "transport_summary.csv")
+    assert out["transported"][0] is not None and out["transported"][1] is None
+    assert out["observed"][1] is None and out["difference"][1] is None
+    assert any(s["item"].startswith(f"S({late:g})") for s in manifest["suppressed"])
+
+
+# -- differencing --------------------------------------------------------------------------------
+def test_differencing_does_not_reveal_an_event_time(tmp_path: Path) -> None:
+    """Releases from a cohort plus one patient who died at day 400, and plus one who died
+    at day 410 (the same grid step), are byte-identical: the patient's event time is
+    not revealed beyond the grid step."""
+    base = frame(400, 14)
+
+    def plus(day: float) -> pl.DataFrame:
+        extra = base[:1].with_columns(
+            pl.lit(day).alias("time"), pl.lit(1).cast(pl.Int64).alias("event")
+        )
+        return pl.concat([base, extra])
+
+    assert math.floor(400 / STEP) == math.floor(410 / STEP)
+    texts = []
+    for k, day in enumerate((400.0, 410.0)):
+        c = cohort(plus(day), identifiers=["pid", "practice_code"])
+        d = tmp_path / f"km{k}"
+        dc.release(tp.kaplan_meier(c), d)
+        s = tp.TargetSummary.from_cohort(c, km_times=STEP * np.arange(1, 30))
+        dc.release(s, tmp_path / f"s{k}")
+        texts.append(released_text(d) + released_text(tmp_path / f"s{k}"))
+    assert texts[0] == texts[1]
+    # without the patient the release differs (the gate is not just hiding everything)
+    c0 = cohort(base, identifiers=["pid", "practice_code"])
+    dc.release(tp.kaplan_meier(c0), tmp_path / "km_base")
+    assert released_text(tmp_path / "km_base") != released_text(tmp_path / "km0")
+
+
+# -- identifiers never leave --------------------------------------------------------------------
+ID_NAMES = st.sampled_from(["patient_id", "nhs_number", "mrn", "practice", "gp_code", "pat_key"])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    id_name=ID_NAMES,
+    n=st.integers(min_value=30, max_value=300),
+    seed=st.integers(min_value=0, max_value=2**31 - 1),
+)
+def test_identifier_columns_never_appear_in_a_release(
+    tmp_path_factory: pytest.TempPathFactory, id_name: str, n: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    ids = [f"Z{v:09d}Q" for v in rng.integers(0, 10**9, n)]
+    f = frame(n, seed % 997).drop("pid", "practice_code").with_columns(pl.Series(id_name, ids))
+    c = tp.Cohort(f, time="time", event="event", covariates=["age", "ecog"],
+                  identifiers=[id_name], name="T")  # fmt: skip
+    src = tp.Cohort(frame(400, 1).drop("pid", "practice_code"), time="time", event="event",
+                    covariates=["age", "ecog"], name="S")  # fmt: skip
+    root = tmp_path_factory.mktemp("rel")
+    objs = {
+        "summary": tp.TargetSummary.from_cohort(c, km_times=[182.0, 365.0]),
+        "km": tp.kaplan_meier(c),
+        "weights": tp.inverse_odds_weights(src, c),
+        "result": tp.transport(src, c, method="iow", times=[182.0]),
+    }
+    for key, obj in objs.items():
+        dc.release(obj, root / key)
+        text = released_text(root / key)
+        assert id_name not in text
+        assert not any(v in text for v in ids)
+        assert "Z0" not in text and "Q" not in text.replace("q", "")
+
+
+# -- the manifest ---------------------------------------------------------------------------------
+def test_manifest_hashes_and_verify(tmp_path: Path) -> None:
+    c = cohort(frame(200, 15), identifiers=["pid", "practice_code"])
+    d = tmp_path / "r"
+    manifest = dc.release(tp.kaplan_meier(c), d)
+    assert manifest["schema"] == "transport.ReleaseManifest"
+    assert manifest["policy"] == dc.Policy().to_dict()
+    for entry in manifest["files"]:
+        payload = (d / entry["file"]).read_bytes()
+        assert hashlib.sha256(payload).hexdigest() == entry["sha256"]
+        assert len(payload) == entry["bytes"]
+    assert json.loads((d / "manifest.json").read_text()) == manifest
+    assert dc.verify(d) == manifest
+    with pytest.raises(FileExistsError, match="not empty"):
+        dc.release(tp.kaplan_meier(c), d)
+    assert dc.release(tp.kaplan_meier(c), d, overwrite=True) == manifest  # deterministic
+    (d / "survival_curve.csv").write_text("time\n1\n")
+    with pytest.raises(tp.DisclosureError, match="changed after release"):
+        dc.verify(d)
+    dc.release(tp.kaplan_meier(c), d, overwrite=True)
+    (d / "extra.csv").write_text("x\n")
+    with pytest.raises(tp.DisclosureError, match="not in its manifest"):
+        dc.verify(d)
+    with pytest.raises(FileExistsError):
+        dc.release(tp.kaplan_meier(c), d, overwrite=True)  # a foreign file is never removed
+
+
+# -- summary-only target, end to end --------------------------------------------------------------
+@pytest.mark.parametrize("moments", [1, 2])
+def test_summary_only_transport_equals_the_row_level_one(tmp_path: Path, moments: int) -> None:
+    us = tp.datasets.load_synthetic("US")
+    jp = tp.datasets.load_synthetic("JP")
+    # drop three JP rows so that n is not a multiple of 5: the released n is rounded
+    jp = tp.Cohort(
+        jp.to_frame()[3:].with_columns(jp.linkage_keys()[3:]),
+        time=jp.time,
+        event=jp.event,
+        covariates=list(jp.covariates),
+        identifiers=list(jp.identifiers),
+        name="JP",
+        time_unit=jp.time_unit,
+    )
+    times = [365.0, 730.0]
+    # target's environment: summarise, release
+    summary = tp.TargetSummary.from_cohort(jp, km_times=91.25 * np.arange(1, 17))
+    dc.release(summary, tmp_path / "jp")
+    path = tmp_path / "jp" / "target_summary.json"
+    # source's environment: read the JSON, transport
+    released = tp.TargetSummary.from_json(path)
+    assert released.n == 795 and jp.n == 797
+    kw = {"method": "entropy", "times": times, "tau": 1095.0, "moments": moments}
+    rows = tp.transport(us, jp, **kw).summary()
+    summ = tp.transport(us, released, **kw).summary()
+    for col in ("transported", "transported_se", "naive"):
+        np.testing.assert_allclose(summ[col].to_numpy(), rows[col].to_numpy(), rtol=0, atol=1e-10)
+    # the observed S(t) comes from the released curve: the actuarial estimate on the
+    # released (quarterly) grid, computed here from the rows
+    grid = np.asarray(released.km["time"])
+    at = np.searchsorted(grid, times)
+    assert np.array_equal(grid[at], times)
+    ref = life_table(jp.time_values, jp.event_values, grid)
+    np.testing.assert_allclose(summ["observed"].to_numpy()[:2], ref["survival"][at], rtol=1e-13)
+    np.testing.assert_allclose(summ["observed_se"].to_numpy()[:2], ref["se"][at], rtol=1e-10)
+    # within a fraction of its SE of the exact Kaplan–Meier
+    gap = np.abs(summ["observed"].to_numpy()[:2] - rows["observed"].to_numpy()[:2])
+    assert np.all(gap < 0.25 * rows["observed_se"].to_numpy()[:2])
+    # the JSON holds no row-level value: no list as long as the cohort, no identifier
+    text = path.read_text()
+    data = json.loads(text)
+
+    def lists(x: object) -> list[list[object]]:
+        if isinstance(x, dict):
+            return [y for v in x.values() for y in lists(v)]
+        if isinstance(x, list):
+            return [x, *[y for v in x for y in lists(v)]]
+        return []
+
+    assert max(len(x) for x in lists(data)) < 60
+    ids = jp.linkage_keys()
+    for col in ids.columns:
+        assert col not in text
+        assert not any(str(v) in text for v in ids[col].head(200).to_list())
+    assert data["counts"] is None
