@@ -113,7 +113,8 @@ def test_patient_rows_are_refused(tmp_path: Path) -> None:
     f = frame(50, 1)
     c = cohort(f, identifiers=["pid", "practice_code"])
     pandas_rows = pd.DataFrame(f.to_dict(as_series=False))
-    for obj in (c, f, pandas_rows, f["time"].to_numpy(), pd.Series([1.0, 2.0])):
+    rows = (c, f, f.lazy(), pandas_rows, f["time"].to_numpy(), pd.Series([1.0, 2.0]))
+    for obj in rows:
         with pytest.raises(tp.DisclosureError, match="patient_rows"):
             dc.release(obj, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
@@ -148,10 +149,13 @@ def test_min_cell_withholds_small_levels_and_their_complement(tmp_path: Path) ->
     assert shares[0] == pytest.approx(200 / 334) and shares[1] == pytest.approx(100 / 334)
     assert shares[2] is None and shares[3] is None
     withheld = {col for col in data["suppressed"]}
+    checked = 0
     assert {"ecog=2", "ecog=3"} <= withheld
     for j, col in enumerate(data["columns"]):
-        if "ecog" in col and ("[2]" in col or "[3]" in col):
+        if col in ("ecog[T.2]", "ecog[T.3]", "ecog[2]", "ecog[3]"):
             assert data["mean"][j] is None and col in withheld
+            checked += 1
+    assert checked >= 2
     assert {s["rule"] for s in manifest["suppressed"]} == {"min_cell"}
     # the withheld count itself is not written anywhere
     assert '"4"' not in json.dumps(manifest) and "4 patients" not in json.dumps(manifest)
@@ -165,6 +169,50 @@ def test_min_cell_withholds_small_levels_and_their_complement(tmp_path: Path) ->
     # every level large enough: nothing withheld
     ok = cohort(frame(400, 6, ecog_counts=(200, 100, 60, 40)), identifiers=["pid"])
     assert dc.release(tp.TargetSummary.from_cohort(ok), tmp_path / "ok")["suppressed"] == []
+
+
+def test_min_cell_applies_to_every_column_and_level(tmp_path: Path) -> None:
+    # a rare 0/1 flag typed continuous: 3 patients have it, so its mean is withheld
+    f = frame(300, 21).with_columns(
+        pl.Series("hiv", np.r_[np.ones(3), np.zeros(297)]), pl.lit("x").alias("grp")
+    )
+    c = cohort(f.drop("grp"), identifiers=["pid", "practice_code"])
+    s = tp.TargetSummary.from_cohort(c)
+    dc.release(s, tmp_path / "a")
+    data = json.loads((tmp_path / "a" / "target_summary.json").read_text())
+    j = data["columns"].index("hiv")
+    assert data["mean"][j] is None and data["suppressed"]["hiv"] == "min_cell"
+    # a categorical with more levels than 10-patient cells allow (an identifier in disguise)
+    many = f.with_columns(pl.Series("grp", [f"L{i % 40}" for i in range(300)]))
+    c2 = cohort(many, identifiers=["pid", "practice_code"])
+    with pytest.raises(tp.DisclosureError, match="40 levels"):
+        dc.release(tp.TargetSummary.from_cohort(c2), tmp_path / "b")
+    # a level whose value marks it as a practice
+    gp = f.with_columns(pl.Series("grp", ["GP-A17" if i % 2 else "other" for i in range(300)]))
+    c3 = cohort(gp, identifiers=["pid", "practice_code"])
+    with pytest.raises(tp.DisclosureError, match=r"GP-A17.*forbidden_column"):
+        dc.release(tp.TargetSummary.from_cohort(c3), tmp_path / "c")
+
+
+def test_delayed_entry_curves_are_refused_until_supported(tmp_path: Path) -> None:
+    f = frame(300, 22)
+    f = f.with_columns((pl.col("time") * 0.3).floor().alias("start"))
+    c = tp.Cohort(f, time="time", event="event", entry="start", covariates=["age"], name="E")
+    with pytest.raises(tp.DisclosureError, match="delayed entry"):
+        dc.release(tp.kaplan_meier(c), tmp_path / "a")
+    with pytest.raises(tp.DisclosureError, match="delayed entry"):
+        dc.release(tp.TargetSummary.from_cohort(c, km_times=[182.0, 365.0]), tmp_path / "b")
+    dc.release(tp.TargetSummary.from_cohort(c), tmp_path / "c")  # without its curve
+
+
+def test_follow_up_shorter_than_a_step_is_one_step(tmp_path: Path) -> None:
+    f = frame(200, 23).with_columns((pl.col("time") % 20 + 1).alias("time"))
+    km = tp.kaplan_meier(cohort(f, identifiers=["pid", "practice_code"]))
+    dc.release(km, tmp_path / "a")
+    out = pl.read_csv(tmp_path / "a" / "survival_curve.csv")
+    assert out["time"].to_list() == [STEP]
+    d = int(f["event"].sum())
+    assert out["survival"][0] == pytest.approx(1 - d / (200 - (200 - d) / 2), rel=1e-12)
 
 
 def test_min_cell_refuses_a_tiny_cohort(tmp_path: Path) -> None:

@@ -39,6 +39,14 @@ its own, from a TOML file) and either makes an object safe or refuses it:
     A fitted model is released only with at least ``min_residual_df`` residual degrees of
     freedom (events minus parameters for a survival model).
 
+Known limits (work in progress; read before relying on a release): a
+:class:`~transport.TransportResult` release still carries S(t) and RMST at the analysis'
+own times and the transported curve at the grid with their exact values, which two
+releases differing by one patient can difference; a summary's KM times need only be a
+step apart, not on the policy grid; the names of withheld levels are kept (the source
+needs them to recognise the level); means are exact, so two summaries differing by one
+patient give that patient's covariates. Curves with delayed entry are refused.
+
 Every release writes its files and ``manifest.json``: the SHA-256 and size of each file,
 the policy, and what was withheld and why (never the withheld value or its count). The
 directory must be empty, so that everything in it is in the manifest; :func:`verify`
@@ -266,9 +274,10 @@ class Policy:
         return self.km_grid_step * TIME_UNITS[self.time_unit] / TIME_UNITS[time_unit]
 
     def grid(self, last: float, time_unit: str) -> np.ndarray:
-        """The fixed grid up to ``last`` (in ``time_unit``): multiples of the step."""
+        """The fixed grid covering ``last`` (in ``time_unit``): multiples of the step, the
+        last one at or after ``last`` so that every exit falls in a step."""
         step = self.grid_step_in(time_unit)
-        n = math.floor(last / step + 1e-9)
+        n = max(1, math.ceil(last / step - 1e-9))
         return step * np.arange(1, n + 1, dtype=np.float64)
 
 
@@ -491,6 +500,13 @@ def _release_curve(obj: Any, policy: Policy, record: _Release) -> None:
             f"survival curve {obj.name!r} rests on fewer than {policy.min_cell} patients "
             "(rule: min_cell)"
         )
+    exits = float(np.sum(obj.n_event_unweighted) + np.sum(obj.n_censor_unweighted))
+    if abs(exits - n) > 0.5:
+        raise DisclosureError(
+            f"survival curve {obj.name!r} has delayed entry (its first risk set is not its "
+            "number of patients), whose risk sets the release grid cannot yet rebuild "
+            "(rule: km_grid)"
+        )
     if obj.weighted:
         raise DisclosureError(
             f"survival curve {obj.name!r} is weighted: release the TransportResult it "
@@ -539,6 +555,26 @@ def _release_summary(obj: Any, policy: Policy, record: _Release) -> None:
             f"target summary {obj.name!r} describes fewer than {policy.min_cell} patients "
             "(rule: min_cell)"
         )
+    for v, levels in obj.levels.items():
+        for level in levels:
+            role = forbidden_role(str(level), policy)
+            if role is not None:
+                raise DisclosureError(
+                    f"covariate {v!r} of target summary {obj.name!r} has a level whose value "
+                    f"marks it as {role.replace('_', ' ')} (rule: forbidden_column)"
+                )
+        if len(levels) * policy.min_cell > obj.n:
+            raise DisclosureError(
+                f"covariate {v!r} of target summary {obj.name!r} has {len(levels)} levels, "
+                f"more than its {policy.min_cell}-patient cells allow (rule: min_cell; an "
+                "identifier or free text?): merge its levels before summarising"
+            )
+    if obj.km is not None and obj.km.get("delayed_entry"):
+        raise DisclosureError(
+            f"the Kaplan–Meier table of target summary {obj.name!r} has delayed entry, whose "
+            "risk sets the release grid cannot yet rebuild (rule: km_grid); summarise "
+            "without km_times"
+        )
     data = obj.to_dict()
     suppressed: dict[str, str] = dict(obj.suppressed)
     # categorical levels: primary and complementary suppression
@@ -573,7 +609,7 @@ def _release_summary(obj: Any, policy: Policy, record: _Release) -> None:
     for j, col in enumerate(data["columns"]):
         k = obj.counts[j]
         small = 0 < k < policy.min_cell or 0 < obj.n - k < policy.min_cell
-        if data["mean"][j] is not None and small and not _is_main_continuous(obj, col):
+        if data["mean"][j] is not None and small:
             data["mean"][j] = data["sd"][j] = None
             suppressed[col] = "min_cell"
             record.withhold(
@@ -594,10 +630,6 @@ def _release_summary(obj: Any, policy: Policy, record: _Release) -> None:
         data["km"] = _release_summary_km(obj, policy, record)
     TargetSummary.from_dict(data)  # what is released must read back
     record.add_json("target_summary.json", data)
-
-
-def _is_main_continuous(obj: Any, col: str) -> bool:
-    return obj.types.get(col) == "continuous"
 
 
 def _cells_to_hide(cells: list[float | None], min_cell: int) -> list[int]:
@@ -878,7 +910,7 @@ def release(
 
     policy = policy or Policy()
     if isinstance(obj, Cohort) or _is_rows(obj):
-        n = obj.n if isinstance(obj, Cohort) else len(obj)
+        n = obj.n if isinstance(obj, Cohort) else _n_rows(obj)
         raise DisclosureError(
             f"{type(obj).__name__} of {n} rows holds patient-level data (rule: patient_rows): "
             "release an aggregate of it instead (TargetSummary.from_cohort, kaplan_meier, "
@@ -911,3 +943,9 @@ def _is_rows(obj: Any) -> bool:
         return True
     mod = type(obj).__module__
     return mod.startswith("pandas") and hasattr(obj, "__len__")
+
+
+def _n_rows(obj: Any) -> str:
+    if isinstance(obj, pl.LazyFrame):
+        return "unknown"
+    return str(len(obj))

@@ -190,7 +190,7 @@ class TargetSummary:
             for v, t in cohort.covariate_types.items()
             if t == "categorical"
         }
-        km = None
+        km: dict[str, Any] | None = None
         if km_times is not None:
             from transport.survival import kaplan_meier
 
@@ -201,6 +201,8 @@ class TargetSummary:
                 **{k: [_num(float(x)) for x in table[k].to_list()] for k in table.columns},
                 **interval_counts(curve.to_frame(), table["time"].to_numpy()),
             }
+            if cohort.entry is not None:
+                km["delayed_entry"] = True
         return cls(
             name=cohort.name,
             n=cohort.n,
