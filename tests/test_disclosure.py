@@ -8,12 +8,14 @@ import hashlib
 import itertools
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from conftest import HAS_R, R_DIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -82,6 +84,9 @@ def test_policy_defaults_and_toml(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match=next(iter(bad))):
             dc.Policy(**bad)  # type: ignore[arg-type]
     assert p.round_count(12) == 10 and p.round_count(12.5) == 15 and p.round_count(2) == 0
+    km = tp.kaplan_meier(cohort(frame(50, 1), identifiers=["pid", "practice_code"]))
+    with pytest.raises(TypeError, match=r"'policy' parameter.*dict"):
+        dc.release(km, tmp_path / "out", {"min_cell": 5})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -253,6 +258,41 @@ def life_table(t: np.ndarray, event: np.ndarray, grid: np.ndarray) -> dict[str, 
     z = 1.959963984540054
     lo = s ** np.exp(-z * se / (s * np.log(s)))
     return {"survival": s, "se": se, "ci_lower": lo}
+
+
+def released_actuarial(tmp_path: Path) -> pl.DataFrame:
+    """The released curve of tests/r/data/actuarial.csv under a policy that merges and
+    rounds nothing: the actuarial estimate on every grid time."""
+    data = pl.read_csv(R_DIR / "data" / "actuarial.csv")
+    km = tp.kaplan_meier(tp.Cohort(data, time="time", event="event", name="A"))
+    policy = dc.Policy(min_cell=1, min_km_step=1, round_to=1)
+    dc.release(km, tmp_path / "a", policy)
+    return pl.read_csv(tmp_path / "a" / "survival_curve.csv")
+
+
+def test_released_curve_matches_r_actuarial(tmp_path: Path) -> None:
+    ours = released_actuarial(tmp_path)
+    ref = pl.read_csv(R_DIR / "actuarial_reference" / "actuarial.csv")
+    np.testing.assert_allclose(ours["time"].to_numpy(), ref["time"].to_numpy(), rtol=1e-15)
+    for col in ("survival", "se", "ci_lower", "ci_upper"):
+        np.testing.assert_allclose(ours[col].to_numpy(), ref[col].to_numpy(), rtol=1e-12)
+    for col in ("n_risk", "n_event", "n_censor"):
+        np.testing.assert_array_equal(ours[col].to_numpy(), ref[col].to_numpy())
+
+
+@pytest.mark.r
+@pytest.mark.skipif(not HAS_R, reason="Rscript not installed")
+def test_r_regenerates_the_actuarial_reference(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    for name in ("actuarial.csv", "actuarial_grid.csv"):
+        (tmp_path / "data" / name).write_bytes((R_DIR / "data" / name).read_bytes())
+    script = str(R_DIR / "actuarial_reference.R")
+    subprocess.run(["Rscript", script, str(tmp_path)], check=True, capture_output=True)
+    new = pl.read_csv(tmp_path / "actuarial_reference" / "actuarial.csv")
+    old = pl.read_csv(R_DIR / "actuarial_reference" / "actuarial.csv")
+    assert new.columns == old.columns
+    for col in new.columns:
+        np.testing.assert_allclose(new[col].to_numpy(), old[col].to_numpy(), rtol=1e-13)
 
 
 def test_km_release_is_on_the_grid_with_enough_exits_per_step(tmp_path: Path) -> None:

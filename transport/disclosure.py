@@ -65,7 +65,7 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,7 @@ import polars as pl
 
 from transport.cohort import TIME_UNITS, Cohort
 from transport.exceptions import DisclosureError
+from transport.survival._confint import ConfType, bands
 
 __all__ = [
     "FORBIDDEN_TOKENS",
@@ -162,8 +163,9 @@ def _tokens(name: str) -> list[str]:
 def forbidden_role(name: str, policy: Policy | None = None) -> str | None:
     """The forbidden role a column name carries under ``policy`` (``None`` if none)."""
     policy = policy or Policy()
-    tokens = set(_tokens(name))
-    joined = "".join(_tokens(name))
+    parts = _tokens(name)
+    tokens = set(parts)
+    joined = "".join(parts)
     if name.lower() in policy.forbidden_names or joined in policy.forbidden_names:
         return "identifier"
     for role in policy.forbidden_roles:
@@ -210,7 +212,6 @@ class Policy:
     forbidden_roles: tuple[str, ...] = ("identifier", "practice", "physician", "free_text")
     forbidden_names: tuple[str, ...] = ()
     name: str = "default"
-    _checked: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for key in ("min_cell", "min_km_step", "round_to", "min_residual_df"):
@@ -245,7 +246,7 @@ class Policy:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
         data = data.get("disclosure", data)
-        allowed = {f for f in cls.__dataclass_fields__ if not f.startswith("_")}
+        allowed = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ValueError(
@@ -260,7 +261,6 @@ class Policy:
     def to_dict(self) -> dict[str, Any]:
         """The policy as written into every manifest."""
         out = asdict(self)
-        out.pop("_checked")
         out["forbidden_roles"] = list(self.forbidden_roles)
         out["forbidden_names"] = list(self.forbidden_names)
         return out
@@ -409,7 +409,7 @@ def coarsen_km(
     record: _Release | None = None,
     label: str = "",
     *,
-    conf_type: str = "log-log",
+    conf_type: ConfType = "log-log",
     conf_level: float = 0.95,
 ) -> pl.DataFrame:
     """A Kaplan–Meier curve made safe to release: the grouped estimate on a fixed grid.
@@ -427,8 +427,6 @@ def coarsen_km(
     step, so moving any patient's time within a step changes nothing (no differencing
     attack reveals more than the step). Counts are rounded to ``round_to``.
     """
-    from transport.survival._confint import bands
-
     t = np.asarray(table["time"], dtype=np.float64)
     ev = np.asarray(table["n_event"], dtype=np.float64)
     ce = np.asarray(table["n_censor"], dtype=np.float64)
@@ -468,7 +466,7 @@ def coarsen_km(
         green = np.cumsum(np.where(d > 0, d / (y_eff * (y_eff - d)), 0.0))
         se = surv * np.sqrt(green)
     se = np.where(surv > 0, se, np.nan)
-    lo, hi = bands(surv, se, conf_type, conf_level)  # type: ignore[arg-type]
+    lo, hi = bands(surv, se, conf_type, conf_level)
     frame = pl.DataFrame(
         {
             "time": t[np.asarray(keep, dtype=np.int64)],
@@ -597,7 +595,7 @@ def _release_summary(obj: Any, policy: Policy, record: _Release) -> None:
             f"{v}[T.{c['levels'][i]}]" for i in hidden
         }
         for j, col in enumerate(data["columns"]):
-            if any(h in col for h in hidden_levels) and data["mean"][j] is not None:
+            if hidden_levels & set(col.split(":")) and data["mean"][j] is not None:
                 data["mean"][j] = data["sd"][j] = None
                 suppressed[col] = "min_cell"
                 record.withhold(
@@ -908,7 +906,13 @@ def release(
     from transport.survival import SurvivalCurve
     from transport.weighting import Weights
 
-    policy = policy or Policy()
+    policy = Policy() if policy is None else policy
+    if not isinstance(policy, Policy):
+        raise TypeError(
+            "The 'policy' parameter of release must be a transport.disclosure.Policy (or "
+            f"None for the defaults; Policy.from_toml reads a file). Got "
+            f"{type(policy).__name__} instead."
+        )
     if isinstance(obj, Cohort) or _is_rows(obj):
         n = obj.n if isinstance(obj, Cohort) else _n_rows(obj)
         raise DisclosureError(

@@ -54,7 +54,7 @@ from transport.exceptions import DataError
 from transport.summary import TargetSummary
 from transport.survival._confint import find_quantile
 from transport.survival._cox import fit_cox
-from transport.survival._kernel import SNAP_TOLERANCE, group_times, snap_unique
+from transport.survival._kernel import SNAP_TOLERANCE, snap_unique
 from transport.survival.model_curve import step_rmst
 from transport.weighting._logistic import fit_logistic
 from transport.weighting.entropy import _independent_columns, _moment_columns
@@ -94,18 +94,14 @@ class FixedGridKM:
         self, time: np.ndarray, event: np.ndarray, entry: np.ndarray | None = None
     ) -> None:
         self.entry_index: np.ndarray | None = None
-        if entry is None:
-            grid, idx, order = group_times(time, SNAP_TOLERANCE)
-            if order is not None:
-                by_row = np.empty_like(idx)
-                by_row[order] = idx
-                idx = by_row
-        else:
-            # snapped jointly, exactly as kaplan_meier_arrays does, so the grid and the risk
-            # sets are the ones tp.kaplan_meier reports
-            n = time.size
-            grid, both = snap_unique(np.concatenate((time, entry)), SNAP_TOLERANCE)
-            idx, self.entry_index = both[:n], both[n:]
+        n = time.size
+        # with entry, exit and entry times are snapped jointly, exactly as
+        # kaplan_meier_arrays does, so the grid and the risk sets are tp.kaplan_meier's
+        values = time if entry is None else np.concatenate((time, entry))
+        grid, both = snap_unique(values, SNAP_TOLERANCE)
+        idx = both[:n]
+        if entry is not None:
+            self.entry_index = both[n:]
             clash = self.entry_index >= idx
             if clash.any():
                 raise DataError(

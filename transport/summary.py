@@ -176,7 +176,9 @@ class TargetSummary:
         ``formula`` must not use stateful transforms (``center``, ``scale``, splines):
         their values depend on the data they are fitted on, so the target's summary and
         the source's design would not describe the same columns. ``km_times`` adds the
-        cohort's Kaplan–Meier curve at those times.
+        cohort's Kaplan–Meier curve at those times (in increasing order, each once), with
+        the events and censorings in each interval between them, which the release gate
+        (:func:`transport.disclosure.release`) checks.
         """
         design = Design(cohort, formula, source=False, every_level=True)
         check_summary_design(design)
