@@ -64,7 +64,7 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -876,6 +876,17 @@ def _round_median_row(cols: dict[str, list[Any]], i: int, step: float) -> None:
 
 
 # -- the gate ------------------------------------------------------------------------------
+Handler = Callable[[Any, Policy, "_Release"], None]
+_REGISTERED: dict[type, tuple[str, Handler]] = {}
+
+
+def register(cls: type, kind: str, handler: Handler) -> None:
+    """Let :func:`release` take objects of ``cls`` (for modules above this one, such as
+    model shipping): ``handler(obj, policy, record)`` applies the rules and adds files to
+    ``record``. Private to the package."""
+    _REGISTERED[cls] = (kind, handler)
+
+
 def release(
     obj: Any,
     directory: str | Path,
@@ -920,11 +931,12 @@ def release(
             "release an aggregate of it instead (TargetSummary.from_cohort, kaplan_meier, "
             "transport)"
         )
-    handlers = {
+    handlers: dict[type, tuple[str, Handler]] = {
         TargetSummary: ("TargetSummary", _release_summary),
         SurvivalCurve: ("SurvivalCurve", _release_curve),
         Weights: ("Weights", _release_weights),
         TransportResult: ("TransportResult", _release_result),
+        **_REGISTERED,
     }
     if isinstance(obj, TransportResults):
         raise TypeError(
