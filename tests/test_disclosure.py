@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import transport as tp
 from transport import disclosure as dc
+from transport.survival._actuarial import weighted_actuarial
 
 STEP = 30.4375  # the default grid step, days
 
@@ -284,15 +285,35 @@ def test_released_curve_matches_r_actuarial(tmp_path: Path) -> None:
 @pytest.mark.skipif(not HAS_R, reason="Rscript not installed")
 def test_r_regenerates_the_actuarial_reference(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    for name in ("actuarial.csv", "actuarial_grid.csv"):
+    for name in ("actuarial.csv", "actuarial_grid.csv", "actuarial_weighted.csv"):
         (tmp_path / "data" / name).write_bytes((R_DIR / "data" / name).read_bytes())
     script = str(R_DIR / "actuarial_reference.R")
     subprocess.run(["Rscript", script, str(tmp_path)], check=True, capture_output=True)
-    new = pl.read_csv(tmp_path / "actuarial_reference" / "actuarial.csv")
-    old = pl.read_csv(R_DIR / "actuarial_reference" / "actuarial.csv")
-    assert new.columns == old.columns
-    for col in new.columns:
-        np.testing.assert_allclose(new[col].to_numpy(), old[col].to_numpy(), rtol=1e-13)
+    for name in ("actuarial.csv", "actuarial_weighted.csv"):
+        new = pl.read_csv(tmp_path / "actuarial_reference" / name)
+        old = pl.read_csv(R_DIR / "actuarial_reference" / name)
+        assert new.columns == old.columns
+        for col in new.columns:
+            np.testing.assert_allclose(new[col].to_numpy(), old[col].to_numpy(), rtol=1e-13)
+
+
+def test_weighted_actuarial_matches_r_survfit_robust() -> None:
+    """The released form of a reweighted curve: the weighted actuarial estimate and its
+    infinitesimal-jackknife SE equal R's survfit (robust, clustered on the patient) on
+    the half-weight construction, and the SE is invariant to the weights' scale."""
+    data = pl.read_csv(R_DIR / "data" / "actuarial_weighted.csv")
+    grid = pl.read_csv(R_DIR / "data" / "actuarial_grid.csv")["time"].to_numpy()
+    ref = pl.read_csv(R_DIR / "actuarial_reference" / "actuarial_weighted.csv")
+    t, e, w = (data[c].to_numpy() for c in ("time", "event", "weight"))
+    surv, se = weighted_actuarial(t, e, w, grid)
+    np.testing.assert_allclose(surv, ref["survival"].to_numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(se, ref["se"].to_numpy(), rtol=0, atol=1e-12)
+    _, se_scaled = weighted_actuarial(t, e, 7.3 * w, grid)
+    np.testing.assert_allclose(se_scaled, se, rtol=1e-12)
+    # unit weights: the point estimate is the classical life table
+    unit, _ = weighted_actuarial(t, e, np.ones_like(w), grid)
+    classic = pl.read_csv(R_DIR / "actuarial_reference" / "actuarial.csv")["survival"]
+    np.testing.assert_allclose(unit, classic.to_numpy(), rtol=0, atol=1e-13)
 
 
 def test_km_release_is_on_the_grid_with_enough_exits_per_step(tmp_path: Path) -> None:
@@ -324,13 +345,18 @@ def test_km_release_is_on_the_grid_with_enough_exits_per_step(tmp_path: Path) ->
     assert all(s["rule"] != "min_km_step" for s in m["suppressed"])
 
 
-def test_summary_km_keeps_fixed_times_a_step_apart(tmp_path: Path) -> None:
+def test_summary_km_keeps_only_times_on_the_grid(tmp_path: Path) -> None:
+    """A summary's own times are kept only on the policy grid: two summaries at times a
+    few days apart would otherwise give the exits between them by subtraction."""
     f = frame(500, 10)
     c = cohort(f, identifiers=["pid", "practice_code"])
-    s = tp.TargetSummary.from_cohort(c, km_times=[91.0, 100.0, 182.0, 365.0, 730.0])
+    on_grid = [3 * STEP, 6 * STEP, 12 * STEP, 24 * STEP]
+    s = tp.TargetSummary.from_cohort(c, km_times=[*on_grid, 100.0, 730.0])
     manifest = dc.release(s, tmp_path / "s")
     km = json.loads((tmp_path / "s" / "target_summary.json").read_text())["km"]
-    assert km["time"] == [91.0, 182.0, 365.0, 730.0]  # 100 is closer than a step to 91
+    assert km["time"] == on_grid  # 100 and 730 are off the grid (730.5 is on it)
+    off = {x["item"] for x in manifest["suppressed"] if x["rule"] == "km_grid"}
+    assert off == {f"Kaplan–Meier of 'T' at time {t:g}" for t in (100.0, 730.0)}
     assert any(x["rule"] == "km_grid" for x in manifest["suppressed"])
     assert all(x % 5 == 0 for x in km["n_risk"] + km["n_event"] + km["n_censor"])
     assert all(s == 0 or s >= 10 for s in raw_steps(f, np.asarray(km["time"])))
@@ -389,6 +415,26 @@ def test_survival_rows_need_a_risk_set_of_min_cell(tmp_path: Path) -> None:
     assert any(s["item"].startswith(f"S({late:g})") for s in manifest["suppressed"])
 
 
+def test_survival_and_rmst_rows_need_min_km_step_exits(tmp_path: Path) -> None:
+    """S(t) and RMST(tau) at a time with 1-9 exits before it would give those patients'
+    count away (S = 1 - 2/n): withheld under min_km_step; a later time is kept."""
+    a = cohort(frame(300, 12), name="A", identifiers=["pid", "practice_code"])
+    b = cohort(frame(200, 13), name="B", identifiers=["pid", "practice_code"])
+    early = 6.0
+    exits = [int(np.sum(c.time_values <= early)) for c in (a, b)]
+    assert max(exits) > 0 and all(x < 10 for x in exits)  # the crafted unsafe time
+    res = tp.transport(a, b, method="iow", times=[early, 365.0], tau=early)
+    manifest = dc.release(res, tmp_path / "r")
+    out = pl.read_csv(tmp_path / "r" / "transport_summary.csv")
+    rows = {(r["estimand"], r["time"]): r for r in out.iter_rows(named=True)}
+    assert rows[("survival", early)]["transported"] is None
+    assert rows[("rmst", early)]["observed"] is None
+    assert rows[("survival", 365.0)]["transported"] is not None
+    rules = {s["item"]: s["rule"] for s in manifest["suppressed"]}
+    assert rules[f"S({early:g}) row of the summary"] == "min_km_step"
+    assert rules[f"RMST({early:g}) row of the summary"] == "min_km_step"
+
+
 # -- differencing --------------------------------------------------------------------------------
 def test_differencing_does_not_reveal_an_event_time(tmp_path: Path) -> None:
     """Releases from a cohort plus one patient who died at day 400, and plus one who died
@@ -418,6 +464,40 @@ def test_differencing_does_not_reveal_an_event_time(tmp_path: Path) -> None:
     assert released_text(tmp_path / "km_base") != released_text(tmp_path / "km0")
 
 
+@pytest.mark.parametrize("method", ["iow", "entropy"])
+def test_result_curves_do_not_reveal_a_source_event_time(tmp_path: Path, method: str) -> None:
+    """Two transport results whose source cohorts differ only by one patient's event time
+    within a grid step (day 400 vs 410) release byte-identical curves: the naive and
+    observed curves as life tables, the reweighted curve as the weighted actuarial
+    estimate, each depending on the rows only through their step (and weight). S(t) at
+    an analysis time before the step is identical too (to rounding of the sums)."""
+    base = frame(400, 14)
+    target = cohort(frame(300, 15), name="B", identifiers=["pid", "practice_code"])
+    texts, rows = [], []
+    for k, day in enumerate((400.0, 410.0)):
+        extra = base[:1].with_columns(
+            pl.lit(day).alias("time"), pl.lit(1).cast(pl.Int64).alias("event")
+        )
+        src = cohort(pl.concat([base, extra]), name="A", identifiers=["pid", "practice_code"])
+        res = tp.transport(src, target, method=method, times=[365.0])
+        d = tmp_path / f"r{k}"
+        dc.release(res, d)
+        texts.append((d / "transport_curves.csv").read_text())
+        out = pl.read_csv(d / "transport_summary.csv").filter(pl.col("estimand") == "survival")
+        rows.append(out.row(0))
+        # the exact curves differ: the gate, not the data, makes the releases equal
+        exact = res.transported.survival_at(STEP * np.arange(14, 20))
+        if k == 0:
+            first = exact
+    assert texts[0] == texts[1]
+    # S(365): equal up to summation order (the rows sort differently)
+    for a, b in zip(rows[0], rows[1], strict=True):
+        assert a == b if not isinstance(a, float) else a == pytest.approx(b, rel=1e-12)
+    assert np.max(np.abs(exact - first)) > 0
+    curves = pl.read_csv(tmp_path / "r0" / "transport_curves.csv")
+    assert curves.filter(pl.col("curve") == "transported")["survival"].null_count() == 0
+
+
 # -- identifiers never leave --------------------------------------------------------------------
 ID_NAMES = st.sampled_from(["patient_id", "nhs_number", "mrn", "practice", "gp_code", "pat_key"])
 
@@ -440,7 +520,7 @@ def test_identifier_columns_never_appear_in_a_release(
                     covariates=["age", "ecog"], name="S")  # fmt: skip
     root = tmp_path_factory.mktemp("rel")
     objs = {
-        "summary": tp.TargetSummary.from_cohort(c, km_times=[182.0, 365.0]),
+        "summary": tp.TargetSummary.from_cohort(c, km_times=[6 * STEP, 12 * STEP]),
         "km": tp.kaplan_meier(c),
         "weights": tp.inverse_odds_weights(src, c),
         "result": tp.transport(src, c, method="iow", times=[182.0]),
@@ -495,9 +575,9 @@ def test_summary_only_transport_equals_the_row_level_one(tmp_path: Path, moments
         name="JP",
         time_unit=jp.time_unit,
     )
-    times = [365.0, 730.0]
-    # target's environment: summarise, release
-    summary = tp.TargetSummary.from_cohort(jp, km_times=91.25 * np.arange(1, 17))
+    times = [365.25, 730.5]
+    # target's environment: summarise on the policy's grid (quarterly: 3 steps), release
+    summary = tp.TargetSummary.from_cohort(jp, km_times=3 * STEP * np.arange(1, 17))
     dc.release(summary, tmp_path / "jp")
     path = tmp_path / "jp" / "target_summary.json"
     # source's environment: read the JSON, transport

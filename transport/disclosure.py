@@ -16,15 +16,20 @@ its own, from a TOML file) and either makes an object safe or refuses it:
     smallest levels) that it cannot be recovered by subtraction from the total. A cohort
     smaller than ``min_cell`` is refused.
 ``km_grid``, ``min_km_step``
-    A survival curve is reported only on a fixed grid (multiples of ``km_grid_step``, or
-    the fixed times a summary was built on, at least that far apart). A grid time is kept
+    A survival curve is reported only on a fixed grid: multiples of ``km_grid_step`` (of
+    a summary's own fixed times, those on that grid). A grid time is kept
     only when the events and exits (censorings) since the last reported time are none or
     at least ``min_km_step``; otherwise its step is merged into the next. Reporting stops
     where the risk set falls below ``min_cell``. The released curve is the Kaplan–Meier
     actuarial estimate on the kept grid times (:func:`coarsen_km`), so no
     exact event time is released: two cohorts that differ by one patient whose time
-    moves within a step give byte-identical releases. (A transported curve, reweighted
-    or modelled, is released at the source's kept times with its own values.)
+    moves within a step give byte-identical releases. A reweighted (transported) curve
+    is released as the weighted actuarial estimate on the source's kept steps, with its
+    infinitesimal-jackknife SE, which likewise depends on the rows only through their
+    step and weight; a model-based one (g-formula, AIPW) at those step ends. S(t) and
+    RMST(tau) at the analysis' own (pre-specified) times are released as estimated,
+    when at least ``min_cell`` patients are at risk at t and the events and exits up
+    to t or tau are none or at least ``min_km_step`` in each cohort.
 ``round_to``
     Released counts (patients, risk sets, events, censorings) are rounded to the nearest
     multiple of ``round_to``. Means, shares and SDs are released exact when every cell
@@ -39,13 +44,15 @@ its own, from a TOML file) and either makes an object safe or refuses it:
     A fitted model is released only with at least ``min_residual_df`` residual degrees of
     freedom (events minus parameters for a survival model).
 
-Known limits (work in progress; read before relying on a release): a
-:class:`~transport.TransportResult` release still carries S(t) and RMST at the analysis'
-own times and the transported curve at the grid with their exact values, which two
-releases differing by one patient can difference; a summary's KM times need only be a
-step apart, not on the policy grid; the names of withheld levels are kept (the source
-needs them to recognise the level); means are exact, so two summaries differing by one
-patient give that patient's covariates. Curves with delayed entry are refused.
+Known limits (read before relying on a release): S(t) and RMST at the analysis' own
+times are exact estimates, so two releases from cohorts differing by one patient differ
+in them (by that patient's share of the estimate, not by an event time); means in a
+summary are exact (the summary-only transport needs them), so two summaries differing by
+one patient give that patient's covariates. Release once per analysis from a fixed
+cohort, as output checkers expect. The names of withheld levels are kept (the source
+needs them to recognise the level); interaction columns are withheld when small but
+without complementary suppression within their family. Curves with delayed entry are
+refused.
 
 Every release writes its files and ``manifest.json``: the SHA-256 and size of each file,
 the policy, and what was withheld and why (never the withheld value or its count). The
@@ -658,16 +665,17 @@ def _release_summary_km(obj: Any, policy: Policy, record: _Release) -> dict[str,
         )
     times = np.asarray(km["time"], dtype=np.float64)
     step = policy.grid_step_in(obj.time_unit)
-    rows, last = [], -math.inf
-    for j, t in enumerate(times):  # fixed times at least one grid step apart
-        if t - last >= step * (1 - 1e-9):
+    rows = []
+    for j, t in enumerate(times):  # only times on the policy's grid
+        k = round(t / step)
+        if k >= 1 and abs(t - k * step) <= 1e-9 * max(1.0, t):
             rows.append(j)
-            last = t
         else:
             record.withhold(
                 f"Kaplan–Meier of {obj.name!r} at time {t:g}",
                 "km_grid",
-                f"closer than the grid step {step:g} to the previous reported time",
+                f"not a multiple of the grid step {step:g}: its counts merge into the next "
+                "grid time",
             )
     table: dict[str, Any] = {"time": times[rows]}
     for key in ("n_event", "n_censor"):  # merge the counts of dropped times forward
@@ -761,6 +769,12 @@ def _release_result(obj: Any, policy: Policy, record: _Release) -> None:
             )
     if obj.weights is not None:
         record.check_names(list(obj.weights.design.covariates), f"result {obj.source!r}")
+    for curve in (obj.naive, obj.transported, obj.observed):
+        if getattr(getattr(curve, "_fit", None), "entry_index", None) is not None:
+            raise DisclosureError(
+                f"a curve of the result for {obj.source!r} -> {obj.target!r} has delayed "
+                "entry, whose risk sets the release grid cannot yet rebuild (rule: km_grid)"
+            )
     summary = obj.summary()
     step = policy.grid_step_in(obj.time_unit)
     summary = _guard_summary(obj, summary, policy, record, step)
@@ -775,13 +789,17 @@ def _release_result(obj: Any, policy: Policy, record: _Release) -> None:
             continue
         grid = policy.grid(float(base.time[-1]), obj.time_unit)
         n = float(base.n_risk_unweighted[0])
-        tab = coarsen_km(_grid_counts(base, grid), n, policy, record, f"{label} curve")
+        tab = coarsen_km(
+            _grid_counts(base, grid),
+            n,
+            policy,
+            record if label != "transported" else None,
+            f"{label} curve",
+            conf_type=base.conf_type,
+            conf_level=base.conf_level,
+        )
         if label == "transported":
-            # the reweighted or modelled source curve at the released steps of the source
-            exact = curve.at(tab["time"].to_numpy())
-            tab = tab.with_columns(
-                exact[c].fill_nan(None) for c in ("survival", "se", "ci_lower", "ci_upper")
-            )
+            tab = tab.with_columns(_transported_on_grid(curve, tab["time"].to_numpy()))
         frames.append(tab.select(pl.lit(label).alias("curve"), pl.all()))
     record.add_csv("transport_curves.csv", pl.concat(frames, how="vertical_relaxed"))
     record.add_json(
@@ -801,6 +819,32 @@ def _release_result(obj: Any, policy: Policy, record: _Release) -> None:
             "grid_step": step,
         },
     )
+
+
+def _transported_on_grid(curve: Any, kept: np.ndarray) -> list[pl.Series]:
+    """The transported curve at the source's released steps: a reweighted Kaplan–Meier
+    curve as the weighted actuarial estimate on those steps (so that, like the released
+    unweighted curves, it depends on the rows only through their step and weight), a
+    model-based curve (g-formula, AIPW: a smooth function of the fitted model and the
+    target's covariates) at the step ends."""
+    from transport.survival import SurvivalCurve
+    from transport.survival._actuarial import weighted_actuarial
+
+    if isinstance(curve, SurvivalCurve):
+        fit = curve._fit
+        surv, se = weighted_actuarial(fit.grid[fit.exit_index], fit.event, fit.weights, kept)
+        lo, hi = bands(surv, se, curve.conf_type, curve.conf_level)
+        values = {"survival": surv, "se": se, "ci_lower": lo, "ci_upper": hi}
+    else:
+        exact = curve.at(kept)
+        values = {c: exact[c].to_numpy() for c in ("survival", "se", "ci_lower", "ci_upper")}
+    return [pl.Series(c, v, dtype=pl.Float64).fill_nan(None) for c, v in values.items()]
+
+
+def _exits_to(curve: Any, t: float) -> float:
+    """Unweighted events and censorings of a Kaplan–Meier curve at times <= t."""
+    upto = curve.time <= t
+    return float(np.sum(curve.n_event_unweighted[upto]) + np.sum(curve.n_censor_unweighted[upto]))
 
 
 def _guard_summary(
@@ -827,19 +871,22 @@ def _guard_summary(
             "verdict",
         )
     ]
+    curves = [obj.naive] + ([obj.observed] if obj.observed is not None else [])
     for i, (est, t) in enumerate(zip(cols["estimand"], cols["time"], strict=True)):
-        if est == "survival":
-            risks = [obj.naive.at([t])["n_risk_unweighted"][0]]
-            if obj.observed is not None:
-                risks.append(obj.observed.at([t])["n_risk_unweighted"][0])
-            if min(risks) < policy.min_cell:
-                for c in value_cols:
-                    cols[c][i] = None
-                record.withhold(
-                    f"S({t:g}) row of the summary",
-                    "min_cell",
-                    f"fewer than {policy.min_cell} patients at risk at {t:g}",
-                )
+        if est in ("survival", "rmst"):
+            label = f"S({t:g})" if est == "survival" else f"RMST({t:g})"
+            risks = [float(c.at([t])["n_risk_unweighted"][0]) for c in curves]
+            exits = [_exits_to(c, t) for c in curves]
+            if est == "survival" and min(risks) < policy.min_cell:
+                rule, why = "min_cell", f"fewer than {policy.min_cell} patients at risk at {t:g}"
+            elif any(0 < x < policy.min_km_step for x in exits):
+                rule = "min_km_step"
+                why = f"fewer than {policy.min_km_step} events and exits up to {t:g} in a cohort"
+            else:
+                continue
+            for c in value_cols:
+                cols[c][i] = None
+            record.withhold(f"{label} row of the summary", rule, why)
         elif est == "median":
             _round_median_row(cols, i, step)
             record.withhold(

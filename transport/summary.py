@@ -178,7 +178,8 @@ class TargetSummary:
         the source's design would not describe the same columns. ``km_times`` adds the
         cohort's Kaplan–Meier curve at those times (in increasing order, each once), with
         the events and censorings in each interval between them, which the release gate
-        (:func:`transport.disclosure.release`) checks.
+        (:func:`transport.disclosure.release`) checks; it keeps only times on its
+        policy's grid, so take them from :meth:`transport.disclosure.Policy.grid`.
         """
         design = Design(cohort, formula, source=False, every_level=True)
         check_summary_design(design)
