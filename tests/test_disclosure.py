@@ -177,6 +177,23 @@ def test_min_cell_withholds_small_levels_and_their_complement(tmp_path: Path) ->
     assert dc.release(tp.TargetSummary.from_cohort(ok), tmp_path / "ok")["suppressed"] == []
 
 
+def test_weights_balance_hides_a_complement_of_a_small_reference_level(tmp_path: Path) -> None:
+    """The reference level has no balance row but its share is 1 minus the others': when
+    the target has 4 patients in it, another level's row is withheld too."""
+    src = cohort(frame(600, 7, ecog_counts=(200, 200, 120, 80)), name="S", identifiers=["pid"])
+    tgt = cohort(frame(334, 8, ecog_counts=(4, 200, 100, 30)), name="T", identifiers=["pid"])
+    manifest = dc.release(tp.inverse_odds_weights(src, tgt), tmp_path / "w")
+    bal = pl.read_csv(tmp_path / "w" / "weights_balance.csv")
+    row = {r["covariate"]: r for r in bal.iter_rows(named=True)}
+    assert row["ecog[T.3]"]["mean_target"] is None  # the next smallest level (30)
+    assert row["ecog[T.1]"]["mean_target"] is not None and row["age"]["mean_target"] is not None
+    assert any("ecog[T.3]" in x["item"] for x in manifest["suppressed"])
+    # every level large in both cohorts: nothing of ECOG withheld
+    tgt_ok = cohort(frame(334, 8, ecog_counts=(40, 164, 100, 30)), name="T", identifiers=["pid"])
+    ok = dc.release(tp.inverse_odds_weights(src, tgt_ok), tmp_path / "ok")
+    assert not any("ecog" in x["item"] for x in ok["suppressed"])
+
+
 def test_min_cell_applies_to_every_column_and_level(tmp_path: Path) -> None:
     # a rare 0/1 flag typed continuous: 3 patients have it, so its mean is withheld
     f = frame(300, 21).with_columns(

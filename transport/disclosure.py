@@ -52,7 +52,9 @@ one patient give that patient's covariates. Release once per analysis from a fix
 cohort, as output checkers expect. The names of withheld levels are kept (the source
 needs them to recognise the level); interaction columns are withheld when small but
 without complementary suppression within their family. Curves with delayed entry are
-refused.
+refused. A weights' balance table withholds, besides small columns, enough of a
+categorical's other levels that a small reference level (which has no row) cannot be
+recovered by subtraction.
 
 Every release writes its files and ``manifest.json``: the SHA-256 and size of each file,
 the policy, and what was withheld and why (never the withheld value or its count). The
@@ -708,6 +710,21 @@ def _release_weights(obj: Any, policy: Policy, record: _Release) -> None:
     binary = np.all((X == 0) | (X == 1), axis=0)
     table = obj.balance()
     cols = {c: table[c].to_list() for c in table.columns}
+    # a categorical's reference level has no column but is 1 minus the others' shares:
+    # when it is small, withhold enough of the other levels that it cannot be recovered
+    complement: set[str] = set()
+    for v, levels in design.levels.items():
+        idx = [design.columns.index(f"{v}[T.{lv}]") for lv in levels[1:]]
+        if len(idx) != len(levels) - 1:
+            continue  # not treatment coded against the first level
+        for m, counts in (
+            (n, [int(source_counts[j]) for j in idx]),
+            (nt, [round(float(obj.target_mean[j]) * nt) for j in idx]),
+        ):
+            cells: list[float | None] = [float(m - sum(counts)), *map(float, counts)]
+            complement |= {
+                design.columns[idx[i - 1]] for i in _cells_to_hide(cells, policy.min_cell) if i > 0
+            }
     for j, col in enumerate(design.columns):
         ks = int(source_counts[j])
         if binary[j]:
@@ -716,6 +733,22 @@ def _release_weights(obj: Any, policy: Policy, record: _Release) -> None:
             kt = None if ":" in col else nt
         bad_s = 0 < ks < policy.min_cell or 0 < n - ks < policy.min_cell
         bad_t = kt is None or 0 < kt < policy.min_cell or 0 < nt - kt < policy.min_cell
+        if col in complement and not (bad_s or bad_t):
+            for c in (
+                "mean_source",
+                "mean_source_weighted",
+                "mean_target",
+                "smd_before",
+                "smd_after",
+            ):
+                cols[c][j] = None
+            record.withhold(
+                f"balance of design column {col!r}",
+                "min_cell",
+                f"its covariate has a level with fewer than {policy.min_cell} patients, "
+                "recoverable by subtraction from this one",
+            )
+            continue
         if bad_s or bad_t:
             for c in (
                 "mean_source",
