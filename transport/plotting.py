@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 __all__ = [
     "plot_balance",
     "plot_decomposition",
+    "plot_decomposition_methods",
     "plot_forest",
     "plot_overlap",
     "plot_survival",
     "plot_transport",
+    "plot_transport_methods",
     "plot_weights",
 ]
 
@@ -278,5 +280,147 @@ def plot_forest(
     ax.set_yticks(y, names)
     when = "" if estimand != "survival" else f" at t = {rows['time'][0]:g}"
     ax.set_xlabel(f"transported - observed ({estimand}{when})")
+    ax.grid(alpha=0.3, axis="x")
+    return ax
+
+
+def plot_transport_methods(
+    results: Sequence[TransportResult],
+    ax: Axes | None = None,
+    *,
+    risk_times: Sequence[float] | None = None,
+    count_label: Callable[[float], str] | None = None,
+) -> Axes:
+    """One source and target, several methods: the source's naive curve and the target's
+    observed curve (with bands), and each method's transported curve on the same axes.
+
+    Numbers at risk are shown for the two Kaplan–Meier curves only, as counts of patients
+    passed through ``count_label`` (default: the exact count; the HTML report passes a
+    disclosure-rounded label). A summary-only target has no observed curve: its observed
+    S(t) at the analysis times, where the summary has them, are drawn as points with
+    their intervals. Returns the Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if not results:
+        raise ValueError("plot_transport_methods needs at least one result")
+    first = results[0]
+    pairs = {(r.source, r.target) for r in results}
+    if len(pairs) > 1:
+        raise ValueError(f"results must share one source and target; got {sorted(pairs)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 5))
+    label = count_label if count_label is not None else (lambda n: f"{n:.0f}")
+    risk = list(risk_times if risk_times is not None else _nice_times(first.naive))
+    observed = next((r.observed for r in results if r.observed is not None), None)
+    kms = [(first.naive, f"{first.source} (naive)", "0.45")]
+    if observed is not None:
+        kms.append((observed, f"{first.target} (observed)", "C3"))
+    for curve, name, color in kms:
+        plot_survival(curve, ax, label=name, color=color, risk_table=False)
+    if observed is None:
+        table = first.summary()
+        table = table.filter((table["estimand"] == "survival") & table["observed"].is_not_null())
+        if table.height:
+            t = table["time"].to_numpy()
+            s = table["observed"].to_numpy()
+            lo = table["observed_ci_lower"].fill_null(np.nan).to_numpy()
+            hi = table["observed_ci_upper"].fill_null(np.nan).to_numpy()
+            err = np.vstack((s - lo, hi - s))
+            ax.errorbar(
+                t,
+                s,
+                yerr=np.where(np.isfinite(err), err, 0.0),
+                fmt="s",
+                color="C3",
+                capsize=3,
+                label=f"{first.target} (observed, summary)",
+            )
+    colors = {"iow": "C0", "entropy": "C1", "gformula": "C2", "aipw": "C4"}
+    others = iter(["C5", "C6", "C8", "C9"] * len(results))
+    for r in results:
+        if r.method == "naive":  # its transported curve is the naive curve
+            continue
+        ax.step(
+            np.concatenate(([0.0], r.transported.time)),
+            np.concatenate(([1.0], r.transported.survival)),
+            where="post",
+            color=colors.get(r.method) or next(others),
+            label=f"transported ({r.method})",
+        )
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0)
+    ax.set_xlabel(f"Time ({first.time_unit})")
+    ax.set_ylabel("Survival probability")
+    ax.grid(alpha=0.3)
+    ax.text(-0.08, -0.15, "Number at risk", transform=ax.transAxes, ha="right", va="top",
+            fontsize=8, fontweight="bold")  # fmt: skip
+    trans = ax.get_xaxis_transform()
+    for row, (curve, name, color) in enumerate(kms):
+        y = -0.21 - 0.06 * row
+        ax.text(-0.08, y, name, transform=ax.transAxes, ha="right", va="top", fontsize=8,
+                color=color)  # fmt: skip
+        counts = curve.risk_table(np.asarray(risk, dtype=float))["n_risk_unweighted"]
+        for t, n in zip(risk, counts.to_list(), strict=True):
+            ax.text(t, y, label(float(n)), transform=trans, ha="center", va="top", fontsize=8,
+                    color=color, clip_on=False)  # fmt: skip
+    ax.set_xticks(risk)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(f"{first.source} -> {first.target}: every method")
+    return ax
+
+
+def plot_decomposition_methods(
+    results: Sequence[TransportResult],
+    *,
+    estimand: str = "survival",
+    time: float | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """One estimand's gap decomposition for several methods of one source and target:
+    for each method, bars of the raw gap (naive - observed), the patient mix (naive -
+    transported) and the residual (transported - observed), with intervals. ``time``
+    picks S(t) (default: the first time). Unlike :func:`plot_decomposition`, every bar
+    is on the one estimand's scale."""
+    import matplotlib.pyplot as plt
+    import polars as pl
+
+    if not results:
+        raise ValueError("plot_decomposition_methods needs at least one result")
+    tables = [r.decomposition().filter(pl.col("estimand") == estimand) for r in results]
+    if time is None and estimand == "survival" and tables[0].height:
+        time = float(tables[0]["time"][0])
+    if time is not None:
+        tables = [t.filter(pl.col("time") == float(time)) for t in tables]
+    if any(t.height == 0 for t in tables):
+        raise ValueError(f"no rows for estimand {estimand!r} at time {time!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 1.0 + 0.8 * len(results)))
+    comps = ["raw_gap", "patient_mix", "residual"]
+    y0 = np.arange(len(results))[::-1].astype(float)
+    for j, c in enumerate(comps):
+        rows = [t.filter(pl.col("component") == c).fill_null(np.nan) for t in tables]
+        val = np.array([r["value"][0] for r in rows], dtype=float)
+        lo = np.array([r["ci_lower"][0] for r in rows], dtype=float)
+        hi = np.array([r["ci_upper"][0] for r in rows], dtype=float)
+        err = np.vstack((val - lo, hi - val))
+        ax.barh(
+            y0 + (1 - j) * 0.27,
+            val,
+            height=0.25,
+            color=f"C{j}",
+            label=c.replace("_", " "),
+            xerr=np.where(np.isfinite(err), err, 0.0),
+            capsize=2,
+        )
+    lo_x, hi_x = ax.get_xlim()
+    pad = 0.05 * (hi_x - lo_x)
+    ax.set_xlim(min(lo_x, -pad), max(hi_x, pad))  # bars end at 0: show both sides of it
+    ax.axvline(0.0, color="k", linewidth=0.8)
+    ax.set_yticks(y0, [r.method for r in results])
+    when = f" at t = {time:g}" if estimand == "survival" else ""
+    when = f" to tau = {time:g}" if estimand == "rmst" and time is not None else when
+    ax.set_xlabel(f"{estimand}{when}: difference")
+    ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3, axis="x")
     return ax
