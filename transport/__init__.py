@@ -17,6 +17,7 @@ from transport.exceptions import (
     TransportWarning,
 )
 from transport.result import TransportResult, TransportResults, transport
+from transport.shipping import ShippedModel, ShippedResult
 from transport.summary import TargetSummary
 from transport.survival import SurvivalCurve, kaplan_meier
 from transport.weighting import Weights, entropy_balance, inverse_odds_weights
@@ -32,6 +33,8 @@ __all__ = [
     "Estimate",
     "ExtrapolationWarning",
     "PositivityWarning",
+    "ShippedModel",
+    "ShippedResult",
     "SurvivalCurve",
     "TargetSummary",
     "TransportError",

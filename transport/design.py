@@ -62,6 +62,19 @@ def _pandas(cohort: Cohort, names: Sequence[str], levels: dict[str, tuple[str, .
     return pd.DataFrame(cols)
 
 
+def _plain(x: Any) -> Any:
+    """A transform's state as JSON types (numpy scalars and arrays to floats and lists)."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple | np.ndarray):
+        return [_plain(v) for v in (x.tolist() if isinstance(x, np.ndarray) else x)]
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    return x
+
+
 class Design:
     """A covariate design fitted on a source cohort.
 
@@ -166,10 +179,28 @@ class Design:
                 f"formula {text!r} removes the intercept (rule: designs keep it; models add "
                 "their own intercept and categoricals are coded against a reference level)"
             )
+        self._setup(text, mm.model_spec, names, tuple(used),
+                    {v: types[v] for v in used}, levels, cohort.name)  # fmt: skip
+        matrix = np.asarray(mm, dtype=np.float64)[:, self._keep]
+        if source:
+            self._check_rank(matrix)
+        self._source_matrix: np.ndarray | None = matrix
+
+    def _setup(
+        self,
+        text: str,
+        spec: Any,
+        names: list[str],
+        used: tuple[str, ...],
+        types: dict[str, str],
+        levels: dict[str, tuple[str, ...]],
+        source: str,
+    ) -> None:
+        """The attributes every design has, from its formula and formulaic ModelSpec."""
         self._formula = text
-        self._spec = mm.model_spec
-        self._used = tuple(used)
-        self._types = {v: types[v] for v in used}
+        self._spec = spec
+        self._used = used
+        self._types = types
         self._levels = levels
         self._keep = [i for i, c in enumerate(names) if c != "Intercept" and PHANTOM not in c]
         if not self._keep:
@@ -183,11 +214,85 @@ class Design:
             for i in idx:
                 by_index[i] = set(self._spec.term_variables[term]) & set(used)
         self._column_covariates = tuple(tuple(sorted(by_index.get(i, ()))) for i in self._keep)
-        self._source = cohort.name
-        matrix = np.asarray(mm, dtype=np.float64)[:, self._keep]
-        if source:
-            self._check_rank(matrix)
-        self._source_matrix = matrix
+        self._source = source
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> Design:
+        """A design rebuilt from :meth:`to_dict`, without the source's rows (model
+        shipping: the source's encoding applied in a target's environment).
+
+        The formula is evaluated on a few placeholder rows holding every source level of
+        each categorical covariate, and the source's state of any stateful transform
+        (``center``, ``scale``...) replaces the placeholders' own; :meth:`matrix` then
+        gives the columns the source design gives, with the same checks and errors.
+        The rebuilt design has no :attr:`source_matrix`.
+
+        Raises
+        ------
+        DataError
+            ``spec`` lacks a key, or its formula does not give back its columns (an
+            encoding that depends on the source's values, such as ``C()`` of a continuous
+            covariate, cannot be rebuilt from levels).
+        """
+        keys = ("formula", "columns", "covariates", "types", "levels")
+        missing = [k for k in keys if k not in spec]
+        if missing:
+            raise DataError(
+                f"design spec lacks {missing} (rule: a spec written by Design.to_dict has "
+                f"{list(keys)})"
+            )
+        text = str(spec["formula"])
+        used = tuple(str(v) for v in spec["covariates"])
+        types = {str(k): str(v) for k, v in dict(spec["types"]).items()}
+        levels = {str(k): tuple(str(x) for x in v) for k, v in dict(spec["levels"]).items()}
+        bad = [v for v in used if types.get(v) not in ("continuous", "categorical")
+               or (types[v] == "categorical") != (v in levels)]  # fmt: skip
+        bad = sorted(set(bad) | (set(levels) - set(used)))
+        if bad:
+            raise DataError(
+                f"design spec of {text!r} has covariates {bad} "
+                "without a type or with levels that do not match it (rule: every covariate is "
+                "'continuous' or 'categorical', and categoricals list their levels)"
+            )
+        rows = max([3, *(len(lv) for lv in levels.values())])
+        cols: dict[str, Any] = {}
+        for v in used:
+            if v in levels:
+                lv = list(levels[v])
+                cols[v] = pd.Categorical([lv[i % len(lv)] for i in range(rows)], categories=lv)
+            else:
+                cols[v] = np.arange(1.0, rows + 1.0)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                mm = model_matrix(text, pd.DataFrame(cols), na_action="raise")
+        except Exception as exc:
+            raise DataError(
+                f"design spec formula {text!r} cannot be evaluated on its covariates "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        model_spec = mm.model_spec
+        state = spec.get("transform_state") or {}
+        if set(state) != {k for k, v in model_spec.transform_state.items() if v}:
+            raise DataError(
+                f"design spec of {text!r} carries the state of transforms {sorted(state)}, but "
+                f"its formula has {sorted(model_spec.transform_state)} (rule: the source's "
+                "state of every stateful transform travels with the spec)"
+            )
+        if state:
+            model_spec = model_spec.update(transform_state={k: dict(v) for k, v in state.items()})
+        names = [str(c) for c in mm.columns]
+        design = cls.__new__(cls)
+        design._setup(text, model_spec, names, used, types, levels, str(spec.get("source", "")))
+        design._source_matrix = None
+        if list(design._columns) != [str(c) for c in spec["columns"]]:
+            raise DataError(
+                f"design spec formula {text!r} gives columns {list(design._columns)}, not the "
+                f"source's {list(spec['columns'])} (rule: the encoding must follow from the "
+                "formula, the covariate types and the source's levels; C() of a continuous "
+                "covariate, say, depends on its values)"
+            )
+        return design
 
     def _check_rank(self, matrix: np.ndarray) -> None:
         """Collinear columns (with the intercept) in the source are an error naming them."""
@@ -272,6 +377,12 @@ class Design:
     @property
     def source_matrix(self) -> np.ndarray:
         """The source's design matrix (n x p, no intercept)."""
+        if self._source_matrix is None:
+            raise DataError(
+                f"design {self._formula!r} was rebuilt from a spec (Design.from_dict) and has "
+                f"no rows of its source {self._source!r} (rule: source rows stay in the "
+                "source's environment)"
+            )
         out = self._source_matrix.view()
         out.flags.writeable = False
         return out
@@ -319,13 +430,19 @@ class Design:
         return np.ascontiguousarray(np.asarray(mm, dtype=np.float64)[:, self._keep])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe description: formula, columns and the source's levels."""
+        """JSON-safe description: formula, columns, the source's levels and name, and
+        the source's state of any stateful transform (a ``center``'s mean...), enough for
+        :meth:`from_dict` to rebuild the encoding."""
         return {
             "formula": self._formula,
             "columns": list(self._columns),
             "covariates": list(self._used),
             "types": dict(self._types),
             "levels": {k: list(v) for k, v in self._levels.items()},
+            "source": self._source,
+            "transform_state": {
+                str(k): _plain(v) for k, v in self._spec.transform_state.items() if v
+            },
         }
 
     def __repr__(self) -> str:

@@ -1,0 +1,528 @@
+"""Model shipping: the shipped g-formula against transport() and R, the design rebuilt from
+its spec, JSON round trips, the release gate's rules for models and their results, the
+bootstrap intervals, and bad inputs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import HAS_R, R_DIR, read_levelled
+
+import transport as tp
+from transport import disclosure as dc
+
+REF = R_DIR / "shipping_reference"
+COVS = list(tp.datasets.COVARIATES)
+STEP = 30.4375
+
+
+def _cohort(name: str, file: str, rows: int | None = None) -> tp.Cohort:
+    frame = read_levelled(file)
+    if rows is not None:
+        frame = frame.head(rows)
+    return tp.Cohort(frame, time="os_days", event="os_event", covariates=COVS, name=name)
+
+
+@pytest.fixture(scope="module")
+def src() -> tp.Cohort:
+    return _cohort("US", "cox_source.csv")
+
+
+@pytest.fixture(scope="module")
+def tgt() -> tp.Cohort:
+    return _cohort("JP", "shipping_target.csv")
+
+
+@pytest.fixture(scope="module")
+def cox(src: tp.Cohort) -> tp.ShippedModel:
+    return tp.ShippedModel.fit(src)
+
+
+def small(n: int, seed: int, *, ecog_counts: tuple[int, ...] | None = None,
+          extra: dict | None = None) -> pl.DataFrame:  # fmt: skip
+    """``n`` patients with whole-day times, age and ECOG (given level counts)."""
+    rng = np.random.default_rng(seed)
+    if ecog_counts is None:
+        ecog = rng.choice(["0", "1", "2"], n, p=[0.5, 0.3, 0.2])
+    else:
+        ecog = np.repeat(["0", "1", "2", "3"][: len(ecog_counts)], ecog_counts)
+        rng.shuffle(ecog)
+    age = np.round(rng.normal(65.0, 9.0, n), 1)
+    t = np.ceil(rng.exponential(400.0 * np.exp(-0.02 * (age - 65)), n))
+    c = np.ceil(rng.uniform(200.0, 1500.0, n))
+    return pl.DataFrame(
+        {
+            "time": np.minimum(t, c),
+            "event": (t <= c).astype(np.int64),
+            "age": age,
+            "ecog": ecog,
+            "pid": [f"PX{seed:03d}{i:06d}" for i in range(n)],
+            **(extra or {}),
+        }
+    )
+
+
+def small_cohort(frame: pl.DataFrame, name: str = "S", **kw: object) -> tp.Cohort:
+    covs = [c for c in frame.columns if c not in ("time", "event", "pid")]
+    return tp.Cohort(frame, time="time", event="event", covariates=covs, name=name,
+                     identifiers=["pid"], **kw)  # type: ignore[arg-type]  # fmt: skip
+
+
+# -- the point estimate against transport() and R -----------------------------------------
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_shipped_gformula_equals_transport_at_grid_times(ties: str, src, tgt, tmp_path) -> None:
+    model = tp.ShippedModel.fit(src, ties=ties)  # type: ignore[arg-type]
+    grid = model.grid[model.grid <= 1500]
+    res = tp.transport(src, tgt, method="gformula", times=grid, outcome_model="cox",
+                       ties=ties)  # type: ignore[arg-type]  # fmt: skip
+    theirs = res.transported.survival_at(grid)
+    applied = model.apply(tgt, times=grid).transported.survival_at(grid)
+    diff = max(np.max(np.abs(model.marginal_survival(tgt, grid) - theirs)),
+               np.max(np.abs(applied - theirs)))  # fmt: skip
+    print(f"max |shipped - transport()| at {grid.size} grid times ({ties}): {diff:.3g}")
+    assert diff < 1e-10
+    # after the gate, the released grid times carry the same values
+    dc.release(model, tmp_path / "m")
+    released = tp.ShippedModel.from_release(tmp_path / "m")
+    kept = released.grid
+    assert 10 < kept.size < model.grid.size
+    gap = np.max(np.abs(released.marginal_survival(tgt, kept) - res.transported.survival_at(kept)))
+    assert gap < 1e-10
+
+
+CASES = {
+    "breslow": {"ties": "breslow"},
+    "efron": {},
+    "efron_interaction": {"formula": " + ".join(COVS) + " + age:sex"},
+    "pwexp_tv": {"model": "pwexp"},
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_shipped_gformula_matches_r(case: str, src, tgt) -> None:
+    model = tp.ShippedModel.fit(src, **CASES[case])  # type: ignore[arg-type]
+    ref = pl.read_csv(REF / "gformula.csv").filter(pl.col("case") == case)
+    times = ref["time"].to_numpy()
+    np.testing.assert_allclose(times, model.grid, rtol=0, atol=1e-12)  # the same grid
+    diff = np.max(np.abs(model.marginal_survival(tgt, times) - ref["surv"].to_numpy()))
+    print(f"max |shipped - R| at {times.size} grid times ({case}): {diff:.3g}")
+    assert diff < 1e-8
+    if case == "pwexp_tv":
+        cuts = pl.read_csv(R_DIR / "data" / "shipping_breaks.csv")["cut"].to_numpy()
+        np.testing.assert_array_equal(model.breaks, cuts)
+    fun = pl.read_csv(REF / "functionals.csv").filter(pl.col("case") == case)
+    if fun.height:
+        off = fun.filter(pl.col("quantity") == "survival")["time"].to_numpy()
+        res = model.apply(tgt, times=off, tau=730.5)
+        ours = res.summary()["transported"].to_numpy()
+        diff = np.max(np.abs(ours - fun["value"].to_numpy()))
+        print(f"max |shipped - R| off the grid, median and RMST ({case}): {diff:.3g}")
+        np.testing.assert_allclose(ours, fun["value"].to_numpy(), rtol=1e-9, atol=1e-10)
+
+
+def test_observed_curve_matches_r(cox, tgt) -> None:
+    ref = pl.read_csv(REF / "observed.csv")
+    res = cox.apply(tgt, times=ref["time"].to_numpy())
+    tab = res.observed.at(ref["time"].to_numpy())
+    np.testing.assert_allclose(tab["survival"].to_numpy(), ref["surv"].to_numpy(), atol=1e-12)
+    np.testing.assert_allclose(tab["se"].to_numpy(), ref["std_err"].to_numpy(), rtol=1e-9)
+    np.testing.assert_array_equal(tab["n_risk_unweighted"].to_numpy(), ref["n_risk"].to_numpy())
+    summ = res.summary()
+    np.testing.assert_allclose(summ["observed"].to_numpy()[: ref.height], ref["surv"].to_numpy(),
+                               atol=1e-12)  # fmt: skip
+
+
+@pytest.mark.r
+@pytest.mark.skipif(not HAS_R, reason="Rscript not installed")
+def test_r_regenerates_the_stored_numbers(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    for name in ("cox_source.csv", "shipping_target.csv", "shipping_breaks.csv"):
+        (tmp_path / "data" / name).write_bytes((R_DIR / "data" / name).read_bytes())
+    subprocess.run(["Rscript", str(R_DIR / "shipping_reference.R"), str(tmp_path)], check=True,
+                   capture_output=True)  # fmt: skip
+    for name in ("gformula.csv", "functionals.csv", "observed.csv"):
+        assert (tmp_path / "shipping_reference" / name).read_bytes() == (REF / name).read_bytes()
+
+
+def test_curve_functionals_against_quadrature(cox, tgt) -> None:
+    """Median and RMST of the shipped curve against scipy's root finder and quadrature on
+    the curve itself (constant hazard within each grid step)."""
+    from scipy.integrate import quad
+    from scipy.optimize import brentq
+
+    res = cox.apply(tgt, times=[45.0], tau=400.0)
+    knots = np.concatenate(([0.0], cox.grid))
+    H = np.column_stack((np.zeros(tgt.n), -np.log(cox.predict_survival(tgt, cox.grid))))
+
+    def S(t: float) -> float:  # each patient's hazard interpolated between grid times
+        k = min(int(np.searchsorted(knots, t, side="right")) - 1, knots.size - 2)
+        frac = (t - knots[k]) / (knots[k + 1] - knots[k])
+        return float(np.mean(np.exp(-(H[:, k] + frac * (H[:, k + 1] - H[:, k])))))
+
+    cuts = np.concatenate((knots[knots < 400.0], [400.0]))
+    rmst = sum(quad(S, a, b, epsabs=1e-12, epsrel=1e-12)[0] for a, b in itertools_pairs(cuts))
+    med = brentq(lambda t: S(t) - 0.5, 1.0, 2000.0, xtol=1e-12)
+    summ = res.summary()
+    assert summ.filter(pl.col("estimand") == "rmst")["transported"][0] == pytest.approx(
+        rmst, abs=1e-8
+    )
+    assert summ.filter(pl.col("estimand") == "median")["transported"][0] == pytest.approx(
+        med, abs=1e-7
+    )
+    # S(45) lies between the grid values at 30.4 and 60.9, log-linear in the hazard
+    s1, s2 = cox.marginal_survival(tgt, [STEP, 2 * STEP])
+    assert s2 < summ["transported"][0] < s1
+
+
+def itertools_pairs(x: np.ndarray) -> list[tuple[float, float]]:
+    return [(float(a), float(b)) for a, b in itertools.pairwise(x)]
+
+
+# -- the design rebuilt from its spec -----------------------------------------------------
+@pytest.mark.parametrize(
+    "formula",
+    [
+        None,
+        "age + sex + ecog + age:sex",
+        "center(age) + C(regimen, contr.treatment('io')) + center(age):ecog",
+        "scale(age) + stage * histology",
+        "age + I(age ** 2) + pdl1",
+    ],
+)
+def test_design_from_spec_equals_the_source_design(formula: str | None, src, tgt) -> None:
+    design = tp.Design(src, formula)
+    spec = json.loads(json.dumps(design.to_dict()))
+    rebuilt = tp.Design.from_dict(spec)
+    assert rebuilt.columns == design.columns
+    assert rebuilt.levels == design.levels
+    np.testing.assert_array_equal(rebuilt.matrix(tgt), design.matrix(tgt))
+    np.testing.assert_array_equal(rebuilt.matrix(src), design.source_matrix)
+    with pytest.raises(tp.DataError, match="rebuilt from a spec"):
+        _ = rebuilt.source_matrix
+
+
+def test_design_from_spec_keeps_the_source_state(src, tgt) -> None:
+    """center() is centred on the source's mean, not the placeholder rows' or the target's."""
+    design = tp.Design(src, "center(age) + sex")
+    rebuilt = tp.Design.from_dict(design.to_dict())
+    age = tgt.covariate_frame["age"].to_numpy()
+    mean = float(src.covariate_frame["age"].mean())  # type: ignore[arg-type]
+    np.testing.assert_allclose(rebuilt.matrix(tgt)[:, 0], age - mean, atol=1e-12)
+    assert design.to_dict()["transform_state"]["center(age)"]["center"] == pytest.approx(mean)
+
+
+def test_design_from_spec_refuses_what_it_cannot_rebuild(src) -> None:
+    spec = tp.Design(src, "age + sex").to_dict()
+    with pytest.raises(tp.DataError, match=r"lacks \['levels'\]"):
+        tp.Design.from_dict({k: v for k, v in spec.items() if k != "levels"})
+    wrong = {**spec, "columns": ["age", "sex[T.other]"]}
+    with pytest.raises(tp.DataError, match="not the source's"):
+        tp.Design.from_dict(wrong)
+    untyped = {**spec, "types": {"age": "continuous"}}
+    with pytest.raises(tp.DataError, match=r"covariates \['sex'\]"):
+        tp.Design.from_dict(untyped)
+    stateless = {**tp.Design(src, "center(age)").to_dict(), "transform_state": {}}
+    with pytest.raises(tp.DataError, match="state of transforms"):
+        tp.Design.from_dict(stateless)
+
+
+def test_unseen_target_level_is_an_error_naming_column_level_and_rows(cox, tgt) -> None:
+    frame = tgt.to_frame().with_columns(pl.col("ecog").cast(pl.String))
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) < 3)
+        .then(pl.lit("4"))
+        .otherwise(pl.col("ecog"))
+        .alias("ecog")
+    )
+    odd = tp.Cohort(frame, time="os_days", event="os_event", covariates=COVS, name="JP")
+    with pytest.raises(
+        tp.DataError, match=r"covariate 'ecog' of cohort 'JP' has level\(s\) '4' \(3 rows\)"
+    ):
+        cox.apply(odd, times=[365.25])
+    shipped = tp.ShippedModel.from_dict(json.loads(json.dumps(cox.to_dict())))
+    with pytest.raises(tp.DataError, match=r"'4' \(3 rows\).*never saw"):
+        shipped.apply(odd)
+
+
+# -- JSON ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["cox", "pwexp"])
+def test_json_round_trip(kind: str, tmp_path: Path) -> None:
+    cohort = _cohort("US", "cox_source.csv", rows=500)
+    model = tp.ShippedModel.fit(cohort, "age + ecog + stage", model=kind, n_boot=5, seed=11)  # type: ignore[arg-type]
+    path = tmp_path / "model.json"
+    model.to_json(path)
+    back = tp.ShippedModel.from_json(path)
+    assert back.to_dict() == model.to_dict()
+    target = _cohort("JP", "shipping_target.csv")
+    times = back.grid[:20]
+    np.testing.assert_array_equal(back.marginal_survival(target, times),
+                                  model.marginal_survival(target, times))  # fmt: skip
+    a = model.apply(target, times=[182.625], tau=365.25, seed=3).summary()
+    b = back.apply(target, times=[182.625], tau=365.25, seed=3).summary()
+    assert a.equals(b)
+    data = json.loads(path.read_text())
+    assert isinstance(data["coef"][0], float) and isinstance(data["n"], float)
+    assert isinstance(data["grid_counts"]["n_event"][0], float)
+    text = path.read_text()
+    assert '"os_days"' not in text  # no outcome columns, no rows
+    assert len(data["bootstrap"]["coef"]) == 5
+
+
+def test_bootstrap_refits_are_seeded(src) -> None:
+    cohort = _cohort("US", "cox_source.csv", rows=300)
+    a = tp.ShippedModel.fit(cohort, "age + ecog", n_boot=4, seed=5)
+    b = tp.ShippedModel.fit(cohort, "age + ecog", n_boot=4, seed=5)
+    c = tp.ShippedModel.fit(cohort, "age + ecog", n_boot=4, seed=6)
+    assert a.boot_coef is not None and b.boot_coef is not None and c.boot_coef is not None
+    np.testing.assert_array_equal(a.boot_coef, b.boot_coef)
+    assert not np.allclose(a.boot_coef, c.boot_coef)
+    # replicate 0 is the Cox fit on the resample drawn from child 0 of SeedSequence(5)
+    from transport.inference import resample_counts
+    from transport.survival._cox import fit_cox
+
+    child = np.random.SeedSequence(5, spawn_key=(0,))
+    cs = resample_counts(np.random.default_rng(child), cohort.n)
+    X = tp.Design(cohort, "age + ecog").source_matrix
+    fit = fit_cox(cohort.time_values, cohort.event_values, X, cs)
+    np.testing.assert_allclose(a.boot_coef[0], fit.coef, rtol=1e-12)
+
+
+# -- inference -------------------------------------------------------------------------------
+def test_bootstrap_se_is_that_of_transports_bootstrap() -> None:
+    """Source refits shipped and target resampled in its own environment give the spread
+    of transport()'s bootstrap, which resamples both cohorts in one place (B = 150 each,
+    seeded; Monte Carlo error of an SE about 6%)."""
+    source = _cohort("US", "cox_source.csv", rows=700)
+    target = _cohort("JP", "shipping_target.csv")
+    times = [6 * STEP, 12 * STEP]
+    formula = "age + ecog + stage + regimen"
+    model = tp.ShippedModel.fit(source, formula, n_boot=150, seed=1)
+    ours = model.apply(target, times=times, tau=365.25, seed=2).summary()
+    theirs = tp.transport(source, target, method="gformula", times=times, tau=365.25,
+                          outcome_formula=formula, n_boot=150, seed=3).summary()  # fmt: skip
+    np.testing.assert_allclose(ours["transported"][:2].to_numpy(),
+                               theirs["transported"][:2].to_numpy(), atol=1e-12)  # fmt: skip
+    for col in ("transported_se", "difference_se"):
+        ratio = ours[col].to_numpy()[[0, 1, 3]] / theirs[col].to_numpy()[[0, 1, 3]]
+        print(f"{col}: shipped / transport() bootstrap SE = {np.round(ratio, 3)}")
+        assert np.all((ratio > 0.75) & (ratio < 1.33))
+    for row in ours.iter_rows(named=True):
+        assert row["transported_ci_lower"] < row["transported"] < row["transported_ci_upper"]
+        assert row["ci_method"].startswith("bootstrap-percentile (150 shipped source refits")
+    # the source model's share: with every shipped refit replaced by the full-data fit,
+    # only the target's sampling is left, and the SE shrinks
+    data = model.to_dict()
+    data["bootstrap"]["coef"] = [data["coef"]] * 150
+    data["bootstrap"]["hazard"] = [data["cox"]["hazard"]] * 150
+    fixed = tp.ShippedModel.from_dict(data).apply(target, times=times, tau=365.25, seed=2)
+    target_only = fixed.summary()["transported_se"].to_numpy()[[0, 1, 3]]
+    full = ours["transported_se"].to_numpy()[[0, 1, 3]]
+    print(f"target-only / full SE = {np.round(target_only / full, 3)}")
+    assert np.all(target_only < 0.9 * full)
+
+
+def test_without_refits_the_transported_interval_is_absent(cox, tgt) -> None:
+    res = cox.apply(tgt, times=[365.25], tau=730.5, margin=0.1)
+    summ = res.summary()
+    assert summ["transported_se"].null_count() == 3
+    assert set(summ["ci_method"]) == {"none (ship the model with n_boot)"}
+    assert summ["observed_ci_lower"][0] is not None  # Greenwood
+    assert summ["verdict"][0] == "inconclusive"
+    eq = res.equivalence(0.2)
+    assert eq["margin"][0] == 0.2
+
+
+# -- the gate: models ------------------------------------------------------------------------
+def test_release_writes_a_manifest_and_no_patient_values(tmp_path: Path) -> None:
+    frame = small(400, 1)
+    cohort = small_cohort(frame)
+    model = tp.ShippedModel.fit(cohort, n_boot=3, seed=2)
+    out = tmp_path / "model"
+    manifest = dc.release(model, out)
+    assert manifest["object"] == "ShippedModel"
+    assert {f["file"] for f in manifest["files"]} == {
+        "shipped_model.json",
+        "shipped_model_coef.csv",
+    }
+    dc.verify(out)
+    text = "\n".join(p.read_text() for p in out.iterdir() if p.name != "manifest.json")
+    assert "PX001" not in text and "pid" not in text
+    data = json.loads((out / "shipped_model.json").read_text())
+    grid = np.asarray(data["grid"])
+    np.testing.assert_allclose(grid / STEP, np.round(grid / STEP), atol=1e-9)  # on the grid
+    for key in ("n_risk", "n_event", "n_censor"):
+        assert all(x % 5 == 0 for x in data["grid_counts"][key])  # rounded
+    assert data["n"] % 5 == 0 and data["level_counts"] is None and data["released"]
+    exits = np.asarray(data["grid_counts"]["n_event"]) + np.asarray(data["grid_counts"]["n_censor"])
+    assert np.all((exits == 0) | (exits >= 10))
+    back = tp.ShippedModel.from_release(out)
+    assert back.released and back.n_boot == 3
+    target = small_cohort(small(150, 2), name="T")
+    np.testing.assert_array_equal(back.marginal_survival(target, back.grid),
+                                  model.marginal_survival(target, back.grid))  # fmt: skip
+    assert back.boot_extra is not None and back.boot_extra.shape == (3, back.grid.size)
+    # a released model cannot be released again (its cell counts are gone)
+    with pytest.raises(tp.DisclosureError, match=r"released before.*rule: min_cell"):
+        dc.release(back, tmp_path / "again")
+    # nor with a policy whose grid differs from the one it was fitted on
+    with pytest.raises(tp.DisclosureError, match="rule: km_grid"):
+        dc.release(model, tmp_path / "weekly", dc.Policy(km_grid_step=7.0))
+
+
+def test_released_baseline_merges_thin_steps_and_stops_at_min_cell(tmp_path: Path) -> None:
+    cohort = small_cohort(small(120, 3))
+    model = tp.ShippedModel.fit(cohort, "age")
+    policy = dc.Policy(min_km_step=15, min_cell=20)
+    manifest = dc.release(model, tmp_path / "m", policy)
+    back = tp.ShippedModel.from_release(tmp_path / "m")
+    rules = {s["rule"] for s in manifest["suppressed"]}
+    assert {"min_km_step", "min_cell"} <= rules
+    assert back.grid.size < model.grid.size
+    counts = model.grid_counts
+    idx = np.searchsorted(model.grid, back.grid)
+    exits = np.diff(np.concatenate(([0.0], np.cumsum(counts["n_event"] + counts["n_censor"])[idx])))
+    assert np.all((exits == 0) | (exits >= 15))
+    assert np.all(counts["n_risk"][np.concatenate(([0], idx[:-1] + 1))] >= 20)
+    with pytest.raises(tp.DataError, match=r"ends at .* \(rule: times within"):
+        back.apply(cohort, times=[float(model.grid[-1])])
+
+
+def test_min_residual_df_fires_on_a_small_model_and_passes_a_safe_one(tmp_path: Path) -> None:
+    frame = small(60, 4, extra={"stage": np.repeat(["I", "II", "III", "IV"], 15),
+                                "sex": np.tile(["f", "m"], 30)})  # fmt: skip
+    cohort = small_cohort(frame)
+    events = int(cohort.event_values.sum())
+    big = tp.ShippedModel.fit(cohort, "age + ecog + stage + sex")  # 7 parameters
+    policy = dc.Policy(min_residual_df=events - 6)
+    with pytest.raises(tp.DisclosureError, match=r"7 parameters.*rule: min_residual_df"):
+        dc.release(big, tmp_path / "big", policy)
+    safe = tp.ShippedModel.fit(cohort, "age")
+    dc.release(safe, tmp_path / "safe", policy)  # events - 1 >= events - 6
+    assert (tmp_path / "safe" / "manifest.json").exists()
+    assert not (tmp_path / "big").exists() or not any((tmp_path / "big").iterdir())
+
+
+def test_small_levels_are_refused_with_advice_to_merge(tmp_path: Path) -> None:
+    cohort = small_cohort(small(300, 5, ecog_counts=(150, 144, 6)))
+    model = tp.ShippedModel.fit(cohort)
+    small_level = r"covariate 'ecog'.*\['2'\] with fewer than 10.*rule: min_cell.*merge"
+    with pytest.raises(tp.DisclosureError, match=small_level):
+        dc.release(model, tmp_path / "m")
+    # the reference level counts too: it is recovered as the rest of the total
+    ref_small = small_cohort(small(300, 6, ecog_counts=(7, 150, 143)))
+    with pytest.raises(tp.DisclosureError, match=r"\['0'\].*rule: min_cell"):
+        dc.release(tp.ShippedModel.fit(ref_small), tmp_path / "r")
+    # an interaction column resting on few patients
+    frame = small(300, 7).with_columns(
+        pl.Series("flag", np.r_[np.ones(12), np.zeros(288)].astype(np.int64).astype(str))
+    )
+    inter = tp.ShippedModel.fit(small_cohort(frame), "age + ecog + flag + ecog:flag")
+    with pytest.raises(
+        tp.DisclosureError, match=r"design column 'ecog\[T\.\d\]:flag\[T\.1\]'.*min_cell"
+    ):
+        dc.release(inter, tmp_path / "i")
+
+
+def test_forbidden_names_and_disclosive_transforms_are_refused(tmp_path: Path) -> None:
+    frame = small(300, 8, extra={"gp_code": np.tile(["A", "B", "C"], 100)})
+    model = tp.ShippedModel.fit(small_cohort(frame), "age + gp_code")
+    with pytest.raises(tp.DisclosureError, match=r"'gp_code'.*rule: forbidden_column"):
+        dc.release(model, tmp_path / "gp")
+    spline = tp.ShippedModel.fit(small_cohort(small(300, 9)), "bs(age, df=3) + ecog")
+    with pytest.raises(tp.DisclosureError, match=r"bs\(age, df=3\).*individual.*rule: min_cell"):
+        dc.release(spline, tmp_path / "bs")
+    centred = tp.ShippedModel.fit(small_cohort(small(300, 9)), "center(age) + ecog")
+    dc.release(centred, tmp_path / "c")  # a mean is an aggregate
+
+
+def test_pwexp_breaks_are_on_the_grid_and_hold_enough_events(tmp_path: Path, src) -> None:
+    model = tp.ShippedModel.fit(src, model="pwexp", breaks=12)
+    assert model.breaks is not None and model.interval_counts is not None
+    np.testing.assert_allclose(model.breaks / STEP, np.round(model.breaks / STEP), atol=1e-12)
+    assert np.all(model.interval_counts["n_event"] >= 10)
+    assert np.all(model.interval_counts["n_risk"] >= 10)
+    from transport.survival.models import PiecewiseExponentialModel
+
+    raw = PiecewiseExponentialModel(src, breaks=12).breaks
+    assert not np.allclose(raw / STEP, np.round(raw / STEP))  # quantiles are event times
+    manifest = dc.release(model, tmp_path / "pw")
+    data = json.loads((tmp_path / "pw" / "shipped_model.json").read_text())
+    assert data["pwexp"]["breaks"] == model.breaks.tolist()
+    assert all(x % 5 == 0 for x in data["pwexp"]["interval_counts"]["n_event"])
+    assert manifest["object"] == "ShippedModel"
+
+
+# -- the gate: results -----------------------------------------------------------------------
+def test_release_of_a_result(tmp_path: Path, src, tgt) -> None:
+    model = tp.ShippedModel.fit(src, "age + ecog + stage", n_boot=20, seed=4)
+    with pytest.raises(tp.DisclosureError, match=r"not released.*rule: km_grid"):
+        dc.release(model.apply(tgt, times=[365.25]), tmp_path / "raw")
+    dc.release(model, tmp_path / "model")
+    shipped = tp.ShippedModel.from_release(tmp_path / "model")
+    late = float(shipped.grid[-1])
+    assert tp.kaplan_meier(tgt).at([late])["n_risk_unweighted"][0] < 10
+    res = shipped.apply(tgt, times=[365.25, late], tau=730.5, seed=5)
+    manifest = dc.release(res, tmp_path / "res")
+    assert manifest["object"] == "ShippedResult"
+    assert {f["file"] for f in manifest["files"]} == {
+        "shipped_summary.csv", "shipped_curves.csv", "shipped_result.json"}  # fmt: skip
+    summ = pl.read_csv(tmp_path / "res" / "shipped_summary.csv")
+    assert summ["transported"][0] == pytest.approx(res.summary()["transported"][0], abs=1e-15)
+    assert summ["transported"][1] is None  # few target patients left at risk
+    med = summ.filter(pl.col("estimand") == "median")
+    for col in ("transported", "observed", "transported_ci_lower", "transported_ci_upper"):
+        assert med[col][0] / STEP == pytest.approx(round(med[col][0] / STEP), abs=1e-9)
+    rules = {s["rule"] for s in manifest["suppressed"]}
+    assert {"min_cell", "time_grid"} <= rules
+    tiny = tp.Cohort(tgt.to_frame().head(8), time="os_days", event="os_event", covariates=COVS,
+                     name="tiny")  # fmt: skip
+    with pytest.raises(tp.DisclosureError, match=r"fewer than 10 patients.*min_cell"):
+        dc.release(shipped.apply(tiny), tmp_path / "tiny")
+
+
+# -- bad inputs ------------------------------------------------------------------------------
+def test_bad_inputs_give_clear_errors(cox, src, tgt) -> None:
+    with pytest.raises(tp.DataError, match=r"times \[5000.0\] lie outside .* ends at"):
+        cox.apply(tgt, times=[5000.0])
+    with pytest.raises(tp.DataError, match=r"tau \[9000.0\]"):
+        cox.apply(tgt, tau=9000.0)
+    frame = tgt.to_frame().with_columns((pl.col("os_days") / 2).alias("entry"))
+    delayed = tp.Cohort(frame, time="os_days", event="os_event", entry="entry", covariates=COVS,
+                        name="JPd")  # fmt: skip
+    with pytest.raises(tp.DataError, match=r"delayed entry \(column 'entry'; 400 rows\)"):
+        cox.apply(delayed)
+    less = tp.Cohort(tgt.to_frame().drop("regimen"), time="os_days", event="os_event",
+                     covariates=[c for c in COVS if c != "regimen"], name="JP")  # fmt: skip
+    with pytest.raises(tp.DataError, match=r"covariates \['regimen'\].*not covariates of cohort"):
+        cox.apply(less)
+    with pytest.raises(TypeError, match="'target' parameter of apply must be a Cohort"):
+        cox.apply(tgt.to_frame())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"'n_boot'.*at least 2"):
+        tp.ShippedModel.fit(src, n_boot=1)
+    with pytest.raises(ValueError, match="'model' parameter must be 'cox' or 'pwexp'"):
+        tp.ShippedModel.fit(src, model="weibull")  # type: ignore[arg-type]
+    with pytest.raises(tp.DataError, match="not a shipped model"):
+        tp.ShippedModel.from_dict({"schema": "something else"})
+    data = cox.to_dict()
+    data["coef"] = data["coef"][:-1]
+    with pytest.raises(tp.DataError, match="inconsistent: 13 coefficients, 14 names"):
+        tp.ShippedModel.from_dict(data)
+    broken = {k: v for k, v in cox.to_dict().items() if k != "grid"}
+    with pytest.raises(tp.DataError, match="lacks or mistypes field 'grid'"):
+        tp.ShippedModel.from_dict(broken)
+
+
+def test_target_in_another_time_unit_is_converted(cox, tgt) -> None:
+    months = tgt.in_unit("months")
+    a = cox.apply(tgt, times=[365.25], tau=730.5).summary()
+    b = cox.apply(months, times=[365.25], tau=730.5).summary()
+    np.testing.assert_allclose(a["transported"].to_numpy(), b["transported"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(a["observed"].to_numpy(), b["observed"].to_numpy(), rtol=1e-9)
+    assert math.isfinite(a["difference"][0])

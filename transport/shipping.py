@@ -1,0 +1,1436 @@
+"""Model shipping (DESIGN §5): fit the outcome model in the source's environment, release
+it through the gate, and run the g-formula inside the target's environment, so that no
+patient row crosses a border in either direction; only aggregates come back.
+
+Estimand (Dahabreh et al. 2020): the target population's survival under the source's
+outcome mechanism, ``S_T(t) = E_T[S_source(t | X)]``, estimated by the g-formula
+``(1 / n_T) sum_{i in target} S_source(t | x_i)``, with its median and RMST(tau); compared
+with the target's own Kaplan–Meier curve (the transportability test: differences, ratios,
+equivalence against a margin fixed in advance).
+
+Two steps, two environments:
+
+1. **Source** — :meth:`ShippedModel.fit` fits a Cox model (Breslow or Efron baseline;
+   Breslow 1972) or a piecewise exponential model on the source cohort and keeps what the
+   target needs: the design spec (formula, covariate types, the source's levels, the state
+   of stateful transforms: :meth:`~transport.Design.from_dict` rebuilds the encoding
+   without the source rows), coefficients, their covariance, and
+
+   * Cox: the baseline cumulative hazard ``H0(t)`` at the covariate means ``center``, on
+     the policy's fixed grid (:meth:`~transport.disclosure.Policy.grid`: multiples of
+     ``km_grid_step``), never at event times;
+   * piecewise exponential: interior cut points **snapped to the grid** (the default cut
+     points are event-time quantiles, which would reveal event times) and merged until
+     every interval holds ``min_km_step`` events and starts with ``min_cell`` patients at
+     risk, then the model is refitted on them;
+
+   and optionally ``n_boot`` bootstrap refits on resamples of the source (replicate ``b``
+   draws from child ``b`` of ``numpy.random.SeedSequence(seed)``), each kept as its
+   coefficients and baseline on the grid.
+
+   ``tp.disclosure.release(model, directory, policy)`` checks and writes it (rules below);
+   :meth:`ShippedModel.from_release` reads the released directory back.
+
+2. **Target** — :meth:`ShippedModel.apply` rebuilds the design on the target's rows,
+   predicts every patient's ``S(t | x_i)`` and averages them: the transported curve on the
+   released grid. Between grid times the Cox baseline is read with a constant hazard
+   within each released step (``H0`` linear between grid times), so that S(t), the median
+   and RMST(tau) are defined at any time up to the last released grid time; at the grid
+   times themselves the curve is exactly the Cox g-formula of
+   :func:`~transport.transport` (``method="gformula"``). The piecewise exponential model's
+   curve is exact at any time. The target's observed Kaplan–Meier curve and the
+   comparison come with it in a :class:`ShippedResult`, itself releasable.
+
+Inference (which one a number came from is in ``ci_method``): with shipped replicates,
+replicate ``b`` pairs the ``b``-th source refit with a resample of the target drawn inside
+the target's environment (child ``b`` of ``SeedSequence(seed)`` given to :meth:`apply`),
+and reads the transported and observed estimands from them: the nonparametric bootstrap
+that :func:`~transport.transport` runs when it sees both cohorts (source and target
+resampled separately, every model refitted), so the intervals carry both the source
+model's uncertainty and the target's sampling. Without replicates the transported
+estimates have no interval (as ``transport(method="gformula")`` without ``n_boot``).
+
+Release rules for a model (rule names as in :mod:`transport.disclosure`):
+``forbidden_column`` (a covariate, design column or level named as an identifier,
+practice, physician or free text); ``min_cell`` (a source of fewer than ``min_cell``
+patients; a categorical level, or a design column's nonzero rows or their complement,
+resting on fewer than ``min_cell`` source patients: merge levels before fitting; a
+stateful transform whose state holds individual values, such as spline boundary knots at
+the minimum and maximum); ``min_residual_df`` (events minus parameters below
+``min_residual_df``); ``km_grid`` and ``min_km_step`` (the baseline is released only at
+grid times where the events and exits since the last released time are none or at least
+``min_km_step``, merging the others into the next, as :func:`~transport.disclosure.coarsen_km`
+does, and stops where the source's risk set falls below ``min_cell``; every piecewise
+exponential interval needs ``min_km_step`` events). Released counts are rounded to
+``round_to``. A result (:class:`ShippedResult`) is released with its S(t) rows only where
+the target has ``min_cell`` patients at risk, its medians rounded outwards to the grid,
+and the target's observed curve as the actuarial estimate of
+:func:`~transport.disclosure.coarsen_km`; it must come from a released model.
+
+Known limits: the bootstrap replicates are released as they are (their baselines on the
+released grid); two releases differing by one patient can be differenced (as for every
+exact mean); the transported curve of a result is an exact average over the target.
+
+References
+----------
+Dahabreh IJ, Robertson SE, Steingrimsson JA, Stuart EA, Hernán MA (2020). Extending
+    inferences from a randomized trial to a new target population. Stat Med 39:1999-2014.
+Breslow NE (1972). Discussion of Professor Cox's paper. JRSS B 34:216-217.
+Efron B, Tibshirani RJ (1993). An Introduction to the Bootstrap. Chapman & Hall.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from scipy.optimize import brentq
+
+from transport import disclosure as _dc
+from transport.assess import tost
+from transport.cohort import Cohort
+from transport.design import Design
+from transport.estimators import FixedGridKM, read_curve
+from transport.exceptions import DataError, DisclosureError
+from transport.inference import IntervalKind, interval, resample_counts, run_bootstrap
+from transport.result import _boot_ratio, _margins, _wald, _wald_log_ratio
+from transport.summary import interval_counts
+from transport.survival._cox import fit_cox
+from transport.survival._pwexp import (
+    check_breaks,
+    default_breaks,
+    exposure_matrix,
+    fit_pwexp,
+)
+from transport.survival.curve import SurvivalCurve, kaplan_meier
+from transport.survival.model_curve import ModelCurve
+from transport.survival.models import CoxModel, PiecewiseExponentialModel
+
+__all__ = ["ShippedModel", "ShippedResult"]
+
+SCHEMA = "transport.ShippedModel"
+MODEL_FILE = "shipped_model.json"
+ModelKind = Literal["cox", "pwexp"]
+#: Keys of a stateful transform's state that hold aggregates only (``center``, ``scale``).
+_AGGREGATE_STATE = frozenset({"ddof", "center", "scale"})
+
+
+# -- arrays <-> JSON ---------------------------------------------------------------------
+def _floats(x: Any) -> Any:
+    """Numbers as floats (non-finite as ``None``), recursively."""
+    if x is None:
+        return None
+    if isinstance(x, np.ndarray):
+        return _floats(x.tolist())
+    if isinstance(x, list | tuple):
+        return [_floats(v) for v in x]
+    if isinstance(x, bool):
+        return x
+    if isinstance(x, int | float | np.number):
+        v = float(x)
+        return v if math.isfinite(v) else None
+    return x
+
+
+def _array(x: Any, ndim: int = 1) -> np.ndarray:
+    """A JSON list (``None`` as ``nan``) as a float array of ``ndim`` dimensions."""
+    a = np.array(x, dtype=object)
+    a = np.where(a == None, np.nan, a).astype(np.float64)  # noqa: E711 (elementwise)
+    if a.size == 0:
+        a = a.reshape((0,) * ndim)
+    if a.ndim != ndim:
+        raise DataError(f"shipped model array has {a.ndim} dimensions, not {ndim}")
+    return a
+
+
+# -- the grid ----------------------------------------------------------------------------
+def _grid_counts(time: np.ndarray, event: np.ndarray, grid: np.ndarray) -> dict[str, np.ndarray]:
+    """Patients at risk at the start of each grid step ``(g_{k-1}, g_k]`` and the events
+    and censorings within it (unweighted)."""
+    k = np.minimum(np.searchsorted(grid, time, side="left"), grid.size - 1)
+    ev = event > 0
+    n_event = np.bincount(k[ev], minlength=grid.size).astype(np.float64)
+    n_censor = np.bincount(k[~ev], minlength=grid.size).astype(np.float64)
+    exits = n_event + n_censor
+    n_risk = time.size - np.concatenate(([0.0], np.cumsum(exits)[:-1]))
+    return {"n_risk": n_risk, "n_event": n_event, "n_censor": n_censor}
+
+
+def _on_grid(times: np.ndarray, hazard: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """A step cumulative hazard (at ``times``) read at the grid times."""
+    idx = np.searchsorted(times, grid, side="right") - 1
+    return np.where(idx >= 0, hazard[np.maximum(idx, 0)], 0.0)
+
+
+def _grid_breaks(
+    time: np.ndarray,
+    event: np.ndarray,
+    breaks: Any,
+    step: float,
+    policy: _dc.Policy,
+) -> np.ndarray:
+    """Cut points on the grid: ``breaks`` (or event-time quantiles) snapped to the nearest
+    grid time, then merged forward until every interval holds ``min_km_step`` events and
+    starts with ``min_cell`` patients at risk (the open last one too)."""
+    if breaks is None or (isinstance(breaks, int | np.integer) and not isinstance(breaks, bool)):
+        n_int = 10 if breaks is None else int(breaks)
+        if n_int < 1:
+            raise ValueError(f"The 'breaks' parameter, a number of intervals, must be at least "
+                             f"1. Got {breaks!r}.")  # fmt: skip
+        cuts = default_breaks(time, event, n_int)
+    else:
+        try:
+            cuts = check_breaks(np.asarray(breaks, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"The 'breaks' parameter must be None, a number of intervals or increasing "
+                f"positive cut points ({exc})."
+            ) from None
+    snapped = np.unique(np.round(cuts / step) * step)
+    snapped = snapped[snapped > 0]
+    ev_time = np.sort(time[event > 0])
+    keep: list[float] = []
+    last = 0.0
+    for c in snapped:
+        inside = np.searchsorted(ev_time, c, side="right") - np.searchsorted(
+            ev_time, last, side="right"
+        )
+        after = ev_time.size - np.searchsorted(ev_time, c, side="right")
+        at_risk = int(np.sum(time > c))
+        if after < policy.min_km_step or at_risk < policy.min_cell:
+            break
+        if inside >= policy.min_km_step:
+            keep.append(float(c))
+            last = float(c)
+    return np.asarray(keep, dtype=np.float64)
+
+
+def _interval_counts(time: np.ndarray, event: np.ndarray, breaks: np.ndarray) -> dict[str, Any]:
+    """Patients at risk at the start of each interval and the events in it."""
+    lo = np.concatenate(([0.0], breaks))
+    k = np.searchsorted(breaks, time[event > 0], side="left")
+    return {
+        "n_risk": np.asarray([float(np.sum(time > c)) if c > 0 else float(time.size) for c in lo]),
+        "n_event": np.bincount(k, minlength=lo.size).astype(np.float64),
+    }
+
+
+# -- cumulative hazards, and the curve functionals --------------------------------------
+def _cox_hazards(X: np.ndarray, coef: np.ndarray, center: np.ndarray, h0: np.ndarray) -> np.ndarray:
+    """``H(g_k | x_i) = H0(g_k) exp((x_i - center)' beta)``: rows x grid times, the
+    arithmetic of :meth:`CoxFit.survival`."""
+    risk = np.exp((X - center) @ coef)
+    return np.asarray(np.outer(risk, h0), dtype=np.float64)
+
+
+def _pwexp_hazards(
+    X: np.ndarray,
+    coef: np.ndarray,
+    shift: np.ndarray,
+    breaks: np.ndarray,
+    time_varying: bool,
+    knots: np.ndarray,
+) -> np.ndarray:
+    """``H(t | x_i) = sum_k h_k(x_i) |(0, t] ∩ I_k|`` at the knots: rows x knots."""
+    K = breaks.size + 1
+    p = X.shape[1]
+    alpha, beta = coef[:K], coef[K : K + p]
+    gamma = coef[K + p :] if time_varying else np.zeros(p)
+    log_h = alpha[None, :] + (X @ beta)[:, None] + np.outer(X @ gamma, shift)
+    return np.asarray(np.exp(log_h) @ exposure_matrix(knots, breaks).T, dtype=np.float64)
+
+
+def _phi(x: np.ndarray) -> np.ndarray:
+    """``(1 - exp(-x)) / x`` (1 at 0), for the integral of ``exp(-x t)`` over a step."""
+    safe = np.where(x > 1e-10, x, 1.0)
+    return np.where(x > 1e-10, -np.expm1(-safe) / safe, 1.0 - x / 2.0)
+
+
+class _Curve:
+    """The average over patients (weights ``w``) of ``exp(-H_i(t))`` with every ``H_i``
+    linear between the knots: S at any time up to the last knot, the median (a root of
+    a continuous decreasing function) and RMST (closed form per step)."""
+
+    def __init__(self, knots: np.ndarray, H: np.ndarray, w: np.ndarray | None = None) -> None:
+        self.t0 = np.concatenate(([0.0], knots))
+        self.H = np.column_stack((np.zeros(H.shape[0]), H))
+        self.w = np.ones(H.shape[0]) if w is None else w
+        self.wsum = float(self.w.sum())
+        with np.errstate(invalid="ignore"):
+            self.slope = np.diff(self.H, axis=1) / np.diff(self.t0)[None, :]
+
+    def at_knots(self) -> np.ndarray:
+        """S at every knot (without the 0 in front)."""
+        return np.asarray((self.w @ np.exp(-self.H[:, 1:])) / self.wsum, dtype=np.float64)
+
+    def hazard_at(self, times: np.ndarray) -> np.ndarray:
+        """``H_i(t)``: rows x times (exactly the knot values at the knots)."""
+        last = self.t0.size - 1
+        k = np.minimum(np.searchsorted(self.t0, times, side="right") - 1, last)
+        inner = np.minimum(k, last - 1)
+        H = self.H[:, k] + (times - self.t0[k])[None, :] * self.slope[:, inner]
+        return np.asarray(np.where((k == last)[None, :], self.H[:, k], H), dtype=np.float64)
+
+    def survival(self, times: np.ndarray) -> np.ndarray:
+        """The average ``S(t)`` at ``times``."""
+        return np.asarray((self.w @ np.exp(-self.hazard_at(times))) / self.wsum, np.float64)
+
+    def rmst(self, tau: float) -> float:
+        total = 0.0
+        for k in range(self.t0.size - 1):
+            lo = self.t0[k]
+            if lo >= tau:
+                break
+            dt = min(self.t0[k + 1], tau) - lo
+            part = np.exp(-self.H[:, k]) * dt * _phi(self.slope[:, k] * dt)
+            total += float(self.w @ part) / self.wsum
+        return total
+
+    def median(self) -> float:
+        s = np.concatenate(([1.0], self.at_knots()))
+        below = np.flatnonzero(s <= 0.5)
+        if below.size == 0:
+            return math.nan
+        k = int(below[0])
+        a, b = float(self.t0[k - 1]), float(self.t0[k])
+        if s[k] == 0.5:
+            return b
+        return float(
+            brentq(
+                lambda t: self.survival(np.array([t]))[0] - 0.5, a, b, xtol=1e-10 * b, rtol=1e-14
+            )
+        )
+
+    def read(self, times: np.ndarray, tau: float | None) -> np.ndarray:
+        """S at ``times``, the median and (with ``tau``) RMST(tau), as :func:`read_curve`."""
+        extra = [self.median()] + ([self.rmst(tau)] if tau is not None else [])
+        return np.concatenate((self.survival(times), extra))
+
+
+# -- bootstrap refits in the source --------------------------------------------------------
+class _SourceReplicate:
+    """One bootstrap refit of the source model on a resample (picklable): its coefficients
+    and its baseline on the grid (Cox, re-centred at the full-data ``center``) or its
+    representative-time shifts (piecewise exponential)."""
+
+    def __init__(self, model: ShippedModel, time: np.ndarray, event: np.ndarray,
+                 X: np.ndarray) -> None:  # fmt: skip
+        self.kind = model.kind
+        self.ties = model.ties
+        self.time, self.event, self.X = time, event, X
+        self.grid = model.grid
+        self.center = model.center
+        self.breaks = model.breaks
+        self.time_varying = model.time_varying
+        self.coef = model.coef
+        extra = self.grid.size if model.shift is None else model.shift.size
+        self.width = model.coef.size + extra
+
+    def __call__(self, rng: np.random.Generator) -> np.ndarray:
+        cs = resample_counts(rng, self.time.size)
+        if self.kind == "cox":
+            keep = cs > 0
+            fit = fit_cox(self.time[keep], self.event[keep], self.X[keep], cs[keep],
+                          ties=self.ties)  # type: ignore[arg-type]  # fmt: skip
+            if not fit.converged:
+                return np.full(self.width, np.nan)
+            assert self.center is not None
+            h0 = _on_grid(fit.times, fit.hazard, self.grid)
+            h0 = h0 * math.exp(float((self.center - fit.center) @ fit.coef))
+            return np.concatenate((fit.coef, h0))
+        assert self.breaks is not None
+        pw = fit_pwexp(self.time, self.event, self.X, self.breaks, cs,
+                       time_varying=self.time_varying, start=self.coef)  # fmt: skip
+        if not pw.converged:
+            return np.full(self.width, np.nan)
+        return np.concatenate((pw.coef, pw.shift))
+
+
+class ShippedModel:
+    """A source outcome model made to travel: everything the g-formula needs in the target's
+    environment, and nothing at the level of a patient.
+
+    Build it in the source's environment with :meth:`fit`; release it with
+    ``tp.disclosure.release(model, directory, policy)``; in the target's environment read it
+    with :meth:`from_release` (or :meth:`from_json`) and call :meth:`apply`. The module
+    docstring gives the estimand, the inference and the release rules.
+
+    Attributes
+    ----------
+    kind
+        ``"cox"`` or ``"pwexp"``.
+    source, time_unit
+        The source cohort's name and time unit (times given to :meth:`apply` are in it).
+    design
+        The :class:`~transport.Design` rebuilt from the shipped spec (no source rows).
+    names, coef, cov
+        Coefficient names, estimates and covariance (inverse information).
+    grid, grid_step
+        The times the curve is given at (the policy's fixed grid; after release, its
+        released part) and the grid spacing.
+    hazard, center, ties
+        Cox: baseline cumulative hazard at ``grid`` for covariates equal to ``center``
+        (Breslow, or its Efron analogue, as R's ``survfit.coxph``), and the ties method.
+    breaks, shift, time_varying
+        Piecewise exponential: interior cut points (on the grid), ``log m_k - center`` of
+        each interval, and whether the log hazard ratios change with log time.
+    n, n_events, n_params
+        Patients, events and coefficients of the fit (counts rounded once released).
+    n_boot, boot_failed
+        Bootstrap refits shipped and how many of them failed.
+    released
+        Whether this model passed the gate (its counts are then rounded and the
+        per-level counts the gate needs are gone, so it cannot be released again).
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: ModelKind,
+        source: str,
+        time_unit: str,
+        design: Mapping[str, Any],
+        names: tuple[str, ...],
+        coef: np.ndarray,
+        cov: np.ndarray,
+        grid: np.ndarray,
+        grid_step: float,
+        grid_counts: Mapping[str, np.ndarray],
+        n: float,
+        n_events: float,
+        hazard: np.ndarray | None = None,
+        center: np.ndarray | None = None,
+        ties: str = "efron",
+        breaks: np.ndarray | None = None,
+        shift: np.ndarray | None = None,
+        time_varying: bool = False,
+        interval_counts: Mapping[str, np.ndarray] | None = None,
+        level_counts: Mapping[str, Mapping[str, float]] | None = None,
+        column_counts: np.ndarray | None = None,
+        column_binary: np.ndarray | None = None,
+        boot_coef: np.ndarray | None = None,
+        boot_extra: np.ndarray | None = None,
+        boot_entropy: str | None = None,
+        released: bool = False,
+        policy: str = "default",
+    ) -> None:
+        if kind not in ("cox", "pwexp"):
+            raise ValueError(
+                f"The 'kind' of a shipped model must be 'cox' or 'pwexp'. Got {kind!r}."
+            )
+        self.kind: ModelKind = kind
+        self.source = source
+        self.name = source
+        self.time_unit = time_unit
+        self.design_spec = dict(design)
+        self.design = Design.from_dict(design)
+        self.names = tuple(names)
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.cov = np.asarray(cov, dtype=np.float64)
+        self.grid = np.asarray(grid, dtype=np.float64)
+        self.grid_step = float(grid_step)
+        self.grid_counts = {k: np.asarray(v, dtype=np.float64) for k, v in grid_counts.items()}
+        self.n = float(n)
+        self.n_events = float(n_events)
+        self.hazard = None if hazard is None else np.asarray(hazard, dtype=np.float64)
+        self.center = None if center is None else np.asarray(center, dtype=np.float64)
+        self.ties = ties
+        self.breaks = None if breaks is None else np.asarray(breaks, dtype=np.float64)
+        self.shift = None if shift is None else np.asarray(shift, dtype=np.float64)
+        self.time_varying = bool(time_varying)
+        self.interval_counts = (
+            None
+            if interval_counts is None
+            else {k: np.asarray(v, dtype=np.float64) for k, v in interval_counts.items()}
+        )
+        self.level_counts = (
+            None
+            if level_counts is None
+            else {
+                str(v): {str(k): float(c) for k, c in lv.items()} for v, lv in level_counts.items()
+            }
+        )
+        self.column_counts = (
+            None if column_counts is None else np.asarray(column_counts, np.float64)
+        )
+        self.column_binary = None if column_binary is None else np.asarray(column_binary, bool)
+        self.boot_coef = None if boot_coef is None else np.asarray(boot_coef, dtype=np.float64)
+        self.boot_extra = None if boot_extra is None else np.asarray(boot_extra, dtype=np.float64)
+        self.boot_entropy = boot_entropy
+        self.released = bool(released)
+        self.policy = policy
+        self._check()
+
+    def _check(self) -> None:
+        """Shapes agree (a file edited by hand, say, is refused with the field named)."""
+        p, P, K = len(self.design.columns), self.coef.size, self.grid.size
+        problems = []
+        if len(self.names) != P or self.cov.shape != (P, P):
+            problems.append(
+                f"{P} coefficients, {len(self.names)} names, covariance {self.cov.shape}"
+            )
+        if K == 0 or np.any(np.diff(self.grid) <= 0) or self.grid[0] <= 0:
+            problems.append("grid is not increasing positive times")
+        for key, v in self.grid_counts.items():
+            if v.shape != (K,):
+                problems.append(f"grid_counts[{key!r}] has {v.size} values for {K} grid times")
+        if self.kind == "cox":
+            if self.hazard is None or self.hazard.shape != (K,):
+                problems.append("a Cox model needs one baseline hazard per grid time")
+            if self.center is None or self.center.shape != (p,) or p != P:
+                problems.append(f"a Cox model needs {p} coefficients and centres")
+        else:
+            if self.breaks is None or self.shift is None:
+                problems.append("a piecewise exponential model needs breaks and shifts")
+            else:
+                n_int = self.breaks.size + 1
+                if self.shift.shape != (n_int,) or n_int + p * (2 if self.time_varying else 1) != P:
+                    problems.append(f"{n_int} intervals, {p} columns, {P} coefficients disagree")
+        if self.boot_coef is not None:
+            B = self.boot_coef.shape[0]
+            width = K if self.kind == "cox" else (self.shift.size if self.shift is not None else 0)
+            if (
+                self.boot_coef.shape != (B, P)
+                or self.boot_extra is None
+                or self.boot_extra.shape != (B, width)
+            ):
+                problems.append("bootstrap replicates do not match the model's shape")
+        if problems:
+            raise DataError(
+                f"shipped model of {self.source!r} is inconsistent: " + "; ".join(problems)
+            )
+
+    # -- building it in the source ---------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        source: Cohort,
+        formula: str | None = None,
+        *,
+        model: ModelKind = "cox",
+        ties: Literal["efron", "breslow"] = "efron",
+        breaks: Any = None,
+        time_varying: bool = True,
+        n_boot: int = 0,
+        seed: int | np.random.SeedSequence | None = None,
+        n_jobs: int = 1,
+        policy: _dc.Policy | None = None,
+    ) -> ShippedModel:
+        """Fit the outcome model in the source's environment and keep what travels.
+
+        Parameters
+        ----------
+        source
+            The source :class:`~transport.Cohort` (right-censored; no delayed entry).
+        formula
+            Right-hand side of the outcome design (default main effects).
+        model, ties
+            ``"cox"`` (with ``ties`` "efron", as R's ``coxph``, or "breslow") or
+            ``"pwexp"`` (piecewise exponential, :class:`PiecewiseExponentialModel`).
+        breaks, time_varying
+            ``pwexp`` only: ``None`` (10 intervals at event-time quantiles), a number of
+            intervals, or cut points; **snapped to the policy's grid** and merged until
+            every interval has ``min_km_step`` events and starts with ``min_cell``
+            patients at risk, so that no cut point is an event time; the model is fitted
+            on the snapped cut points. ``time_varying`` as in the model.
+        n_boot, seed, n_jobs
+            Bootstrap refits on resamples of the source, shipped so that the target can
+            give intervals carrying the source model's uncertainty (0: none; otherwise at
+            least 2). Replicate ``b`` uses child ``b`` of ``SeedSequence(seed)``; the same
+            for any ``n_jobs``.
+        policy
+            The :class:`~transport.disclosure.Policy` whose grid the baseline is kept on
+            (release with the same policy).
+
+        Raises
+        ------
+        DataError
+            The model cannot be fitted (see :class:`CoxModel`), or its design cannot be
+            rebuilt from its spec.
+        """
+        policy = _dc.Policy() if policy is None else policy
+        if not isinstance(source, Cohort):
+            raise TypeError(f"The 'source' parameter of ShippedModel.fit must be a Cohort. "
+                            f"Got {type(source).__name__} instead.")  # fmt: skip
+        if not isinstance(policy, _dc.Policy):
+            raise TypeError(f"The 'policy' parameter must be a transport.disclosure.Policy. "
+                            f"Got {type(policy).__name__} instead.")  # fmt: skip
+        if model not in ("cox", "pwexp"):
+            raise ValueError(f"The 'model' parameter must be 'cox' or 'pwexp'. Got {model!r}.")
+        if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 0:
+            raise ValueError(f"The 'n_boot' parameter must be an integer >= 0. Got {n_boot!r}.")
+        if n_boot == 1:
+            raise ValueError("The 'n_boot' parameter must be 0 or at least 2 (one replicate "
+                             "has no spread).")  # fmt: skip
+        if source.entry is not None:
+            raise DataError(
+                f"cohort {source.name!r} has delayed entry (column {source.entry!r}; "
+                f"{source.n} rows) (rule: a shipped outcome model is fitted to "
+                "right-censored data only)"
+            )
+        time, event = source.time_values, source.event_values
+        step = policy.grid_step_in(source.time_unit)
+        grid = policy.grid(float(time.max()), source.time_unit)
+        kw: dict[str, Any] = {}
+        fitted: CoxModel | PiecewiseExponentialModel
+        if model == "cox":
+            fitted = CoxModel(source, formula, ties=ties)
+            kw.update(
+                hazard=_on_grid(fitted.fit.times, fitted.fit.hazard, grid),
+                center=fitted.fit.center,
+                ties=ties,
+            )
+            names = fitted.design.columns
+        else:
+            if not event.any():
+                raise DataError(
+                    f"event column {source.event!r} has no events in {source.n} rows (rule: "
+                    "at least one event to fit an outcome model)"
+                )
+            cuts = _grid_breaks(time, event, breaks, step, policy)
+            fitted = PiecewiseExponentialModel(
+                source, formula, breaks=cuts, time_varying=time_varying
+            )
+            kw.update(
+                breaks=fitted.fit.breaks,
+                shift=fitted.fit.shift,
+                time_varying=fitted.time_varying,
+                interval_counts=_interval_counts(time, event, fitted.fit.breaks),
+            )
+            names = fitted.names
+        design = fitted.design
+        spec = design.to_dict()
+        rebuilt = Design.from_dict(json.loads(json.dumps(spec)))
+        if not np.array_equal(rebuilt.matrix(source), design.source_matrix):
+            raise DataError(
+                f"the design {design.formula!r} rebuilt from its spec does not reproduce the "
+                f"source's design matrix of {source.name!r} (rule: a shipped design follows "
+                "from the formula, the covariate types, the levels and the transform state)"
+            )
+        frame = source.covariate_frame
+        level_counts = {
+            v: {lv: float((frame[v].cast(pl.String) == lv).sum()) for lv in levels}
+            for v, levels in design.levels.items()
+        }
+        X = design.source_matrix
+        out = cls(
+            kind=model,
+            source=source.name,
+            time_unit=source.time_unit,
+            design=spec,
+            names=tuple(names),
+            coef=fitted.fit.coef,
+            cov=fitted.cov,
+            grid=grid,
+            grid_step=step,
+            grid_counts=_grid_counts(time, event, grid),
+            n=float(source.n),
+            n_events=float(np.sum(event > 0)),
+            level_counts=level_counts,
+            column_counts=np.count_nonzero(X, axis=0).astype(np.float64),
+            column_binary=np.all((X == 0) | (X == 1), axis=0),
+            policy=policy.name,
+            **kw,
+        )
+        if n_boot:
+            rep = _SourceReplicate(out, time, event, X)
+            draws = run_bootstrap(rep, int(n_boot), seed, n_jobs=n_jobs,
+                                  label=f"shipped {model} model of {source.name}")  # fmt: skip
+            P = out.coef.size
+            out.boot_coef = draws.values[:, :P]
+            out.boot_extra = draws.values[:, P:]
+            out.boot_entropy = str(draws.entropy)
+        return out
+
+    # -- properties ----------------------------------------------------------------------
+    @property
+    def n_params(self) -> int:
+        """Number of coefficients (the residual degrees of freedom are events minus it)."""
+        return int(self.coef.size)
+
+    @property
+    def n_boot(self) -> int:
+        """Bootstrap refits shipped (failed ones included)."""
+        return 0 if self.boot_coef is None else int(self.boot_coef.shape[0])
+
+    @property
+    def boot_failed(self) -> int:
+        """Bootstrap refits that did not converge (rows of ``nan``)."""
+        if self.boot_coef is None:
+            return 0
+        return int(np.sum(~np.all(np.isfinite(self.boot_coef), axis=1)))
+
+    @property
+    def estimand(self) -> str:
+        return (
+            "S_T(t) = mean over target patients of S_source(t | x_i), the g-formula "
+            "(Dahabreh et al. 2020)"
+        )
+
+    # -- predicting ------------------------------------------------------------------------
+    def _knots(self) -> np.ndarray:
+        if self.kind == "cox" or self.breaks is None:
+            return self.grid
+        inner = self.breaks[self.breaks < self.grid[-1]]
+        return np.union1d(self.grid, inner)
+
+    def _hazards(self, X: np.ndarray, b: int | None = None) -> np.ndarray | None:
+        """Cumulative hazards of the rows of ``X`` at :meth:`_knots` with the full-data
+        fit (``b=None``) or bootstrap refit ``b`` (``None`` if it failed)."""
+        coef = self.coef if b is None else self.boot_coef[b]  # type: ignore[index]
+        extra = None if b is None else self.boot_extra[b]  # type: ignore[index]
+        if not np.all(np.isfinite(coef)) or (extra is not None and not np.all(np.isfinite(extra))):
+            return None
+        if self.kind == "cox":
+            assert self.center is not None and self.hazard is not None
+            return _cox_hazards(X, coef, self.center, self.hazard if extra is None else extra)
+        assert self.breaks is not None and self.shift is not None
+        shift = self.shift if extra is None else extra
+        return _pwexp_hazards(X, coef, shift, self.breaks, self.time_varying, self._knots())
+
+    def _matrix(self, cohort: Cohort) -> np.ndarray:
+        if not isinstance(cohort, Cohort):
+            raise TypeError(f"The 'target' parameter must be a Cohort. "
+                            f"Got {type(cohort).__name__} instead.")  # fmt: skip
+        return self.design.matrix(cohort)
+
+    def _check_times(self, times: np.ndarray, what: str) -> None:
+        last = float(self.grid[-1])
+        bad = times[(times > last * (1 + 1e-12)) | (times < 0) | ~np.isfinite(times)]
+        if bad.size:
+            raise DataError(
+                f"{what} {bad.tolist()} lie outside the shipped curve of {self.source!r}, which "
+                f"ends at {last:g} {self.time_unit} (rule: times within (0, {last:g}]: the "
+                "baseline stops where the source's risk set or its steps allowed)"
+            )
+
+    def predict_survival(self, cohort: Cohort, times: Any) -> np.ndarray:
+        """Each patient's ``S(t | x_i)`` from the shipped model: patients x times (the
+        Cox baseline read with a constant hazard between grid times)."""
+        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        cohort = _in_unit(cohort, self.time_unit)
+        self._check_times(t, "times")
+        H = self._hazards(self._matrix(cohort))
+        assert H is not None
+        return np.exp(-_Curve(self._knots(), H).hazard_at(t))
+
+    def marginal_survival(self, cohort: Cohort, times: Any) -> np.ndarray:
+        """The g-formula: the average of :meth:`predict_survival` over ``cohort``."""
+        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        cohort = _in_unit(cohort, self.time_unit)
+        self._check_times(t, "times")
+        H = self._hazards(self._matrix(cohort))
+        assert H is not None
+        return _Curve(self._knots(), H).survival(t)
+
+    # -- applying it in the target ---------------------------------------------------------
+    def apply(
+        self,
+        target: Cohort,
+        *,
+        times: Any = None,
+        tau: float | None = None,
+        margin: float | Mapping[str, float] | None = None,
+        seed: int | np.random.SeedSequence | None = None,
+        ci_level: float = 0.95,
+    ) -> ShippedResult:
+        """Run the g-formula on the target's rows, inside the target's environment.
+
+        Estimand: ``S_T(t) = (1 / n_T) sum_i S_source(t | x_i)`` over the target's
+        patients (Dahabreh et al. 2020), with its median and RMST(tau), against the
+        target's own Kaplan–Meier curve.
+
+        Parameters
+        ----------
+        target
+            The target :class:`~transport.Cohort` (converted to the model's time unit if
+            needed; right-censored).
+        times, tau
+            Times for S(t) and the RMST horizon, in the model's time unit, at most the
+            last time of the shipped curve (:attr:`grid`).
+        margin
+            Equivalence margin(s), as in :func:`~transport.transport`.
+        seed
+            Seeds the target's resamples (replicate ``b`` uses child ``b`` of
+            ``SeedSequence(seed)``), one per shipped source refit.
+        ci_level
+            Nominal coverage of the intervals.
+
+        Raises
+        ------
+        DataError
+            A covariate of the design is missing, of another type or has a level the
+            source never saw (named with its rows); the target has delayed entry; a time
+            lies past the shipped curve.
+        """
+        if not isinstance(target, Cohort):
+            raise TypeError(f"The 'target' parameter of apply must be a Cohort. "
+                            f"Got {type(target).__name__} instead.")  # fmt: skip
+        if target.entry is not None:
+            raise DataError(
+                f"cohort {target.name!r} has delayed entry (column {target.entry!r}; "
+                f"{target.n} rows) (rule: the shipped g-formula needs right-censored data)"
+            )
+        if not (isinstance(ci_level, float | int) and 0 < float(ci_level) < 1):
+            raise ValueError(f"The 'ci_level' parameter must be in (0, 1). Got {ci_level!r}.")
+        t = np.zeros(0) if times is None else np.atleast_1d(np.asarray(times, dtype=np.float64))
+        if t.ndim != 1:
+            raise ValueError(f"The 'times' parameter must be one-dimensional. Got {times!r}.")
+        self._check_times(t, "times")
+        tau_: float | None = None
+        if tau is not None:
+            if isinstance(tau, bool) or not isinstance(tau, int | float | np.number):
+                raise ValueError(f"The 'tau' parameter must be a number. Got {tau!r}.")
+            tau_ = float(tau)
+            if not tau_ > 0:
+                raise ValueError(f"The 'tau' parameter must be positive. Got {tau!r}.")
+            self._check_times(np.array([tau_]), "tau")
+        estimands: list[tuple[str, float | None]] = [("survival", float(x)) for x in t]
+        estimands.append(("median", None))
+        if tau_ is not None:
+            estimands.append(("rmst", tau_))
+        margins = _margins(margin, [e for e, _ in estimands])
+        target = _in_unit(target, self.time_unit)
+        X = self._matrix(target)
+        H = self._hazards(X)
+        assert H is not None
+        knots = self._knots()
+        curve = _Curve(knots, H)
+        on_grid = curve.at_knots()[np.isin(knots, self.grid)]
+        transported = ModelCurve(
+            self.grid,
+            on_grid,
+            method="gformula",
+            name=f"{self.source} -> {target.name}",
+            time_unit=self.time_unit,
+            note=f"average over the target of the shipped {self.kind} model's predictions",
+        )
+        values = curve.read(t, tau_)
+        observed = kaplan_meier(target, conf_level=float(ci_level))
+        draws = None
+        if self.n_boot:
+            km = FixedGridKM(target.time_values, target.event_values)
+            ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+            k = len(estimands)
+            draws = np.full((self.n_boot, 2 * k), np.nan)
+            for b in range(self.n_boot):
+                child = np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, b),
+                                               pool_size=ss.pool_size)  # fmt: skip
+                ct = resample_counts(np.random.default_rng(child), target.n)
+                Hb = self._hazards(X, b)
+                if Hb is None:
+                    continue
+                draws[b, :k] = _Curve(knots, Hb, ct).read(t, tau_)
+                draws[b, k:] = read_curve(km.grid, km.survival(ct), t, tau_)
+        return ShippedResult(
+            model=self,
+            target=target.name,
+            n_target=target.n,
+            times=t,
+            tau=tau_,
+            estimands=estimands,
+            transported=transported,
+            transported_values=values,
+            observed=observed,
+            draws=draws,
+            ci_level=float(ci_level),
+            margins=margins,
+        )
+
+    # -- JSON --------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: every field, numbers as floats, no patient-level values."""
+        boot = None
+        if self.boot_coef is not None:
+            boot = {
+                "coef": _floats(self.boot_coef),
+                "hazard" if self.kind == "cox" else "shift": _floats(self.boot_extra),
+                "seed_entropy": self.boot_entropy,
+            }
+        return {
+            "schema": SCHEMA,
+            "version": 1,
+            "kind": self.kind,
+            "estimand": self.estimand,
+            "source": self.source,
+            "time_unit": self.time_unit,
+            "design": self.design_spec,
+            "names": list(self.names),
+            "coef": _floats(self.coef),
+            "cov": _floats(self.cov),
+            "grid_step": self.grid_step,
+            "grid": _floats(self.grid),
+            "grid_counts": {k: _floats(v) for k, v in self.grid_counts.items()},
+            "n": self.n,
+            "n_events": self.n_events,
+            "cox": None
+            if self.kind != "cox"
+            else {
+                "ties": self.ties,
+                "center": _floats(self.center),
+                "hazard": _floats(self.hazard),
+            },
+            "pwexp": None
+            if self.kind != "pwexp"
+            else {
+                "breaks": _floats(self.breaks),
+                "shift": _floats(self.shift),
+                "time_varying": self.time_varying,
+                "interval_counts": None
+                if self.interval_counts is None
+                else {k: _floats(v) for k, v in self.interval_counts.items()},
+            },
+            "level_counts": self.level_counts,
+            "column_counts": _floats(self.column_counts),
+            "column_binary": None if self.column_binary is None else self.column_binary.tolist(),
+            "bootstrap": boot,
+            "released": self.released,
+            "policy": self.policy,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShippedModel:
+        """The model from :meth:`to_dict` (a released one included)."""
+        if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
+            raise DataError(
+                f"not a shipped model (rule: a JSON object with schema {SCHEMA!r}, written by "
+                "ShippedModel.to_json or released by tp.disclosure.release)"
+            )
+        try:
+            kind = data["kind"]
+            kw: dict[str, Any] = {}
+            if kind == "cox":
+                cox = data["cox"]
+                kw.update(
+                    ties=cox["ties"], center=_array(cox["center"]), hazard=_array(cox["hazard"])
+                )
+            elif kind == "pwexp":
+                pw = data["pwexp"]
+                ic = pw.get("interval_counts")
+                kw.update(
+                    breaks=_array(pw["breaks"]),
+                    shift=_array(pw["shift"]),
+                    time_varying=bool(pw["time_varying"]),
+                    interval_counts=None if ic is None else {k: _array(v) for k, v in ic.items()},
+                )
+            boot = data.get("bootstrap")
+            if boot is not None:
+                kw.update(
+                    boot_coef=_array(boot["coef"], 2),
+                    boot_extra=_array(boot["hazard" if kind == "cox" else "shift"], 2),
+                    boot_entropy=boot.get("seed_entropy"),
+                )
+            cc = data.get("column_counts")
+            return cls(
+                kind=kind,
+                source=str(data["source"]),
+                time_unit=str(data["time_unit"]),
+                design=data["design"],
+                names=tuple(data["names"]),
+                coef=_array(data["coef"]),
+                cov=_array(data["cov"], 2),
+                grid=_array(data["grid"]),
+                grid_step=float(data["grid_step"]),
+                grid_counts={k: _array(v) for k, v in data["grid_counts"].items()},
+                n=float(data["n"]),
+                n_events=float(data["n_events"]),
+                level_counts=data.get("level_counts"),
+                column_counts=None if cc is None else _array(cc),
+                column_binary=data.get("column_binary"),
+                released=bool(data.get("released", False)),
+                policy=str(data.get("policy", "default")),
+                **kw,
+            )
+        except (KeyError, TypeError) as exc:
+            raise DataError(
+                f"shipped model lacks or mistypes field {exc} (rule: the fields written by "
+                "ShippedModel.to_dict)"
+            ) from None
+
+    def to_json(self, path: str | Path) -> None:
+        """Write :meth:`to_dict` as JSON (in the source's environment; export goes through
+        ``tp.disclosure.release``)."""
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
+        Path(path).write_text(text + "\n")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> ShippedModel:
+        """Read a model written by :meth:`to_json` or released by the gate."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_release(cls, directory: str | Path) -> ShippedModel:
+        """Read a released model: the directory is checked against its manifest first
+        (:func:`~transport.disclosure.verify`)."""
+        directory = Path(directory)
+        manifest = _dc.verify(directory)
+        if manifest.get("object") != "ShippedModel":
+            raise DataError(
+                f"release {str(directory)!r} holds a {manifest.get('object')!r}, not a ShippedModel"
+            )
+        return cls.from_json(directory / MODEL_FILE)
+
+    def __repr__(self) -> str:
+        boot = f", {self.n_boot} bootstrap refits" if self.n_boot else ""
+        state = "released" if self.released else "not released"
+        return (
+            f"ShippedModel({self.source!r}: {self.kind}, {len(self.design.columns)} columns, "
+            f"grid of {self.grid.size} times to {self.grid[-1]:g} {self.time_unit}{boot}; "
+            f"{state})"
+        )
+
+
+def _in_unit(cohort: Cohort, unit: str) -> Cohort:
+    if not isinstance(cohort, Cohort):
+        raise TypeError(f"expected a Cohort; got {type(cohort).__name__}")
+    return cohort if cohort.time_unit == unit else cohort.in_unit(unit)  # type: ignore[arg-type]
+
+
+# -- the result in the target --------------------------------------------------------------
+class ShippedResult:
+    """The shipped model's g-formula in the target, the target's observed curve, and their
+    comparison (returned by :meth:`ShippedModel.apply`; releasable through the gate).
+
+    Attributes
+    ----------
+    source, target, model_kind, time_unit
+        Names, the model and the time unit.
+    transported
+        :class:`~transport.survival.model_curve.ModelCurve` of the g-formula on the
+        shipped grid.
+    observed
+        The target's Kaplan–Meier :class:`~transport.SurvivalCurve`.
+    times, tau, estimands, ci_level
+        Settings and the rows of :meth:`summary`.
+    draws
+        ``n_boot`` x ``2k`` bootstrap replicates (transported, then observed estimands),
+        or ``None``.
+    """
+
+    method = "gformula"
+
+    def __init__(
+        self,
+        *,
+        model: ShippedModel,
+        target: str,
+        n_target: int,
+        times: np.ndarray,
+        tau: float | None,
+        estimands: list[tuple[str, float | None]],
+        transported: ModelCurve,
+        transported_values: np.ndarray,
+        observed: SurvivalCurve,
+        draws: np.ndarray | None,
+        ci_level: float,
+        margins: np.ndarray,
+    ) -> None:
+        self.source = model.source
+        self.name = model.source
+        self.target = target
+        self.model_kind = model.kind
+        self.model_released = model.released
+        self.n_source = model.n
+        self.n_target = n_target
+        self.n_boot = model.n_boot
+        self.grid_step = model.grid_step
+        self.time_unit = model.time_unit
+        self.covariates = model.design.covariates
+        self.times = times
+        self.tau = tau
+        self.estimands = estimands
+        self.transported = transported
+        self._tr = np.asarray(transported_values, dtype=np.float64)
+        self.observed = observed
+        self.draws = draws
+        self.ci_level = ci_level
+        self._margins = margins
+
+    @property
+    def k(self) -> int:
+        return len(self.estimands)
+
+    @property
+    def failed(self) -> int:
+        """Replicates without an estimate (a source refit that failed)."""
+        if self.draws is None:
+            return 0
+        return int(np.sum(np.all(np.isnan(self.draws[:, : self.k]), axis=1)))
+
+    def _observed(self) -> dict[str, np.ndarray]:
+        k, n_t = self.k, self.times.size
+        value, se, lo, hi = (np.full(k, np.nan) for _ in range(4))
+        if n_t:
+            tab = self.observed.at(self.times).fill_null(np.nan)
+            value[:n_t] = tab["survival"].to_numpy()
+            se[:n_t] = tab["se"].to_numpy()
+            lo[:n_t] = tab["ci_lower"].to_numpy()
+            hi[:n_t] = tab["ci_upper"].to_numpy()
+        ests = [self.observed.median()]
+        if self.tau is not None:
+            ests.append(self.observed.rmst(self.tau))
+        for j, e in enumerate(ests, start=n_t):
+            value[j], se[j], lo[j], hi[j] = e.value, e.se, e.ci_lower, e.ci_upper
+        return {"value": value, "se": se, "lower": lo, "upper": hi}
+
+    def _columns(self, kind: IntervalKind, level: float) -> dict[str, Any]:
+        k = self.k
+        tr = self._tr
+        ob = self._observed()
+        diff = tr - ob["value"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = tr / ob["value"]
+        stats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        if self.draws is not None:
+            r_t, r_o = self.draws[:, :k], self.draws[:, k:]
+            stats["transported"] = interval(r_t, tr, kind, level)
+            stats["observed"] = interval(r_o, ob["value"], kind, level)
+            stats["difference"] = interval(r_t - r_o, diff, kind, level, nan_as_inf=False)
+            stats["ratio"] = _boot_ratio(r_t, r_o, ratio, kind, level)
+            failed = f"; {self.failed} replicates failed" if self.failed else ""
+            methods = [
+                f"bootstrap-{kind} ({self.n_boot} shipped source refits x target resamples{failed})"
+            ] * k
+        else:
+            nan = np.full(k, np.nan)
+            stats["transported"] = (nan, nan, nan)
+            stats["observed"] = (ob["se"], ob["lower"], ob["upper"])
+            stats["difference"] = _wald(diff, nan, ob["se"], level)
+            stats["ratio"] = _wald_log_ratio(tr, ob["value"], nan, ob["se"], level)
+            methods = ["none (ship the model with n_boot)"] * k
+        values = {"transported": tr, "observed": ob["value"], "difference": diff, "ratio": ratio}
+        out: dict[str, Any] = {}
+        for name in ("transported", "observed", "difference", "ratio"):
+            se, lo, hi = stats[name]
+            out[name] = values[name]
+            if name != "ratio":
+                out[f"{name}_se"] = se
+            out[f"{name}_ci_lower"] = lo
+            out[f"{name}_ci_upper"] = hi
+        out["ci_method"] = methods
+        out["conf_level"] = [level] * k
+        out["n_boot"] = [self.n_boot] * k
+        out["n_boot_failed"] = [self.failed] * k
+        return out
+
+    def summary(self, interval_kind: IntervalKind = "percentile") -> pl.DataFrame:
+        """One row per estimand (``survival`` at each time, ``median``, ``rmst`` at tau):
+        transported (the shipped g-formula), observed (the target's Kaplan–Meier),
+        difference (transported - observed) and ratio, each with its interval, and
+        ``ci_method``: the bootstrap pairing shipped source refits with target resamples
+        (source model uncertainty and target sampling), or ``none`` without shipped
+        refits (then the observed interval is Greenwood's). With a margin, the
+        equivalence columns of :meth:`equivalence`."""
+        cols = self._columns(interval_kind, self.ci_level)
+        frame = pl.DataFrame(
+            {
+                "source": [self.source] * self.k,
+                "target": [self.target] * self.k,
+                "method": [f"gformula (shipped {self.model_kind})"] * self.k,
+                "estimand": [e for e, _ in self.estimands],
+                "time": [t for _, t in self.estimands],
+                **cols,
+            },
+            schema_overrides={"time": pl.Float64},
+        )
+        if not np.all(np.isnan(self._margins)):
+            eq = self.equivalence(interval_kind=interval_kind)
+            frame = frame.with_columns(eq["margin"], eq["equivalence_p"], eq["verdict"])
+        return frame.fill_nan(None)
+
+    def equivalence(
+        self,
+        margin: float | Mapping[str, float] | None = None,
+        *,
+        alpha: float = 0.05,
+        interval_kind: IntervalKind = "percentile",
+    ) -> pl.DataFrame:
+        """Two one-sided tests of ``|transported - observed| < margin`` (as
+        :meth:`TransportResult.equivalence`)."""
+        m = self._margins if margin is None else _margins(margin, [e for e, _ in self.estimands])
+        if np.all(np.isnan(m)):
+            raise ValueError("no equivalence margin: pass margin= here or to apply()")
+        if not 0 < alpha < 0.5:
+            raise ValueError(f"The 'alpha' parameter must be in (0, 0.5). Got {alpha!r}.")
+        cols = self._columns(interval_kind, 1.0 - 2.0 * alpha)
+        p, verdicts = tost(cols["difference"], cols["difference_se"],
+                           cols["difference_ci_lower"], cols["difference_ci_upper"], m)  # fmt: skip
+        verdicts = np.where(np.isnan(m), np.asarray(None, dtype=object), verdicts)
+        return pl.DataFrame(
+            {
+                "estimand": [e for e, _ in self.estimands],
+                "time": [t for _, t in self.estimands],
+                "difference": cols["difference"],
+                "lower": cols["difference_ci_lower"],
+                "upper": cols["difference_ci_upper"],
+                "margin": m,
+                "equivalence_p": p,
+                "verdict": verdicts.tolist(),
+            },
+            schema_overrides={"time": pl.Float64, "verdict": pl.String},
+        ).fill_nan(None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: settings, the summary table and the curves (in the target's
+        environment; export goes through ``tp.disclosure.release``)."""
+        return {
+            "source": self.source,
+            "target": self.target,
+            "model": self.model_kind,
+            "time_unit": self.time_unit,
+            "times": self.times.tolist(),
+            "tau": self.tau,
+            "ci_level": self.ci_level,
+            "summary": self.summary().to_dicts(),
+            "transported": self.transported.to_dict(),
+            "observed": self.observed.to_dict(),
+        }
+
+    def __repr__(self) -> str:
+        boot = f", {self.n_boot} bootstrap replicates" if self.n_boot else ""
+        return (
+            f"ShippedResult({self.source!r} -> {self.target!r}, shipped {self.model_kind}, "
+            f"{self.k} estimands{boot})"
+        )
+
+
+# -- the gate --------------------------------------------------------------------------------
+def _release_model(obj: Any, policy: _dc.Policy, record: Any) -> None:
+    assert isinstance(obj, ShippedModel)
+    where = f"shipped model of {obj.source!r}"
+    record.check_names(list(obj.design.covariates), where)
+    record.check_names(list(obj.design.columns), where)
+    for v, levels in obj.design.levels.items():
+        for level in levels:
+            role = _dc.forbidden_role(str(level), policy)
+            if role is not None:
+                raise DisclosureError(
+                    f"covariate {v!r} of the {where} has a level whose value marks it as "
+                    f"{role.replace('_', ' ')} (rule: forbidden_column)"
+                )
+    if (
+        obj.released
+        or obj.level_counts is None
+        or obj.column_counts is None
+        or obj.column_binary is None
+    ):
+        raise DisclosureError(
+            f"the {where} was released before (or read from a file without its per-level "
+            "counts): the cell rule cannot be checked (rule: min_cell); fit it again with "
+            "ShippedModel.fit inside the source's environment"
+        )
+    if obj.n < policy.min_cell:
+        raise DisclosureError(
+            f"the {where} rests on fewer than {policy.min_cell} patients (rule: min_cell)"
+        )
+    step = policy.grid_step_in(obj.time_unit)
+    if not math.isclose(step, obj.grid_step, rel_tol=1e-9):
+        raise DisclosureError(
+            f"the {where} keeps its baseline on a grid of step {obj.grid_step:g} "
+            f"{obj.time_unit}, but policy {policy.name!r} reports on steps of {step:g} "
+            "(rule: km_grid); fit it with this policy"
+        )
+    df = obj.n_events - obj.n_params
+    if df < policy.min_residual_df:
+        raise DisclosureError(
+            f"the {where} has {obj.n_params} parameters for its events, fewer than "
+            f"{policy.min_residual_df} residual degrees of freedom (rule: min_residual_df); "
+            "use fewer terms or merge levels"
+        )
+    for v, counts in obj.level_counts.items():
+        small = [lv for lv, c in counts.items() if c < policy.min_cell]
+        if small:
+            raise DisclosureError(
+                f"covariate {v!r} of the {where} has level(s) {small} with fewer than "
+                f"{policy.min_cell} source patients (rule: min_cell): merge them with other "
+                "levels (or drop the rows, logged) before fitting"
+            )
+    for term, state in obj.design_spec.get("transform_state", {}).items():
+        if set(state) - _AGGREGATE_STATE:
+            raise DisclosureError(
+                f"transform {term!r} of the {where} carries state {sorted(state)}, which holds "
+                "individual patients' values (spline boundary knots are the minimum and "
+                "maximum, say) (rule: min_cell); use center() or scale(), or fixed knots "
+                "outside the formula"
+            )
+    n = obj.n
+    for j, col in enumerate(obj.design.columns):
+        # a column's mean (in ``center``) sums its nonzero rows; a 0/1 column's mean is
+        # also its count, and one minus it that of the complement
+        k = float(obj.column_counts[j])
+        binary = bool(obj.column_binary[j])
+        if 0 < k < policy.min_cell or (binary and 0 < n - k < policy.min_cell):
+            raise DisclosureError(
+                f"design column {col!r} of the {where} is nonzero for fewer than "
+                f"{policy.min_cell} source patients"
+                + (", or zero for fewer" if binary else "")
+                + " (rule: min_cell): merge levels or drop the term"
+            )
+    data = obj.to_dict()
+    # the baseline on the released grid (coarsen_km's rules), counts rounded
+    table = {"time": obj.grid, **obj.grid_counts}
+    frame = _dc.coarsen_km(table, n, policy, record, f"baseline of the {where}")
+    kept_times = frame["time"].to_numpy()
+    if kept_times.size == 0:
+        raise DisclosureError(
+            f"no grid time of the {where} has {policy.min_km_step} events and exits behind "
+            f"its step and {policy.min_cell} patients at risk (rule: min_km_step)"
+        )
+    idx = np.searchsorted(obj.grid, kept_times)
+    data["grid"] = _floats(obj.grid[idx])
+    data["grid_counts"] = {
+        "n_risk": _floats(frame["n_risk"].to_numpy()),
+        "n_event": _floats(frame["n_event"].to_numpy()),
+        "n_censor": _floats(frame["n_censor"].to_numpy()),
+    }
+    if obj.kind == "cox":
+        assert obj.hazard is not None
+        data["cox"]["hazard"] = _floats(obj.hazard[idx])
+    else:
+        assert obj.interval_counts is not None and obj.breaks is not None
+        ic = obj.interval_counts
+        for j, (y, d) in enumerate(zip(ic["n_risk"], ic["n_event"], strict=True)):
+            lo = 0.0 if j == 0 else float(obj.breaks[j - 1])
+            if d < policy.min_km_step or y < policy.min_cell:
+                raise DisclosureError(
+                    f"interval {j + 1} (from {lo:g} {obj.time_unit}) of the {where} has fewer "
+                    f"than {policy.min_km_step} events or starts with fewer than "
+                    f"{policy.min_cell} patients at risk (rule: min_km_step); fit it with this "
+                    "policy, which merges such intervals"
+                )
+        data["pwexp"]["interval_counts"] = {
+            k: [float(policy.round_count(x)) for x in v] for k, v in ic.items()
+        }
+    if obj.boot_coef is not None and obj.kind == "cox":
+        assert obj.boot_extra is not None
+        data["bootstrap"]["hazard"] = _floats(obj.boot_extra[:, idx])
+        record.withhold(
+            "bootstrap refits' baselines between released grid times",
+            "min_km_step",
+            "kept only at the released grid times, like the model's own",
+        )
+    data["n"] = float(policy.round_count(n))
+    data["n_events"] = float(policy.round_count(obj.n_events))
+    data["level_counts"] = None
+    data["column_counts"] = None
+    data["column_binary"] = None
+    data["released"] = True
+    data["policy"] = policy.name
+    record.withhold(
+        "per-level and per-column source counts",
+        "min_cell",
+        "checked against the cell rule, then left out; counts are rounded",
+    )
+    ShippedModel.from_dict(json.loads(json.dumps(data)))  # what is released must read back
+    record.add_json(MODEL_FILE, data)
+    coef = pl.DataFrame(
+        {"term": list(obj.names), "estimate": obj.coef, "se": np.sqrt(np.diag(obj.cov))}
+    )
+    record.add_csv("shipped_model_coef.csv", coef)
+
+
+def _outward(v: Any, unit: float, up: bool) -> Any:
+    if v is None or not math.isfinite(v):
+        return v
+    x = v / unit
+    return unit * (math.ceil(x - 1e-9) if up else math.floor(x + 1e-9))
+
+
+def _release_result(obj: Any, policy: _dc.Policy, record: Any) -> None:
+    assert isinstance(obj, ShippedResult)
+    where = f"shipped result {obj.source!r} -> {obj.target!r}"
+    record.check_names(list(obj.covariates), where)
+    if obj.n_target < policy.min_cell:
+        raise DisclosureError(
+            f"cohort {obj.target!r} has fewer than {policy.min_cell} patients (rule: min_cell)"
+        )
+    if not obj.model_released:
+        raise DisclosureError(
+            f"the {where} comes from a model that was not released, so its curve is not on "
+            "a released grid (rule: km_grid); apply the model read by "
+            "ShippedModel.from_release"
+        )
+    step = policy.grid_step_in(obj.time_unit)
+    summary = obj.summary()
+    cols = summary.to_dict(as_series=False)
+    skip = {"source", "target", "method", "estimand", "time", "ci_method", "conf_level",
+            "n_boot", "n_boot_failed", "margin", "verdict"}  # fmt: skip
+    values = [c for c in summary.columns if c not in skip]
+    for i, (est, t) in enumerate(zip(cols["estimand"], cols["time"], strict=True)):
+        if est == "survival":
+            risk = obj.observed.at([t])["n_risk_unweighted"][0]
+            if risk < policy.min_cell:
+                for c in values:
+                    cols[c][i] = None
+                record.withhold(
+                    f"S({t:g}) row of the summary",
+                    "min_cell",
+                    f"fewer than {policy.min_cell} target patients at risk at {t:g}",
+                )
+        elif est == "median":
+            for base in ("transported", "observed"):
+                cols[base][i] = _outward(cols[base][i], step, up=True)
+                cols[f"{base}_ci_lower"][i] = _outward(cols[f"{base}_ci_lower"][i], step, False)
+                cols[f"{base}_ci_upper"][i] = _outward(cols[f"{base}_ci_upper"][i], step, True)
+                cols[f"{base}_se"][i] = None
+            tr, ob = cols["transported"][i], cols["observed"][i]
+            known = tr is not None and ob is not None
+            cols["difference"][i] = tr - ob if known else None
+            cols["ratio"][i] = round(tr / ob, 2) if known and ob > 0 else None
+            cols["difference_se"][i] = None
+            for c, unit in (("difference", step), ("ratio", 0.01)):
+                cols[f"{c}_ci_lower"][i] = _outward(cols[f"{c}_ci_lower"][i], unit, up=False)
+                cols[f"{c}_ci_upper"][i] = _outward(cols[f"{c}_ci_upper"][i], unit, up=True)
+            record.withhold(
+                "median rows of the summary",
+                "time_grid",
+                f"medians, their limits and their differences are rounded outwards to the "
+                f"grid step {step:g}, ratios to 2 decimals, SEs withheld",
+            )
+    record.add_csv("shipped_summary.csv", pl.DataFrame(cols, schema=summary.schema))
+    grid = policy.grid(float(obj.observed.time[-1]), obj.time_unit)
+    n = float(obj.observed.n_risk_unweighted[0])
+    observed = _dc.coarsen_km(
+        {"time": grid, **interval_counts(obj.observed.to_frame(), grid)},
+        n,
+        policy,
+        record,
+        f"observed curve of {obj.target!r}",
+        conf_type=obj.observed.conf_type,
+        conf_level=obj.observed.conf_level,
+    )
+    tr = obj.transported
+    transported = pl.DataFrame({"time": tr.time, "survival": tr.survival})
+    curves = pl.concat(
+        [
+            transported.select(pl.lit("transported").alias("curve"), pl.all()),
+            observed.select(pl.lit("observed").alias("curve"), pl.all()),
+        ],
+        how="diagonal_relaxed",
+    )
+    record.add_csv("shipped_curves.csv", curves)
+    record.add_json(
+        "shipped_result.json",
+        {
+            "source": obj.source,
+            "target": obj.target,
+            "method": f"gformula (shipped {obj.model_kind})",
+            "time_unit": obj.time_unit,
+            "times": obj.times,
+            "tau": obj.tau,
+            "ci_level": obj.ci_level,
+            "n_boot": obj.n_boot,
+            "n_source": policy.round_count(obj.n_source),
+            "n_target": policy.round_count(obj.n_target),
+            "grid_step": step,
+        },
+    )
+
+
+_dc.register(ShippedModel, "ShippedModel", _release_model)
+_dc.register(ShippedResult, "ShippedResult", _release_result)
