@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
+# the end-to-end analysis on the synthetic cohorts: writes transport-demo/report.html
 demo: $(STAMP)
-	cd vignettes && MPLBACKEND=Agg ../$(BIN)/python 01_getting_started.py
+	MPLBACKEND=Agg $(BIN)/transport demo --overwrite
 
 test: lint unit
 

@@ -1,0 +1,276 @@
+"""The `transport` command, run as a user runs it: through its console entry point in a
+subprocess."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import transport as tp
+from transport.disclosure import verify
+
+COMMAND = Path(sys.executable).parent / "transport"
+METHODS = ("naive", "iow", "entropy", "gformula", "aipw")
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    return subprocess.run(
+        [str(COMMAND), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+    )
+
+
+def all_text(directory: Path) -> str:
+    return "\n".join(
+        p.read_text(errors="replace") for p in sorted(directory.rglob("*")) if p.is_file()
+    )
+
+
+class _Ids(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.images: list[str] = []
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(str(a["id"]))
+        src = a.get("src") or ""
+        if tag == "img":
+            self.images.append(src)
+        if src.startswith(("http:", "https:", "//")) or tag in ("link", "script"):
+            self.external.append(tag)
+
+
+def test_the_entry_point_is_installed() -> None:
+    assert COMMAND.is_file(), "pip install -e . installs the `transport` command"
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"transport {tp.__version__}"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`transport demo` with every method and a small bootstrap."""
+    out = tmp_path_factory.mktemp("demo") / "transport-demo"
+    res = run("demo", "--out", str(out), "--n-boot", "10", "--n-jobs", "1")
+    assert res.returncode == 0, res.stderr
+    assert f"report: {out / 'report.html'}" in res.stdout
+    return out
+
+
+def test_demo_writes_the_report_results_releases_and_manifest(demo: Path) -> None:
+    html = (demo / "report.html").read_text()
+    parser = _Ids()
+    parser.feed(html)
+    for sid in ("cohorts", "overview", "settings", "versions"):
+        assert sid in parser.ids
+    assert {f"target-{i}" for i in (1, 2, 3)} <= parser.ids
+    assert len(parser.images) >= 6
+    assert all(src.startswith("data:image/png;base64,") for src in parser.images)
+    assert parser.external == []
+    summary = pl.read_csv(demo / "results" / "summary.csv")
+    assert set(summary["method"]) == set(METHODS)
+    assert set(summary["target"]) == {"UK", "DE", "JP"}
+    # 3 survival times, the median and the RMST, per method and target
+    assert summary.height == 5 * 3 * 5
+    assert (summary["n_boot"] == 10).all()
+    data = json.loads((demo / "results" / "results.json").read_text())
+    assert len(data["summary"]) == summary.height
+    # the tidy results are the analysis' numbers: rerun one in process
+    us, jp = tp.datasets.load_synthetic("US"), tp.datasets.load_synthetic("JP")
+    mine = tp.transport(us, jp, method="iow", times=[182.625, 365.25, 730.5], tau=1095.75)
+    theirs = summary.filter((pl.col("method") == "iow") & (pl.col("target") == "JP"))
+    np.testing.assert_allclose(
+        theirs["transported"].to_numpy(), mine.summary()["transported"].to_numpy(), rtol=1e-12
+    )
+    # every result went through the gate; every release verifies
+    releases = sorted((demo / "release").iterdir())
+    assert len(releases) == 15
+    for d in releases:
+        assert verify(d)["object"] == "TransportResult"
+    # the run manifest lists every file with its hash
+    manifest = json.loads((demo / "manifest.json").read_text())
+    listed = {e["file"]: e["sha256"] for e in manifest["files"]}
+    files = {str(p.relative_to(demo)) for p in demo.rglob("*") if p.is_file()}
+    assert set(listed) == files - {"manifest.json"}
+    for name, digest in listed.items():
+        assert hashlib.sha256((demo / name).read_bytes()).hexdigest() == digest
+
+
+def test_demo_outputs_hold_no_identifier(demo: Path) -> None:
+    text = all_text(demo)
+    assert "patient_id" not in text and "practice_id" not in text
+    frame = pl.read_parquet(tp.datasets.data_dir() / "JP.parquet")
+    for pid in frame["patient_id"].head(50).to_list():
+        assert str(pid) not in text
+
+
+def test_demo_plan_reruns_and_refuses_a_used_directory(demo: Path, tmp_path: Path) -> None:
+    plan = demo / "plan.toml"
+    # the saved plan, cut to one method, runs to the same numbers
+    text = plan.read_text().replace(
+        'methods = ["naive", "iow", "entropy", "gformula", "aipw"]', 'methods = ["entropy"]'
+    )
+    small = tmp_path / "plan.toml"
+    small.write_text(text)
+    res = run("run", str(small), "--out", str(tmp_path / "again"), "--no-figures", "--quiet")
+    assert res.returncode == 0, res.stderr
+    a = pl.read_csv(tmp_path / "again" / "results" / "summary.csv")
+    b = pl.read_csv(demo / "results" / "summary.csv").filter(pl.col("method") == "entropy")
+    assert a["transported"].to_list() == b["transported"].to_list()
+    assert a["transported_ci_lower"].to_list() == b["transported_ci_lower"].to_list()
+    # a directory holding something else is refused; an earlier run is replaced on request
+    res = run("run", str(small), "--out", str(demo / "results"), "--quiet")
+    assert res.returncode == 2 and "not empty" in res.stderr
+    res = run("run", str(small), "--out", str(tmp_path / "again"), "--quiet", "--no-figures")
+    assert res.returncode == 2 and "--overwrite" in res.stderr
+    res = run(
+        "run",
+        str(small),
+        "--out",
+        str(tmp_path / "again"),
+        "--quiet",
+        "--no-figures",
+        "--overwrite",
+    )
+    assert res.returncode == 0, res.stderr
+
+
+def test_summary_only_workflow_through_the_command(tmp_path: Path) -> None:
+    """Target side: `transport summarize` on the target's rows writes a release. Source
+    side: a plan names that JSON as the target. The transported estimate equals the
+    row-level one."""
+    jp = pl.read_parquet(tp.datasets.data_dir() / "JP.parquet")
+    jp.write_csv(tmp_path / "jp.csv")
+    covs = "age,sex,ecog,stage,histology"
+    res = run(
+        "summarize",
+        str(tmp_path / "jp.csv"),
+        "--time",
+        "os_days",
+        "--event",
+        "os_event",
+        "--covariates",
+        covs,
+        "--identifiers",
+        "patient_id,practice_id",
+        "--name",
+        "JP",
+        "--out",
+        str(tmp_path / "jp-release"),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "released to" in res.stdout and "target_summary.json" in res.stdout
+    released = tmp_path / "jp-release" / "target_summary.json"
+    assert "patient_id" not in released.read_text()
+    verify(tmp_path / "jp-release")
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        f"""title = "US to JP from JP's released summary"
+[cohorts.US]
+dataset = "synthetic:US"
+[cohorts.JP]
+summary = "jp-release/target_summary.json"
+[analysis]
+source = "US"
+targets = ["JP"]
+methods = ["entropy"]
+times = [365.25]
+formula = "{covs.replace(",", " + ")}"
+"""
+    )
+    res = run("run", str(plan), "--quiet", "--no-figures")
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "plan-output"
+    got = pl.read_csv(out / "results" / "summary.csv")
+    us = tp.datasets.load_synthetic("US")
+    us = tp.Cohort(
+        pl.read_parquet(tp.datasets.data_dir() / "US.parquet"),
+        time="os_days",
+        event="os_event",
+        covariates=covs.split(","),
+        name="US",
+        identifiers=["patient_id", "practice_id"],
+    )
+    rows = tp.Cohort(
+        jp,
+        time="os_days",
+        event="os_event",
+        covariates=covs.split(","),
+        name="JP",
+        identifiers=["patient_id", "practice_id"],
+    )
+    want = tp.transport(us, rows, method="entropy", times=[365.25]).summary()
+    np.testing.assert_allclose(
+        got["transported"].to_numpy()[:1], want["transported"].to_numpy()[:1], atol=1e-10
+    )
+
+
+def test_command_errors_name_the_problem(tmp_path: Path) -> None:
+    jp = pl.read_parquet(tp.datasets.data_dir() / "JP.parquet")
+    jp.write_csv(tmp_path / "jp.csv")
+    base = ["summarize", str(tmp_path / "jp.csv"), "--time", "os_days", "--event", "os_event"]
+    # an identifier as a covariate: refused by the gate, naming the rule
+    res = run(*base, "--covariates", "age,practice_id", "--out", str(tmp_path / "a"))
+    assert res.returncode == 2
+    assert "practice_id" in res.stderr and "forbidden_column" in res.stderr
+    # a column that is not there
+    res = run(*base, "--covariates", "age,weight_kg", "--out", str(tmp_path / "b"))
+    assert res.returncode == 2 and "weight_kg" in res.stderr
+    # missing roles
+    res = run("summarize", str(tmp_path / "jp.csv"), "--out", str(tmp_path / "c"))
+    assert res.returncode == 2 and "--time and --event" in res.stderr
+    # a plan with a misspelt key
+    plan = tmp_path / "bad.toml"
+    plan.write_text(
+        '[cohorts.US]\ndataset = "synthetic:US"\n[analysis]\nsource = "US"\n'
+        'targets = ["US"]\nmethods = ["iow"]\nn_boots = 5\n'
+    )
+    res = run("run", str(plan))
+    assert res.returncode == 2 and "n_boots" in res.stderr and "[analysis]" in res.stderr
+    plan.write_text(
+        '[cohorts.US]\ndataset = "synthetic:US"\n[analysis]\nsource = "US"\n'
+        'targets = ["XX"]\nmethods = ["iow"]\n'
+    )
+    res = run("run", str(plan))
+    assert res.returncode == 2 and "'XX'" in res.stderr
+    res = run("run", str(tmp_path / "missing.toml"))
+    assert res.returncode == 2 and "missing.toml" in res.stderr
+
+
+def test_release_curve_and_verify(tmp_path: Path) -> None:
+    res = run("release", "curve", "synthetic:DE", "--out", str(tmp_path / "de"))
+    assert res.returncode == 0, res.stderr
+    curve = pl.read_csv(tmp_path / "de" / "survival_curve.csv")
+    step = tp.disclosure.Policy().km_grid_step
+    assert np.allclose(curve["time"].to_numpy() / step, np.round(curve["time"].to_numpy() / step))
+    assert (curve["n_risk"] % 5 == 0).all()
+    res = run("release", "verify", str(tmp_path / "de"))
+    assert res.returncode == 0 and "match manifest.json" in res.stdout
+    (tmp_path / "de" / "survival_curve.csv").write_text("time,survival\n1,0.5\n")
+    res = run("release", "verify", str(tmp_path / "de"))
+    assert res.returncode == 2 and "changed after release" in res.stderr
+    # a stricter policy from a file
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[disclosure]\nmin_cell = 1000\n")
+    res = run(
+        "release",
+        "curve",
+        "synthetic:DE",
+        "--policy",
+        str(policy),
+        "--out",
+        str(tmp_path / "strict"),
+    )
+    assert res.returncode == 2 and "min_cell" in res.stderr
