@@ -88,6 +88,15 @@ def test_shipped_gformula_equals_transport_at_grid_times(ties: str, src, tgt, tm
                np.max(np.abs(applied - theirs)))  # fmt: skip
     print(f"max |shipped - transport()| at {grid.size} grid times ({ties}): {diff:.3g}")
     assert diff < 1e-10
+    # median and RMST read the shipped curve between grid times (constant hazard within
+    # a step), transport() its step curve at the event times: close, not equal
+    ours = model.apply(tgt, tau=730.5).summary()["transported"].to_numpy()
+    steps = tp.transport(src, tgt, method="gformula", tau=730.5, ties=ties)  # type: ignore[arg-type]
+    theirs_m = steps.summary()["transported"].to_numpy()  # type: ignore[union-attr]
+    print(
+        f"median {ours[0]:.3f} vs {theirs_m[0]:.3f}; RMST(730.5) {ours[1]:.3f} vs {theirs_m[1]:.3f}"
+    )
+    assert abs(ours[0] - theirs_m[0]) < STEP and abs(ours[1] / theirs_m[1] - 1) < 0.005
     # after the gate, the released grid times carry the same values
     dc.release(model, tmp_path / "m")
     released = tp.ShippedModel.from_release(tmp_path / "m")
@@ -328,6 +337,23 @@ def test_bootstrap_se_is_that_of_transports_bootstrap() -> None:
     assert np.all(target_only < 0.9 * full)
 
 
+def test_failed_refits_are_counted_and_left_out() -> None:
+    """A rare level lost (or left without events) in a resample gives no finite Cox fit:
+    the refit is a row of nan, counted, warned about and left out of the intervals."""
+    rng = np.random.default_rng(12)
+    n = 200
+    frame = pl.DataFrame({"t": np.ceil(rng.exponential(300.0, n)), "d": rng.integers(0, 2, n),
+                          "x": np.r_[["a"] * 197, ["b"] * 3]})  # fmt: skip
+    cohort = tp.Cohort(frame, time="t", event="d", covariates=["x"], name="rare")
+    model = tp.ShippedModel.fit(cohort, n_boot=40, seed=1)
+    assert 0 < model.boot_failed < 40
+    with pytest.warns(tp.TransportWarning, match=rf"{model.boot_failed} of 40 shipped bootstrap"):
+        res = model.apply(cohort, times=[100.0], seed=2)
+    summ = res.summary()
+    assert summ["n_boot_failed"][0] == model.boot_failed
+    assert summ["transported_se"][0] > 0
+
+
 def test_without_refits_the_transported_interval_is_absent(cox, tgt) -> None:
     res = cox.apply(tgt, times=[365.25], tau=730.5, margin=0.1)
     summ = res.summary()
@@ -468,7 +494,8 @@ def test_release_of_a_result(tmp_path: Path, src, tgt) -> None:
     shipped = tp.ShippedModel.from_release(tmp_path / "model")
     late = float(shipped.grid[-1])
     assert tp.kaplan_meier(tgt).at([late])["n_risk_unweighted"][0] < 10
-    res = shipped.apply(tgt, times=[365.25, late], tau=730.5, seed=5)
+    res = shipped.apply(tgt, times=[365.25, late, 3.0], tau=730.5, seed=5)
+    assert 0 < int(np.sum(tgt.time_values <= 3.0)) < 10  # a few exits before day 3
     manifest = dc.release(res, tmp_path / "res")
     assert manifest["object"] == "ShippedResult"
     assert {f["file"] for f in manifest["files"]} == {
@@ -476,11 +503,13 @@ def test_release_of_a_result(tmp_path: Path, src, tgt) -> None:
     summ = pl.read_csv(tmp_path / "res" / "shipped_summary.csv")
     assert summ["transported"][0] == pytest.approx(res.summary()["transported"][0], abs=1e-15)
     assert summ["transported"][1] is None  # few target patients left at risk
+    assert summ["transported"][2] is None and summ["difference"][2] is None  # few exits
+    assert summ.filter(pl.col("estimand") == "rmst")["transported"][0] is not None
     med = summ.filter(pl.col("estimand") == "median")
     for col in ("transported", "observed", "transported_ci_lower", "transported_ci_upper"):
         assert med[col][0] / STEP == pytest.approx(round(med[col][0] / STEP), abs=1e-9)
     rules = {s["rule"] for s in manifest["suppressed"]}
-    assert {"min_cell", "time_grid"} <= rules
+    assert {"min_cell", "min_km_step", "time_grid"} <= rules
     tiny = tp.Cohort(tgt.to_frame().head(8), time="os_days", event="os_event", covariates=COVS,
                      name="tiny")  # fmt: skip
     with pytest.raises(tp.DisclosureError, match=r"fewer than 10 patients.*min_cell"):

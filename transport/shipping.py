@@ -63,7 +63,10 @@ grid times where the events and exits since the last released time are none or a
 does, and stops where the source's risk set falls below ``min_cell``; every piecewise
 exponential interval needs ``min_km_step`` events). Released counts are rounded to
 ``round_to``. A result (:class:`ShippedResult`) is released with its S(t) rows only where
-the target has ``min_cell`` patients at risk, its medians rounded outwards to the grid,
+the target has ``min_cell`` patients at risk, its S(t) and RMST rows only where the
+target's events and exits up to t are none or at least ``min_km_step`` (as
+:class:`~transport.TransportResult`), its medians rounded outwards to the grid, the
+transported curve at the model's released grid times,
 and the target's observed curve as the actuarial estimate of
 :func:`~transport.disclosure.coarsen_km`; it must come from a released model.
 
@@ -83,6 +86,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -96,7 +100,7 @@ from transport.assess import tost
 from transport.cohort import Cohort
 from transport.design import Design
 from transport.estimators import FixedGridKM, read_curve
-from transport.exceptions import DataError, DisclosureError
+from transport.exceptions import DataError, DisclosureError, TransportWarning
 from transport.inference import IntervalKind, interval, resample_counts, run_bootstrap
 from transport.result import _boot_ratio, _margins, _wald, _wald_log_ratio
 from transport.summary import interval_counts
@@ -333,6 +337,14 @@ class _SourceReplicate:
 
     def __call__(self, rng: np.random.Generator) -> np.ndarray:
         cs = resample_counts(rng, self.time.size)
+        try:
+            with np.errstate(all="ignore"):  # a resample without a finite fit: a failed row
+                out = self._refit(cs)
+        except (np.linalg.LinAlgError, ValueError):
+            return np.full(self.width, np.nan)
+        return out if np.all(np.isfinite(out)) else np.full(self.width, np.nan)
+
+    def _refit(self, cs: np.ndarray) -> np.ndarray:
         if self.kind == "cox":
             keep = cs > 0
             fit = fit_cox(self.time[keep], self.event[keep], self.X[keep], cs[keep],
@@ -386,6 +398,17 @@ class ShippedModel:
     released
         Whether this model passed the gate (its counts are then rounded and the
         per-level counts the gate needs are gone, so it cannot be released again).
+
+    Examples
+    --------
+    >>> import transport as tp
+    >>> us, jp = tp.datasets.load_synthetic("US"), tp.datasets.load_synthetic("JP")
+    >>> model = tp.ShippedModel.fit(us)  # in the source's environment
+    >>> model.grid[:3]  # the baseline is kept on the policy's monthly grid
+    array([30.4375, 60.875 , 91.3125])
+    >>> res = model.apply(jp, times=[365.25], tau=730.5)  # in the target's environment
+    >>> res.summary()["transported"].round(3).to_list()
+    [0.457, 322.57, 372.19]
     """
 
     def __init__(
@@ -813,6 +836,15 @@ class ShippedModel:
         values = curve.read(t, tau_)
         observed = kaplan_meier(target, conf_level=float(ci_level))
         draws = None
+        if self.boot_failed:
+            warnings.warn(
+                f"{self.boot_failed} of {self.n_boot} shipped bootstrap refits of "
+                f"{self.source!r} failed (no finite fit in the resample, e.g. a rare level "
+                "left out) and are left out of the intervals; see "
+                "summary()['n_boot_failed']",
+                TransportWarning,
+                stacklevel=2,
+            )
         if self.n_boot:
             km = FixedGridKM(target.time_values, target.event_values)
             ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
@@ -1361,17 +1393,29 @@ def _release_result(obj: Any, policy: _dc.Policy, record: Any) -> None:
     skip = {"source", "target", "method", "estimand", "time", "ci_method", "conf_level",
             "n_boot", "n_boot_failed", "margin", "verdict"}  # fmt: skip
     values = [c for c in summary.columns if c not in skip]
+    obs = obj.observed
     for i, (est, t) in enumerate(zip(cols["estimand"], cols["time"], strict=True)):
-        if est == "survival":
-            risk = obj.observed.at([t])["n_risk_unweighted"][0]
-            if risk < policy.min_cell:
-                for c in values:
-                    cols[c][i] = None
-                record.withhold(
-                    f"S({t:g}) row of the summary",
+        if est in ("survival", "rmst"):
+            # the target's rows behind the observed estimate and the difference
+            label = f"S({t:g})" if est == "survival" else f"RMST({t:g})"
+            risk = float(obs.at([t])["n_risk_unweighted"][0])
+            upto = obs.time <= t
+            exits = float(
+                np.sum(obs.n_event_unweighted[upto]) + np.sum(obs.n_censor_unweighted[upto])
+            )
+            if est == "survival" and risk < policy.min_cell:
+                rule, why = (
                     "min_cell",
                     f"fewer than {policy.min_cell} target patients at risk at {t:g}",
                 )
+            elif 0 < exits < policy.min_km_step:
+                rule = "min_km_step"
+                why = f"fewer than {policy.min_km_step} target events and exits up to {t:g}"
+            else:
+                continue
+            for c in values:
+                cols[c][i] = None
+            record.withhold(f"{label} row of the summary", rule, why)
         elif est == "median":
             for base in ("transported", "observed"):
                 cols[base][i] = _outward(cols[base][i], step, up=True)
