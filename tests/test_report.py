@@ -349,6 +349,13 @@ def test_summary_only_target(cohorts: dict[str, tp.Cohort]) -> None:
     assert surv["observed"].null_count() == 0  # read from the summary's KM grid
 
 
+def test_output_is_deterministic(results: dict[str, tp.TransportResults]) -> None:
+    one = render_report(results, figures=False, settings={"b": 1, "a": 2})
+    assert one == render_report(results, figures=False, settings={"b": 1, "a": 2})
+    single = results["naive"]["JP"]  # figures' bytes too (no timestamp in the PNGs)
+    assert DATA_URI.findall(render_report(single)) == DATA_URI.findall(render_report(single))
+
+
 def test_a_single_result_and_every_input_form(results: dict[str, tp.TransportResults]) -> None:
     single = results["iow"]["UK"]
     page = parse(render_report(single, figures=False))
@@ -374,13 +381,15 @@ def test_a_single_result_and_every_input_form(results: dict[str, tp.TransportRes
         tidy_tables(single, policy={"round_to": 5})  # type: ignore[arg-type]
 
 
+@pytest.mark.filterwarnings("ignore::transport.exceptions.PositivityWarning")
 def test_forbidden_and_small_cell_columns_are_withheld() -> None:
     rng = np.random.default_rng(5)
 
-    def frame(n: int, rare: int, shift: float) -> pl.DataFrame:
+    def frame(n: int, rare: int, shift: float, grades: list[int]) -> pl.DataFrame:
         age = rng.normal(65 + shift, 8, n)
         flag = np.zeros(n, dtype=int)
         flag[:rare] = 1
+        grade = np.repeat(["a", "b", "c"], grades)
         t = rng.exponential(300 * np.exp(-0.02 * (age - 65)))
         c = rng.uniform(100, 900, n)
         return pl.DataFrame(
@@ -390,19 +399,30 @@ def test_forbidden_and_small_cell_columns_are_withheld() -> None:
                 "age": age,
                 "rare_flag": flag,
                 "practice_size": rng.normal(50, 10, n),
+                "grade": rng.permutation(grade),
             }
         )
 
-    covs = ["age", "rare_flag", "practice_size"]
-    src = tp.Cohort(frame(600, 60, 0.0), time="os_days", event="death", covariates=covs, name="A")
-    tgt = tp.Cohort(frame(200, 4, 3.0), time="os_days", event="death", covariates=covs, name="B")
+    covs = ["age", "rare_flag", "practice_size", "grade"]
+    a = frame(600, 60, 0.0, [200, 200, 200])
+    b = frame(200, 4, 3.0, [4, 90, 106])  # grade "a", the reference level, is small
+    src = tp.Cohort(a, time="os_days", event="death", covariates=covs, name="A")
+    tgt = tp.Cohort(b, time="os_days", event="death", covariates=covs, name="B")
     res = tp.transport(src, tgt, method="iow", times=[180.0])
     tables = tidy_tables(res)
     bal = tables["balance"]
-    assert bal["covariate"].to_list() == ["age", "rare_flag"]
+    assert bal["covariate"].to_list() == ["age", "rare_flag", "grade[T.b]", "grade[T.c]"]
+    withheld = dict(zip(bal["covariate"], bal["withheld"], strict=True))
+    # the small flag, and the next smallest grade with the reference level it would reveal
+    assert withheld == {
+        "age": None,
+        "rare_flag": "min_cell",
+        "grade[T.b]": "min_cell",
+        "grade[T.c]": None,
+    }
     rare = bal.filter(pl.col("covariate") == "rare_flag").row(0, named=True)
-    assert rare["withheld"] == "min_cell" and rare["mean_target"] is None
-    assert bal.filter(pl.col("covariate") == "age")["withheld"].item() is None
+    assert rare["mean_target"] is None and rare["smd_after"] is None
+    assert bal.filter(pl.col("covariate") == "grade[T.c]")["mean_target"].item() == 106 / 200
     text = render_report(res, figures=False)
     visible = DATA_URI.sub("", text)
     assert "practice_size" not in visible  # not in the tables, nor in the formula

@@ -25,13 +25,16 @@ order, each section with a stable ``id``:
 :func:`tidy_tables` returns the numbers the report shows as tidy polars frames, so a
 command-line run can write the same numbers as CSV or JSON.
 
-The report applies the same rules as the release gate to what it shows about cohorts
-(rounded counts, no forbidden columns, balance of a design column withheld when fewer
-than ``min_cell`` patients have or lack it, weight quantiles only where ``min_cell``
-rows lie beyond them); the estimates themselves (S(t), medians, RMSTs, differences)
-are shown exact, as :meth:`~transport.TransportResult.summary` gives them. A report is
-an analysis document: to export results from a secure environment use
-:func:`transport.disclosure.release`.
+What the report shows about the cohorts follows the release gate's rules under
+``policy``: counts rounded (numbers at risk in the figures too), no column with a
+forbidden role, a design column's balance withheld when fewer than ``min_cell`` patients
+have or lack it (or when it would reveal a small reference level by subtraction), weight
+quantiles only where ``min_cell`` rows lie beyond them. The estimates themselves (S(t),
+medians, RMSTs, differences) are shown exact, as
+:meth:`~transport.TransportResult.summary` gives them: a report is an analysis document
+that stays where the rows are; what leaves goes through
+:func:`transport.disclosure.release`. ``Policy(min_cell=1, round_to=1)`` shows
+everything.
 
 Every string that comes from the data (cohort names, covariates, levels, settings) is
 HTML-escaped. Apart from the figures' bytes, the output is a deterministic function of
@@ -63,6 +66,7 @@ from transport.result import TransportResult, TransportResults
 from transport.survival.model_curve import ModelCurve
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from transport.weighting.weights import Weights
@@ -185,38 +189,47 @@ def _policy(policy: Policy | None) -> Policy:
 
 # -- tidy tables ---------------------------------------------------------------------------
 _KEYS = {"source": pl.String, "target": pl.String, "method": pl.String}
+_QCOLS = [f"q{round(100 * q):02d}" for q in QUANTILES]
+_BALANCE_VALUES = ["mean_source", "mean_source_weighted", "mean_target", "smd_before", "smd_after"]
+_SCHEMAS: dict[str, dict[str, Any]] = {
+    "cohorts": {"cohort": pl.String, "role": pl.String, "data": pl.String, "n": pl.Int64,
+                "events": pl.Int64, "note": pl.String},
+    "equivalence": {**_KEYS, "estimand": pl.String, "time": pl.Float64,
+                    **dict.fromkeys(["difference", "lower", "upper", "margin", "equivalence_p"],
+                                    pl.Float64), "verdict": pl.String},
+    "curve_distance": {**_KEYS, **dict.fromkeys(["window_start", "window_end", "value", "se",
+                                                 "ci_lower", "ci_upper"], pl.Float64),
+                       "ci_method": pl.String},
+    "weights": {**_KEYS, "weights": pl.String, "ess": pl.Float64, "ess_share": pl.Float64,
+                **dict.fromkeys(_QCOLS, pl.Float64), "top1_share": pl.Float64},
+    "balance": {**_KEYS, "covariate": pl.String, **dict.fromkeys(_BALANCE_VALUES, pl.Float64),
+                "withheld": pl.String},
+}  # fmt: skip
 
 
 def _keyed(r: TransportResult, frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the result's ``source``, ``target`` and ``method`` in front."""
+    keys = {"source": r.source, "target": r.target, "method": r.method}
     return frame.select(
-        pl.lit(r.source, pl.String).alias("source"),
-        pl.lit(r.target, pl.String).alias("target"),
-        pl.lit(r.method, pl.String).alias("method"),
-        pl.exclude("source", "target", "method"),
+        *(pl.lit(v, pl.String).alias(k) for k, v in keys.items()), pl.exclude(*keys)
     )
 
 
-def _stack(frames: list[pl.DataFrame], schema: Mapping[str, Any]) -> pl.DataFrame:
-    if not frames:
-        return pl.DataFrame(schema=dict(schema))
-    return pl.concat(frames, how="diagonal_relaxed")
+def _stack(frames: list[pl.DataFrame], name: str) -> pl.DataFrame:
+    return (
+        pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema=_SCHEMAS[name])
+    )
 
 
-def _n_and_events(r: TransportResult, which: str) -> tuple[float | None, float | None]:
-    """Exact patients and events of the source (``"source"``) or target cohort."""
-    curve = r.naive if which == "source" else r.observed
-    if curve is not None:
-        n = float(curve.n_event_unweighted.sum() + curve.n_censor_unweighted.sum())
-        return n, float(curve.n_event_unweighted.sum())
-    if r.weights is not None:  # a summary-only target: its n is known to the weights
+def _n_and_events(r: TransportResult, role: str) -> tuple[float | None, float | None]:
+    """Exact patients and events of the result's source or target (``None``: unknown)."""
+    curve = r.naive if role == "source" else r.observed
+    if curve is not None:  # every row leaves once, by an event or a censoring
+        events = float(curve.n_event_unweighted.sum())
+        return events + float(curve.n_censor_unweighted.sum()), events
+    if r.weights is not None:  # a summary-only target: the weights know its n
         return float(r.weights.target_n), None
     return None, None
-
-
-def _released_count(x: float | None, policy: Policy) -> int | None:
-    if x is None or x < policy.min_cell:
-        return None
-    return policy.round_count(x)
 
 
 def _cohorts(flat: list[TransportResult], policy: Policy) -> pl.DataFrame:
@@ -225,128 +238,137 @@ def _cohorts(flat: list[TransportResult], policy: Policy) -> pl.DataFrame:
         for r in flat:
             name = r.source if role == "source" else r.target
             n, events = _n_and_events(r, role)
-            data = "patient rows" if role == "source" or r.observed is not None else "summary"
-            row = rows.setdefault(
-                name,
-                {
-                    "cohort": name,
-                    "roles": [],
-                    "data": data,
-                    "n": None,
-                    "events": None,
-                    "time_unit": r.time_unit,
-                },
-            )
+            row = rows.setdefault(name, {"cohort": name, "roles": [], "n": None, "events": None})
             if role not in row["roles"]:
                 row["roles"].append(role)
             if row["n"] is None and n is not None:
+                data = "summary" if role == "target" and r.observed is None else "patient rows"
                 row.update(n=n, events=events, data=data)
     out = []
     for row in rows.values():
-        n, ev = row.pop("n"), row.pop("events")
-        row["role"] = ", ".join(row.pop("roles"))
         notes = []
-        if n is not None and n < policy.min_cell:
-            notes.append(f"fewer than {policy.min_cell} patients")
-        if ev is not None and ev < policy.min_cell:
-            notes.append(f"fewer than {policy.min_cell} events")
-        if n is None:
+        if row["n"] is None:
             notes.append("patients not known from the results")
-        row["n"] = _released_count(n, policy)
-        row["events"] = _released_count(ev, policy)
-        row["note"] = "; ".join(notes) or None
-        out.append(row)
-    return pl.DataFrame(
-        out,
-        schema={
-            "cohort": pl.String,
-            "role": pl.String,
-            "data": pl.String,
-            "time_unit": pl.String,
-            "n": pl.Int64,
-            "events": pl.Int64,
-            "note": pl.String,
-        },
-    )
+        elif row["n"] < policy.min_cell:
+            notes.append(f"fewer than {policy.min_cell} patients")
+        if row["events"] is not None and row["events"] < policy.min_cell:
+            notes.append(f"fewer than {policy.min_cell} events")
+        out.append(
+            {
+                "cohort": row["cohort"],
+                "role": ", ".join(row["roles"]),
+                "data": row.get("data", "summary"),
+                "n": _released_count(row["n"], policy),
+                "events": _released_count(row["events"], policy),
+                "note": "; ".join(notes) or None,
+            }
+        )
+    return pl.DataFrame(out, schema=_SCHEMAS["cohorts"])
+
+
+def _released_count(x: float | None, policy: Policy) -> int | None:
+    return None if x is None or x < policy.min_cell else policy.round_count(x)
+
+
+def _cells_to_hide(cells: list[int], min_cell: int) -> list[int]:
+    """The release gate's rule for the cells of one categorical: those below
+    ``min_cell`` (above 0), then the next smallest until the hidden cells sum to at
+    least ``min_cell`` and are more than one, so none is recoverable from the total."""
+    hidden = {i for i, c in enumerate(cells) if 0 < c < min_cell}
+    if not hidden:
+        return []
+    total = sum(cells[i] for i in hidden)
+    rest = sorted((c, i) for i, c in enumerate(cells) if i not in hidden and c > 0)
+    while (total < min_cell or len(hidden) == 1) and rest:
+        c, i = rest.pop(0)
+        hidden.add(i)
+        total += c
+    return sorted(hidden)
 
 
 def _withheld_columns(w: Weights, policy: Policy) -> dict[str, str]:
-    """Design columns whose balance the report withholds, and why: a forbidden role
-    (the row is dropped, name and all), or ``min_cell`` (values withheld): fewer than
-    ``min_cell`` patients have or lack a 0/1 column in either cohort, as the release
-    gate judges weights diagnostics."""
-    design = w.design
-    X = design.source_matrix
+    """Design columns whose balance the report withholds, and why, as the release gate
+    judges weights diagnostics: ``"forbidden:<role>"`` (the row is dropped, name and
+    all) for a column built from a covariate with a forbidden role; ``"min_cell"``
+    (values withheld) when fewer than ``min_cell`` patients have or lack a 0/1 column in
+    either cohort, for an interaction of a continuous covariate (its target count is
+    unknown), or when a categorical's small reference level could be recovered from its
+    other levels' shares."""
+    design, X = w.design, w.design.source_matrix
     n, nt = w.n, int(w.target_n)
     counts = np.count_nonzero(X, axis=0)
     binary = np.all((X == 0) | (X == 1), axis=0)
+    target_counts = [round(float(m) * nt) for m in w.target_mean]
     out: dict[str, str] = {}
     for j, col in enumerate(design.columns):
-        # judged by the covariates a column is built from (not its level's text)
-        names = design.covariates_of([j]) or [col]
-        role = next((x for c in names if (x := forbidden_role(c, policy)) is not None), None)
+        # judged by the covariates a column is built from, not by its level's text
+        roles = [forbidden_role(c, policy) for c in design.covariates_of([j]) or [col]]
+        role = next((x for x in roles if x is not None), None)
+        kt = target_counts[j] if binary[j] else None if ":" in col else nt
         if role is not None:
             out[col] = f"forbidden:{role}"
-            continue
-        ks = int(counts[j])
-        # the target's count behind a 0/1 column is its share times n; a continuous
-        # interaction's is unknown
-        kt = round(float(w.target_mean[j]) * nt) if binary[j] else None if ":" in col else nt
-        small_s = 0 < ks < policy.min_cell or 0 < n - ks < policy.min_cell
-        small_t = kt is None or 0 < kt < policy.min_cell or 0 < nt - kt < policy.min_cell
-        if small_s or small_t or n < policy.min_cell or nt < policy.min_cell:
+        elif (
+            kt is None
+            or any(0 < k < policy.min_cell for k in (counts[j], n - counts[j], kt, nt - kt))
+            or min(n, nt) < policy.min_cell
+        ):
             out[col] = "min_cell"
+    for v, levels in design.levels.items():
+        cols = [f"{v}[T.{lv}]" for lv in levels[1:]]
+        if not set(cols) <= set(design.columns):
+            continue  # not treatment coded against the first level
+        idx = [design.columns.index(c) for c in cols]
+        for m, k in ((n, [int(counts[j]) for j in idx]), (nt, [target_counts[j] for j in idx])):
+            for i in _cells_to_hide([m - sum(k), *k], policy.min_cell):
+                if i > 0:
+                    out.setdefault(cols[i - 1], "min_cell")
     return out
 
 
-def _balance(r: TransportResult, policy: Policy) -> pl.DataFrame | None:
-    if r.weights is None:
-        return None
-    w = r.weights
-    hidden = _withheld_columns(w, policy)
-    table = w.balance().with_columns(
-        pl.col("covariate")
-        .replace_strict(hidden, default=None, return_dtype=pl.String)
-        .alias("withheld")
+def _balance(r: TransportResult, policy: Policy) -> pl.DataFrame:
+    assert r.weights is not None
+    hidden = _withheld_columns(r.weights, policy)
+    table = (
+        r.weights.balance()
+        .with_columns(
+            withheld=pl.col("covariate").replace_strict(
+                hidden, default=None, return_dtype=pl.String
+            )
+        )
+        .filter(~pl.col("withheld").fill_null("").str.starts_with("forbidden"))
     )
-    table = table.filter(~pl.col("withheld").fill_null("").str.starts_with("forbidden"))
-    values = ["mean_source", "mean_source_weighted", "mean_target", "smd_before", "smd_after"]
-    table = table.with_columns(
-        pl.when(pl.col("withheld").is_null()).then(pl.col(c)).otherwise(None).alias(c)
-        for c in values
-    )
+    shown = pl.col("withheld").is_null()
+    table = table.with_columns(pl.when(shown).then(pl.col(c)).alias(c) for c in _BALANCE_VALUES)
     return _keyed(r, table.fill_nan(None))
 
 
-def _weights_row(r: TransportResult, policy: Policy) -> dict[str, Any] | None:
-    if r.weights is None:
-        return None
-    w = r.weights.values
-    n = w.size
-    norm = w / w.mean()
+def _weights_row(r: TransportResult, policy: Policy) -> dict[str, Any]:
+    assert r.weights is not None
+    w = r.weights.values / r.weights.values.mean()
+    n, ess = w.size, r.weights.ess
     row: dict[str, Any] = {
         "source": r.source,
         "target": r.target,
         "method": r.method,
         "weights": r.weights.method,
-        "ess": round(r.weights.ess, 1),
-        "ess_share": round(r.weights.ess / n, 2),
+        "ess": round(ess, 1),
+        "ess_share": round(ess / n, 2),
     }
-    for q in QUANTILES:
+    for q, name in zip(QUANTILES, _QCOLS, strict=True):
         # a quantile rests on the rows beyond it: at least min_cell of them
-        ok = min(q, 1 - q) * n >= policy.min_cell
-        row[f"q{round(100 * q):02d}"] = float(np.quantile(norm, q)) if ok else None
+        row[name] = float(np.quantile(w, q)) if min(q, 1 - q) * n >= policy.min_cell else None
     k = math.ceil(0.01 * n)
-    row["top1_share"] = (
-        float(np.sort(norm)[-k:].sum() / norm.sum()) if k >= policy.min_cell else None
-    )
+    row["top1_share"] = float(np.sort(w)[-k:].sum() / w.sum()) if k >= policy.min_cell else None
     return row
 
 
-def _distance(r: TransportResult, kind: IntervalKind) -> dict[str, Any] | None:
-    if r.observed is None or r.window is None:
-        return None
+def _distance(r: TransportResult, kind: IntervalKind) -> dict[str, Any]:
+    assert r.window is not None
     d = r.curve_distance(kind)
+    nan_none = {
+        k: None if math.isnan(v) else v
+        for k, v in (("se", d.se), ("ci_lower", d.ci_lower), ("ci_upper", d.ci_upper))
+    }
     return {
         "source": r.source,
         "target": r.target,
@@ -354,52 +376,9 @@ def _distance(r: TransportResult, kind: IntervalKind) -> dict[str, Any] | None:
         "window_start": r.window[0],
         "window_end": r.window[1],
         "value": d.value,
-        "se": None if math.isnan(d.se) else d.se,
-        "ci_lower": None if math.isnan(d.ci_lower) else d.ci_lower,
-        "ci_upper": None if math.isnan(d.ci_upper) else d.ci_upper,
+        **nan_none,
         "ci_method": d.ci_method,
     }
-
-
-_EQUIVALENCE = {
-    **_KEYS,
-    "estimand": pl.String,
-    "time": pl.Float64,
-    "difference": pl.Float64,
-    "lower": pl.Float64,
-    "upper": pl.Float64,
-    "margin": pl.Float64,
-    "equivalence_p": pl.Float64,
-    "verdict": pl.String,
-}
-_DISTANCE = {
-    **_KEYS,
-    "window_start": pl.Float64,
-    "window_end": pl.Float64,
-    "value": pl.Float64,
-    "se": pl.Float64,
-    "ci_lower": pl.Float64,
-    "ci_upper": pl.Float64,
-    "ci_method": pl.String,
-}
-_WEIGHTS = {
-    **_KEYS,
-    "weights": pl.String,
-    "ess": pl.Float64,
-    "ess_share": pl.Float64,
-    **{f"q{round(100 * q):02d}": pl.Float64 for q in QUANTILES},
-    "top1_share": pl.Float64,
-}
-_BALANCE = {
-    **_KEYS,
-    "covariate": pl.String,
-    "mean_source": pl.Float64,
-    "mean_source_weighted": pl.Float64,
-    "mean_target": pl.Float64,
-    "smd_before": pl.Float64,
-    "smd_after": pl.Float64,
-    "withheld": pl.String,
-}
 
 
 def tidy_tables(
@@ -411,9 +390,9 @@ def tidy_tables(
     """The numbers of the report as tidy frames, keyed by table name.
 
     ``cohorts``
-        ``cohort``, ``role``, ``data`` ("patient rows" or "summary"), ``time_unit``,
-        ``n`` and ``events``: counts rounded by ``policy`` (null below ``min_cell`` or
-        when unknown, with a ``note``).
+        ``cohort``, ``role``, ``data`` ("patient rows" or "summary"), ``n`` and
+        ``events``: counts rounded by ``policy`` (null below ``min_cell`` or when
+        unknown, with a ``note``).
     ``summary``
         Every result's :meth:`~transport.TransportResult.summary`, stacked (with the
         equivalence columns when a margin was given).
@@ -441,29 +420,26 @@ def tidy_tables(
     flat = collect_results(results)
     pol = _policy(policy)
     summaries = [r.summary(interval_kind) for r in flat]
-    summary = pl.concat(summaries, how="diagonal_relaxed")
-    equivalence = _stack(
-        [
-            _keyed(r, r.equivalence(interval_kind=interval_kind))
-            for r, s in zip(flat, summaries, strict=True)
-            if "verdict" in s.columns  # the result has a margin for some estimand
-        ],
-        _EQUIVALENCE,
-    )
-    decomposition = pl.concat(
-        [_keyed(r, r.decomposition(interval_kind)) for r in flat], how="diagonal_relaxed"
-    )
-    distances = [d for r in flat if (d := _distance(r, interval_kind)) is not None]
-    weights = [w for r in flat if (w := _weights_row(r, pol)) is not None]
-    balance = [b for r in flat if (b := _balance(r, pol)) is not None]
+    margins = [r for r, s in zip(flat, summaries, strict=True) if "verdict" in s.columns]
+    weighted = [r for r in flat if r.weights is not None]
     return {
         "cohorts": _cohorts(flat, pol),
-        "summary": summary,
-        "equivalence": equivalence,
-        "decomposition": decomposition,
-        "curve_distance": pl.DataFrame(distances, schema=_DISTANCE),
-        "weights": pl.DataFrame(weights, schema=_WEIGHTS),
-        "balance": _stack(balance, _BALANCE),
+        "summary": pl.concat(summaries, how="diagonal_relaxed"),
+        "equivalence": _stack(
+            [_keyed(r, r.equivalence(interval_kind=interval_kind)) for r in margins],
+            "equivalence",
+        ),
+        "decomposition": pl.concat(
+            [_keyed(r, r.decomposition(interval_kind)) for r in flat], how="diagonal_relaxed"
+        ),
+        "curve_distance": pl.DataFrame(
+            [_distance(r, interval_kind) for r in flat if r.observed is not None and r.window],
+            schema=_SCHEMAS["curve_distance"],
+        ),
+        "weights": pl.DataFrame(
+            [_weights_row(r, pol) for r in weighted], schema=_SCHEMAS["weights"]
+        ),
+        "balance": _stack([_balance(r, pol) for r in weighted], "balance"),
     }
 
 
@@ -599,14 +575,6 @@ def _p(v: Any) -> str:
     return "<0.001" if v < 0.001 else f"{v:.3f}"
 
 
-def _count(n: int | None, note: str | None, policy: Policy) -> str:
-    if n is not None:
-        return f"{n:,}"
-    if note and "fewer" in note:
-        return f"<{policy.min_cell}"
-    return _DASH
-
-
 def _setting(v: Any) -> str:
     if v is None:
         return _DASH
@@ -702,50 +670,67 @@ def _section(sid: str, title: str, body: Sequence[str], level: int = 2) -> _Html
     return _Html(f'<section id="{_e(sid)}">\n<h{level}>{_e(title)}</h{level}>\n{inner}\n</section>')
 
 
+def _note(text: str) -> _Html:
+    return _Html(f'<p class="note">{_e(text)}</p>')
+
+
+def _pick(frame: pl.DataFrame, **where: Any) -> pl.DataFrame:
+    return frame.filter(**where) if where else frame
+
+
+def _count(value: int | None, note: str | None, what: str, policy: Policy) -> str:
+    if value is not None:
+        return f"{value:,}"
+    small = f"fewer than {policy.min_cell} {what}"
+    return f"<{policy.min_cell}" if note and small in note else _DASH
+
+
 def _cohorts_section(
     tables: dict[str, pl.DataFrame], flat: list[TransportResult], policy: Policy
 ) -> _Html:
-    cohorts = tables["cohorts"]
     rows = [
         [
             c["cohort"],
             c["role"],
             c["data"],
-            _count(c["n"], c["note"], policy),
-            _count(c["events"], c["note"] if c["note"] and "events" in c["note"] else None, policy)
-            if c["data"] != "summary"
-            else _DASH,
-            c["time_unit"],
+            _count(c["n"], c["note"], "patients", policy),
+            _count(c["events"], c["note"], "events", policy),
         ]
-        for c in cohorts.iter_rows(named=True)
+        for c in tables["cohorts"].iter_rows(named=True)
     ]
-    covariates: list[str] = []
-    for r in flat:
-        if r.weights is not None:
-            covariates.extend(r.weights.design.covariates)
-    covariates = list(dict.fromkeys(covariates))
+    covariates = list(
+        dict.fromkeys(c for r in flat if r.weights for c in r.weights.design.covariates)
+    )
     shown = [c for c in covariates if forbidden_role(c, policy) is None]
     body = [
-        _table(["cohort", "role", "data", "patients", "events", "time unit"], rows, numeric=(3, 4)),
-        _Html(
-            f'<p class="note">Counts are rounded to the nearest {policy.round_to} (disclosure '
-            f"policy {_e(repr(policy.name))}); a count below {policy.min_cell} is shown as "
-            f"&lt;{policy.min_cell}.</p>"
+        _table(["cohort", "role", "data", "patients", "events"], rows, numeric=(3, 4)),
+        _note(
+            f"Counts are rounded to the nearest {policy.round_to} (disclosure policy "
+            f"{policy.name!r}); a count below {policy.min_cell} is shown as <{policy.min_cell}."
         ),
     ]
     if shown:
         body.append(_Html(f"<p>Covariates of the weighting design: {_e(', '.join(shown))}.</p>"))
     if len(shown) < len(covariates):
         body.append(
-            _Html(
-                f'<p class="note">{len(covariates) - len(shown)} covariate(s) with an '
-                "identifier, practice, physician or free-text role are not shown.</p>"
+            _note(
+                f"{len(covariates) - len(shown)} covariate(s) with an identifier, "
+                "practice, physician or free-text role are not shown."
             )
         )
     return _section("cohorts", "Cohorts", body)
 
 
-def _forest_section(summary: pl.DataFrame) -> _Html:
+def _panels(fig: Figure, n: int, ncol: int) -> list[Axes]:
+    """``n`` axes on a grid of ``ncol`` columns; the unused cells are hidden."""
+    nrow, ncol = _grid(n, ncol)
+    axes = list(fig.subplots(nrow, ncol, squeeze=False).ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return axes[:n]
+
+
+def _overview(summary: pl.DataFrame, unit: str, figures: bool) -> _Html:
     from transport.plotting import plot_forest
 
     keys = list(
@@ -755,27 +740,21 @@ def _forest_section(summary: pl.DataFrame) -> _Html:
             if d is not None
         )
     )
-    if not keys:
-        return _section(
-            "overview",
-            "Overview",
-            [_Html("<p>No differences to show: no target has an observed estimate.</p>")],
-        )
-    unit = summary["time_unit"][0] if "time_unit" in summary.columns else ""
-    nrow, ncol = _grid(len(keys), 2)
-    height = 1.0 + 0.32 * summary.select("target", "method").unique().height
+    if not figures or not keys:
+        why = "Figures were not drawn." if not figures else "No target has an observed estimate."
+        return _section("overview", "Overview: transported − observed", [_Html(f"<p>{why}</p>")])
+    rows = summary.select("source", "target", "method").unique().height
 
     def draw(fig: Figure) -> None:
-        axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
-        for ax, (e, t) in zip(axes, keys, strict=False):
+        for ax, (e, t) in zip(_panels(fig, len(keys), 2), keys, strict=True):
             plot_forest(summary, estimand=e, time=t, ax=ax)
-            ax.set_title(_estimand(e, t, unit) if unit else e, fontsize=10)
-        for ax in axes[len(keys) :]:
-            ax.set_visible(False)
+            ax.set_title(_estimand(e, t, unit), fontsize=10)
 
+    nrow, ncol = _grid(len(keys), 2)
+    size = (7.0 * ncol, (1.0 + 0.32 * rows) * nrow)
     fig = _figure(
         draw,
-        (7.0 * ncol, height * nrow),
+        size,
         "forest plot of transported minus observed",
         "Transported − observed, with intervals, per target and method.",
     )
@@ -788,22 +767,21 @@ def _curves(group: list[TransportResult], sid: str, policy: Policy, figures: boo
     def label(n: float) -> str:
         return f"<{policy.min_cell}" if 0 < n < policy.min_cell else f"{policy.round_count(n):,}"
 
-    body: list[str] = []
-    if figures:
+    def draw(fig: Figure) -> None:
+        plot_transport_methods(group, fig.add_subplot(), count_label=label)
 
-        def draw(fig: Figure) -> None:
-            plot_transport_methods(group, fig.add_subplot(), count_label=label)
-
-        body.append(
-            _figure(
-                draw,
-                (8.0, 5.5),
-                f"survival curves, {group[0].source} to {group[0].target}",
-                "The source's naive curve and the target's observed curve (Kaplan–Meier, with "
-                "pointwise bands), and each method's transported curve. Numbers at risk are "
-                f"rounded to {policy.round_to}.",
-            )
+    body = [
+        _figure(
+            draw,
+            (8.0, 5.5),
+            f"survival curves, {group[0].source} to {group[0].target}",
+            "The source's naive curve and the target's observed curve (Kaplan–Meier, with "
+            "pointwise bands), and each method's transported curve. Numbers at risk are "
+            f"rounded to {policy.round_to}.",
         )
+        if figures
+        else _Html("<p>Figures were not drawn.</p>")
+    ]
     notes = [
         f"{r.method}: {r.transported.note}"
         for r in group
@@ -813,8 +791,6 @@ def _curves(group: list[TransportResult], sid: str, policy: Policy, figures: boo
         body.append(
             _Html('<ul class="note">' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
         )
-    if not body:
-        body.append(_Html("<p>Figures were not drawn.</p>"))
     return _section(f"{sid}-curves", "Survival curves", body, level=3)
 
 
@@ -828,146 +804,116 @@ def _weights(
     from transport.plotting import plot_balance, plot_overlap
 
     src, tgt = group[0].source, group[0].target
-    weighted = [r for r in group if r.weights is not None]
-    methods = {r.method for r in weighted}
-    if "iow" in methods and "aipw" in methods:  # aipw reuses iow's participation model
-        weighted = [r for r in weighted if r.method != "aipw"]
+    methods = {r.method for r in group}
+    # aipw reuses the participation model (and weights) of iow: show them once
+    weighted = [
+        r for r in group if r.weights is not None and not (r.method == "aipw" and "iow" in methods)
+    ]
     if not weighted:
-        return _section(
-            f"{sid}-weights",
-            "Balance and weights",
-            [_Html("<p>No weighting method was run for this target.</p>")],
-            level=3,
-        )
-    pick = (pl.col("source") == src) & (pl.col("target") == tgt)
-    wt = tables["weights"].filter(pick)
-    bal = tables["balance"].filter(pick)
-    qcols = [f"q{round(100 * q):02d}" for q in QUANTILES]
+        none = [_Html("<p>No weighting method was run for this target.</p>")]
+        return _section(f"{sid}-weights", "Balance and weights", none, level=3)
+    where = {"source": src, "target": tgt}
     wrows = []
     for r in weighted:
-        row = wt.filter(pl.col("method") == r.method).row(0, named=True)
+        w = _pick(tables["weights"], **where, method=r.method).row(0, named=True)
         wrows.append(
             [
                 r.method,
-                _num(row["ess"], 0),
-                f"{100 * row['ess_share']:.0f}%",
-                *(_num(row[c], 2) for c in qcols),
-                _num(row["top1_share"], 3),
+                _num(w["ess"], 0),
+                f"{100 * w['ess_share']:.0f}%",
+                *(_num(w[c], 2) for c in _QCOLS),
+                _num(w["top1_share"], 3),
             ]
         )
     body: list[str] = [
         _Html("<h4>Effective sample size and weights</h4>"),
-        _table(["method", "ESS", "ESS / n", *qcols, "top 1% share"], wrows, numeric=range(1, 11)),
-        _Html(
-            '<p class="note">Quantiles of the weights divided by their mean; a quantile is '
-            f"shown only when at least {policy.min_cell} source patients lie beyond it."
+        _table(["method", "ESS", "ESS / n", *_QCOLS, "top 1% share"], wrows, numeric=range(1, 11)),
+        _note(
+            f"Quantiles of the weights divided by their mean; a quantile is shown only when at "
+            f"least {policy.min_cell} source patients lie beyond it."
             + (
                 " The aipw estimator uses the iow weights shown."
                 if "aipw" in methods and "iow" in methods
                 else ""
             )
-            + "</p>"
         ),
     ]
-    covs: list[str] = []
-    for r in weighted:
-        covs.extend(bal.filter(pl.col("method") == r.method)["covariate"].to_list())
-    covs = list(dict.fromkeys(covs))
-    brows = []
+    bal = _pick(tables["balance"], **where)
+    by = {(b["method"], b["covariate"]): b for b in bal.iter_rows(named=True)}
+    covs = list(dict.fromkeys(bal["covariate"]))
+    brows: list[list[Any]] = []
     for c in covs:
-        per = {
-            r.method: bal.filter((pl.col("method") == r.method) & (pl.col("covariate") == c))
-            for r in weighted
-        }
-        first = next(f.row(0, named=True) for f in per.values() if f.height)
+        first = next(by[(r.method, c)] for r in weighted if (r.method, c) in by)
         if first["withheld"] is not None:
             brows.append(
                 [
                     c,
                     _Html(
-                        f'<span class="withheld">withheld (fewer than {policy.min_cell} '
-                        "patients)</span>"
+                        f'<span class="withheld">withheld (fewer than '
+                        f"{policy.min_cell} patients)</span>"
                     ),
-                    "",
-                    "",
-                    *([""] * len(weighted)),
                 ]
             )
             continue
-        after = [_num(f["smd_after"][0], 3) if f.height else _DASH for f in per.values()]
+        after = [
+            _num(by[(r.method, c)]["smd_after"], 3) if (r.method, c) in by else _DASH
+            for r in weighted
+        ]
         brows.append(
-            [
-                c,
-                _num(first["mean_source"], 3),
-                _num(first["mean_target"], 3),
-                _num(first["smd_before"], 3),
-                *after,
-            ]
+            [c, *(_num(first[k], 3) for k in ("mean_source", "mean_target", "smd_before")), *after]
         )
+    headers = [
+        "design column",
+        f"mean {src}",
+        f"mean {tgt}",
+        "SMD before",
+        *(f"SMD after ({r.method})" for r in weighted),
+    ]
     body += [
         _Html("<h4>Covariate balance</h4>"),
-        _table(
-            [
-                "design column",
-                f"mean {src}",
-                f"mean {tgt}",
-                "SMD before",
-                *(f"SMD after ({r.method})" for r in weighted),
-            ],
-            brows,
-            numeric=range(1, 4 + len(weighted)),
-        ),
-        _Html(
-            '<p class="note">SMD: (source mean − target mean) / target SD; |SMD| &lt; 0.1 '
-            "is the usual mark of balance.</p>"
+        _table(headers, brows, numeric=range(1, len(headers))),
+        _note(
+            "SMD: (source mean − target mean) / target SD; |SMD| < 0.1 is the usual mark of "
+            "balance."
         ),
     ]
-    hidden = sum(
-        1
+    forbidden = {
+        c
         for r in weighted
-        for v in _withheld_columns(cast("Weights", r.weights), policy).values()
-        if v.startswith("forbidden")
-    )
-    if hidden:
+        for c, why in _withheld_columns(cast("Weights", r.weights), policy).items()
+        if why.startswith("forbidden")
+    }
+    if forbidden:
         body.append(
-            _Html(
-                f'<p class="note">{hidden} design column(s) with a forbidden role are not '
-                "shown.</p>"
-            )
+            _note(f"{len(forbidden)} design column(s) with a forbidden role are not shown.")
         )
     if figures:
-        overlap = [
-            r for r in weighted if r.weights is not None and "scores_source" in r.weights.details
+        panels = [("balance", r) for r in weighted] + [
+            ("overlap", r)
+            for r in weighted
+            if "scores_source" in cast("Weights", r.weights).details
         ]
-        panels: list[tuple[str, TransportResult]] = [("balance", r) for r in weighted] + [
-            ("overlap", r) for r in overlap
-        ]
-        nrow, ncol = _grid(len(panels), 2)
-        height = max(3.5, 0.3 * len(covs) + 1.4)
 
         def draw(fig: Figure) -> None:
-            axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
-            for ax, (kind, r) in zip(axes, panels, strict=False):
+            for ax, (kind, r) in zip(_panels(fig, len(panels), 2), panels, strict=True):
                 w = cast("Weights", r.weights)
                 if kind == "balance":
-                    shown = bal.filter(
-                        (pl.col("method") == r.method) & pl.col("withheld").is_null()
-                    )
-                    plot_balance(cast("Weights", _Balance(w, shown)), ax)
+                    rows = _pick(bal, method=r.method).filter(pl.col("withheld").is_null())
+                    plot_balance(cast("Weights", _Balance(w, rows)), ax)
                     ax.set_title(f"balance: {r.method}", fontsize=10)
                 else:
                     plot_overlap(w, ax)
                     ax.set_title(f"overlap: {r.method} participation model", fontsize=10)
-            for ax in axes[len(panels) :]:
-                ax.set_visible(False)
 
+        nrow, ncol = _grid(len(panels), 2)
+        size = (6.5 * ncol, max(3.5, 0.3 * len(covs) + 1.4) * nrow)
         body.append(
             _figure(
                 draw,
-                (6.5 * ncol, height * nrow),
+                size,
                 f"balance and overlap, {src} to {tgt}",
-                "Absolute SMD before and after weighting (withheld columns left out), "
-                "and the participation scores' overlap.",
+                "Absolute SMD before and after weighting (withheld columns left "
+                "out), and the overlap of the participation scores.",
             )
         )
     return _section(f"{sid}-weights", "Balance and weights", body, level=3)
@@ -976,71 +922,58 @@ def _weights(
 def _transportability(
     group: list[TransportResult], tables: dict[str, pl.DataFrame], sid: str
 ) -> _Html:
-    src, tgt = group[0].source, group[0].target
-    unit = group[0].time_unit
-    pick = (pl.col("source") == src) & (pl.col("target") == tgt)
-    summary = tables["summary"].filter(pick)
-    eq = tables["equivalence"].filter(pick)
-    has_margin = eq.height > 0
+    src, tgt, unit = group[0].source, group[0].target, group[0].time_unit
+    where = {"source": src, "target": tgt}
+    eq = _pick(tables["equivalence"], **where)
+    tost = {(e["method"], e["estimand"], e["time"]): e for e in eq.iter_rows(named=True)}
     rows = []
-    for r in group:
-        s = summary.filter(pl.col("method") == r.method)
-        e = eq.filter(pl.col("method") == r.method)
-        for i, row in enumerate(s.iter_rows(named=True)):
-            d = _digits(row["estimand"])
-            cells: list[Any] = [
-                r.method,
-                _estimand(row["estimand"], row["time"], unit),
-                _num(row["naive"], d),
-                _with_ci(
-                    row["transported"], row["transported_ci_lower"], row["transported_ci_upper"], d
-                ),
-                _with_ci(row["observed"], row["observed_ci_lower"], row["observed_ci_upper"], d),
-                _with_ci(
-                    row["difference"], row["difference_ci_lower"], row["difference_ci_upper"], d
-                ),
-            ]
-            if has_margin:
-                er = e.row(i, named=True) if e.height > i else None
-                if er is None or er["margin"] is None:
-                    cells += [_DASH, _DASH, _DASH, _verdict(None)]
-                else:
-                    cells += [
-                        _num(er["margin"], d),
-                        _with_ci(None, None, None, d)
-                        if er["lower"] is None and er["upper"] is None
-                        else f"[{_num(er['lower'], d)}, {_num(er['upper'], d)}]",
-                        _p(er["equivalence_p"]),
-                        _verdict(er["verdict"]),
-                    ]
-            cells.append(row["ci_method"])
-            rows.append(cells)
-    level = 100 * group[0].ci_level
+    for row in _pick(tables["summary"], **where).iter_rows(named=True):
+        d = _digits(row["estimand"])
+        cells: list[Any] = [
+            row["method"],
+            _estimand(row["estimand"], row["time"], unit),
+            _num(row["naive"], d),
+        ]
+        for q in ("transported", "observed", "difference"):
+            cells.append(_with_ci(row[q], row[f"{q}_ci_lower"], row[f"{q}_ci_upper"], d))
+        if eq.height:
+            e = tost.get((row["method"], row["estimand"], row["time"]))
+            if e is None or e["margin"] is None:
+                cells += [_DASH, _DASH, _DASH, _verdict(None)]
+            else:
+                cells += [
+                    _num(e["margin"], d),
+                    f"[{_num(e['lower'], d)}, {_num(e['upper'], d)}]",
+                    _p(e["equivalence_p"]),
+                    _verdict(e["verdict"]),
+                ]
+        rows.append([*cells, row["ci_method"]])
+    level = f"{100 * group[0].ci_level:g}% CI"
     headers = [
         "method",
         "estimand",
         f"{src} naive",
-        f"transported [{level:g}% CI]",
-        f"{tgt} observed [{level:g}% CI]",
-        f"difference [{level:g}% CI]",
+        f"transported [{level}]",
+        f"{tgt} observed [{level}]",
+        f"difference [{level}]",
     ]
-    if has_margin:
-        headers += ["margin", "TOST interval", "p (TOST)", "verdict"]
-    headers.append("interval")
-    numeric = range(2, len(headers) - (3 if has_margin else 1))
-    body: list[str] = [_table(headers, rows, cls="transportability", numeric=numeric)]
     note = (
-        "Difference = transported − observed. S(t) to 3 decimals, medians and RMSTs in "
-        f"{unit} to 1 decimal."
+        "Difference = transported − observed. S(t) to 3 decimals; medians and RMSTs in "
+        f"{unit}, to 1 decimal."
     )
-    if has_margin:
+    if eq.height:
+        headers += ["margin", "TOST interval", "p (TOST)", "verdict"]
         note += (
-            " Equivalence: two one-sided tests against the margin fixed in advance; "
-            "equivalent when the TOST interval (1 − 2α, α = 0.05) lies inside ±margin, not "
-            "equivalent when wholly outside, inconclusive otherwise."
+            " Equivalence: two one-sided tests against the margin fixed in advance: "
+            "equivalent when the TOST interval (1 − 2α, α = 0.05) lies inside ±margin, "
+            "not equivalent when wholly outside it, inconclusive otherwise."
         )
-    body.append(_Html(f'<p class="note">{_e(note)}</p>'))
-    dist = tables["curve_distance"].filter(pick)
+    numeric = range(2, len(headers) - (1 if eq.height else 0))
+    body: list[str] = [
+        _table([*headers, "interval"], rows, cls="transportability", numeric=numeric),
+        _note(note),
+    ]
+    dist = _pick(tables["curve_distance"], **where)
     if dist.height:
         drows = [
             [
@@ -1067,60 +1000,59 @@ def _decomposition(
 ) -> _Html:
     from transport.plotting import plot_decomposition_methods
 
-    src, tgt = group[0].source, group[0].target
-    unit = group[0].time_unit
+    src, tgt, unit = group[0].source, group[0].target, group[0].time_unit
+    # naive's patient mix is 0 by definition: leave it out when there is anything else
     shown = [r for r in group if r.method != "naive"] or group
-    pick = (pl.col("source") == src) & (pl.col("target") == tgt)
-    dec = tables["decomposition"].filter(pick)
+    dec = _pick(tables["decomposition"], source=src, target=tgt)
+    cell = {
+        (d["method"], d["estimand"], d["time"], d["component"]): d
+        for d in dec.iter_rows(named=True)
+    }
+    comps = ("raw_gap", "patient_mix", "residual")
     rows = []
     for r in shown:
-        d = dec.filter(pl.col("method") == r.method)
         for e, t in r.estimands:
-            part = d.filter((pl.col("estimand") == e) & (pl.col("time").eq_missing(t)))
-            cells: list[Any] = [r.method, _estimand(e, t, unit)]
-            for comp in ("raw_gap", "patient_mix", "residual"):
-                c = part.filter(pl.col("component") == comp)
-                cells.append(
-                    _with_ci(c["value"][0], c["ci_lower"][0], c["ci_upper"][0], _digits(e))
-                    if c.height
-                    else _DASH
-                )
-            rows.append(cells)
+            parts = [cell.get((r.method, e, t, c)) for c in comps]
+            rows.append(
+                [
+                    r.method,
+                    _estimand(e, t, unit),
+                    *(
+                        _with_ci(p["value"], p["ci_lower"], p["ci_upper"], _digits(e))
+                        if p
+                        else _DASH
+                        for p in parts
+                    ),
+                ]
+            )
+    headers = [
+        "method",
+        "estimand",
+        f"raw gap ({src} − {tgt})",
+        "patient mix (naive − transported)",
+        "residual (transported − observed)",
+    ]
     body: list[str] = [
-        _table(
-            [
-                "method",
-                "estimand",
-                f"raw gap ({src} − {tgt})",
-                "patient mix (naive − transported)",
-                "residual (transported − observed)",
-            ],
-            rows,
-            numeric=(2, 3, 4),
-        ),
-        _Html(
-            '<p class="note">The raw gap between the source and the target splits into the '
-            "part the measured patient mix explains and the residual, which the measured "
-            "covariates do not explain.</p>"
+        _table(headers, rows, numeric=(2, 3, 4)),
+        _note(
+            "The raw gap between the source and the target splits into the part the measured "
+            "patient mix explains and the residual, which the measured covariates do not."
         ),
     ]
     if figures:
         keys = list(shown[0].estimands)
-        nrow, ncol = _grid(len(keys), 2)
-        height = 1.3 + 0.75 * len(shown)
 
         def draw(fig: Figure) -> None:
-            axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
-            for ax, (e, t) in zip(axes, keys, strict=False):
+            for ax, (e, t) in zip(_panels(fig, len(keys), 2), keys, strict=True):
                 plot_decomposition_methods(shown, estimand=e, time=t, ax=ax)
                 ax.set_title(_estimand(e, t, unit), fontsize=10)
-            for ax in axes[len(keys) :]:
-                ax.set_visible(False)
 
+        nrow, ncol = _grid(len(keys), 2)
+        size = (6.5 * ncol, (1.3 + 0.75 * len(shown)) * nrow)
         body.append(
             _figure(
                 draw,
-                (6.5 * ncol, height * nrow),
+                size,
                 f"gap decomposition, {src} to {tgt}",
                 "Raw gap, patient mix and residual per method, one panel per estimand.",
             )
@@ -1160,13 +1092,11 @@ def render_report(
     targets = list(dict.fromkeys(r.target for r in flat))
     if title is None:
         title = f"Transport report: {', '.join(sources)} → {', '.join(targets)}"
-    parts: list[str] = [_cohorts_section(tables, flat, pol)]
+    parts: list[str] = [
+        _cohorts_section(tables, flat, pol),
+        _overview(tables["summary"], flat[0].time_unit, figures),
+    ]
     toc = [("cohorts", "Cohorts"), ("overview", "Overview")]
-    if figures:
-        summary = tables["summary"].with_columns(pl.lit(flat[0].time_unit).alias("time_unit"))
-        parts.append(_forest_section(summary))
-    else:
-        parts.append(_section("overview", "Overview", [_Html("<p>Figures were not drawn.</p>")]))
     for i, group in enumerate(groups, start=1):
         sid = f"target-{i}"
         src, tgt = group[0].source, group[0].target
