@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
+import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -237,19 +239,22 @@ def test_figures_are_closed(report: Report) -> None:
 
 
 def test_strings_from_the_data_are_escaped(cohorts: dict[str, tp.Cohort]) -> None:
-    evil = '<script>alert("x")</script>'
+    evil = '<script>alert("x")</script> $\\frac$'  # "$...$" would be mathtext in a figure
     target = subset(tp.datasets.load_synthetic("DE"), 200, 4, name=evil)
     res = tp.transport(cohorts["US"], target, method="iow", times=TIMES, tau=TAU)
-    text = render_report(
-        res, settings={"<b>key</b>": "<img src=x onerror=alert(1)>"}, figures=False
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a figure that fails to draw warns
+        text = render_report(res, settings={"<b>key</b>": "<img src=x onerror=alert(1)>"})
     page = parse(text)
     assert page.errors == []
-    assert "script" not in page.tags and "img" not in page.tags
-    assert "<script" not in text.lower() and "<b>key" not in text and "<img src=x" not in text
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+    assert "script" not in page.tags and len(page.imgs) == 4 and "Figure not drawn" not in text
+    visible = DATA_URI.sub("", text)
+    assert "<script" not in visible.lower() and "<b>key" not in visible
+    assert "<img src=x" not in visible
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; $\\frac$" in text
     assert "&lt;img src=x onerror=alert(1)&gt;" in text
     assert evil in "".join(page.text)  # the reader sees the name as it is
+    assert f'data-target="{html.escape(evil)}"' in text
 
 
 def test_tidy_tables_hold_the_results_numbers(results: dict[str, tp.TransportResults]) -> None:

@@ -628,13 +628,18 @@ def _figure(
 ) -> _Html:
     """Draw on a new figure (not registered with pyplot, so nothing is left open), embed
     it as a PNG data URI. A figure that fails is replaced by a note and a warning."""
+    import matplotlib
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=size, layout="constrained")
     try:
-        draw(fig)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
+        # names from the data are drawn as they are: "$" starts no mathtext
+        with matplotlib.rc_context({"text.parse_math": False}):
+            draw(fig)
+            buf = io.BytesIO()
+            fig.savefig(
+                buf, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None}
+            )
     except Exception as exc:  # a figure must not cost the whole report
         warnings.warn(
             f"report figure {alt!r} could not be drawn: {exc}", TransportWarning, stacklevel=3
