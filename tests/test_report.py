@@ -442,3 +442,32 @@ def test_forbidden_and_small_cell_columns_are_withheld() -> None:
     # a looser policy shows the rare column
     loose = tidy_tables(res, policy=Policy(min_cell=2))["balance"]
     assert loose.filter(pl.col("covariate") == "rare_flag")["withheld"].item() is None
+
+
+def test_the_figures_the_report_adds(results: dict[str, tp.TransportResults]) -> None:
+    from transport.plotting import plot_decomposition_methods, plot_transport_methods
+
+    uk = [results[m]["UK"] for m in METHODS]
+    fig, ax = plt.subplots()
+    try:
+        plot_transport_methods(uk, ax)  # default labels: the exact numbers at risk
+        texts = [t.get_text() for t in ax.texts]
+        assert "1234" in texts and "400" in texts
+        labels = ax.get_legend_handles_labels()[1]
+        assert labels[:2] == ["US (naive)", "UK (observed)"]
+        assert [x for x in labels if x.startswith("transported")] == [
+            f"transported ({m})" for m in METHODS[1:]
+        ]
+        ax.clear()
+        plot_decomposition_methods(uk[1:], estimand="rmst", ax=ax)
+        widths = [p.get_width() for p in ax.patches]
+        dec = results["iow"]["UK"].decomposition().filter(pl.col("estimand") == "rmst")
+        for comp in ("raw_gap", "patient_mix", "residual"):
+            value = dec.filter(pl.col("component") == comp)["value"].item()
+            assert any(w == pytest.approx(value, rel=1e-12) for w in widths)
+        with pytest.raises(ValueError, match="share one source and target"):
+            plot_transport_methods([results["iow"]["UK"], results["iow"]["JP"]], ax)
+        with pytest.raises(ValueError, match="no rows"):
+            plot_decomposition_methods(uk, estimand="survival", time=1.0, ax=ax)
+    finally:
+        plt.close(fig)
