@@ -24,9 +24,9 @@ COVARIATES = list(tp.datasets.COVARIATES)
 
 
 def main() -> None:
-    pl.read_csv(SYNTHETIC / "JP.csv").head(400).select("os_days", "os_event", *COVARIATES).write_csv(
-        HERE / "data" / "shipping_target.csv"
-    )
+    target = pl.read_csv(SYNTHETIC / "JP.csv").head(400)
+    out = HERE / "data" / "shipping_target.csv"
+    target.select("os_days", "os_event", *COVARIATES).write_csv(out)
     src = pl.read_csv(HERE / "data" / "cox_source.csv", schema_overrides={"ecog": pl.String})
     src = src.with_columns(
         [pl.col(c).cast(pl.Enum(list(lv))) for c, lv in tp.datasets.LEVELS.items()]
