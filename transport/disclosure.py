@@ -981,8 +981,9 @@ def release(
     :meth:`~transport.TargetSummary.from_json`), a :class:`~transport.SurvivalCurve`
     (``survival_curve.csv`` and ``.json``), :class:`~transport.Weights` diagnostics
     (``weights_balance.csv``, ``weights.json``) and a :class:`~transport.TransportResult`
-    (``transport_summary.csv``, ``transport_curves.csv``, ``transport_result.json``).
-    The module docstring lists the rules.
+    (``transport_summary.csv``, ``transport_curves.csv``, ``transport_result.json``);
+    and, registered by :mod:`transport.shipping`, a shipped outcome model and the result
+    of applying it in the target's environment. The module docstring lists the rules.
 
     Raises
     ------
@@ -1028,10 +1029,8 @@ def release(
             record = _Release(policy, kind, name)
             handler(obj, policy, record)
             return record.write(Path(directory), overwrite)
-    raise TypeError(
-        f"release() cannot release a {type(obj).__name__}: it takes a TargetSummary, "
-        "SurvivalCurve, Weights or TransportResult"
-    )
+    kinds = ", ".join(kind for kind, _ in handlers.values())
+    raise TypeError(f"release() cannot release a {type(obj).__name__}: it takes a {kinds}")
 
 
 def _is_rows(obj: Any) -> bool:
