@@ -17,6 +17,9 @@ EXPECTED = {
                           "largest difference from the weights computed with JP's rows: 0.0e+00"),
     "03_us_to_targets.py": (["03_curves_jp.png", "03_decomposition.png", "03_forest.png"],
                             "share of transported intervals (4 methods x 3 targets) covering"),
+    "04_across_environments.py": (["04_two_routes.png"],
+                                  "largest difference from the transport with Japan's rows: "
+                                  "0.0e+00"),
 }  # fmt: skip
 
 
