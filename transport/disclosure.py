@@ -733,38 +733,22 @@ def _release_weights(obj: Any, policy: Policy, record: _Release) -> None:
             kt = None if ":" in col else nt
         bad_s = 0 < ks < policy.min_cell or 0 < n - ks < policy.min_cell
         bad_t = kt is None or 0 < kt < policy.min_cell or 0 < nt - kt < policy.min_cell
-        if col in complement and not (bad_s or bad_t):
-            for c in (
-                "mean_source",
-                "mean_source_weighted",
-                "mean_target",
-                "smd_before",
-                "smd_after",
-            ):
-                cols[c][j] = None
-            record.withhold(
-                f"balance of design column {col!r}",
-                "min_cell",
-                f"its covariate has a level with fewer than {policy.min_cell} patients, "
-                "recoverable by subtraction from this one",
-            )
-            continue
         if bad_s or bad_t:
-            for c in (
-                "mean_source",
-                "mean_source_weighted",
-                "mean_target",
-                "smd_before",
-                "smd_after",
-            ):
-                cols[c][j] = None
-            record.withhold(
-                f"balance of design column {col!r}",
-                "min_cell",
+            why = (
                 f"fewer than {policy.min_cell} patients have (or lack) it in "
                 + ("the source" if bad_s else "the target")
-                + ("" if kt is not None else " (an interaction: its target count is unknown)"),
+                + ("" if kt is not None else " (an interaction: its target count is unknown)")
             )
+        elif col in complement:
+            why = (
+                f"its covariate has a level with fewer than {policy.min_cell} patients, "
+                "recoverable by subtraction from this one"
+            )
+        else:
+            continue
+        for c in ("mean_source", "mean_source_weighted", "mean_target", "smd_before", "smd_after"):
+            cols[c][j] = None
+        record.withhold(f"balance of design column {col!r}", "min_cell", why)
     record.add_csv("weights_balance.csv", pl.DataFrame(cols, schema=table.schema))
     w = obj.values / obj.values.mean()
     info: dict[str, Any] = {
