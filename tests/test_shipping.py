@@ -337,6 +337,32 @@ def test_bootstrap_se_is_that_of_transports_bootstrap() -> None:
     assert np.all(target_only < 0.9 * full)
 
 
+def test_a_median_not_reached_is_not_a_failed_refit() -> None:
+    """A replicate whose curve never reaches 0.5 has a median beyond its follow-up (a
+    percentile limit falling on it is not estimable), not a failed refit: asked for the
+    median alone, the interval and the failure count are those of the median row when
+    S(t) is asked for too. (All of a replicate's estimands being nan once meant a failed
+    refit, so such replicates were dropped and the upper limit came out finite.)"""
+    rng = np.random.default_rng(3)
+    n = 400
+    t = np.ceil(rng.exponential(900.0, n))
+    frame = pl.DataFrame({"time": np.minimum(t, 600.0), "event": (t <= 600.0).astype(np.int64),
+                          "age": rng.normal(65.0, 9.0, n)})  # fmt: skip
+    cohort = tp.Cohort(frame, time="time", event="event", covariates=["age"], name="late")
+    model = tp.ShippedModel.fit(cohort, n_boot=200, seed=1)
+    assert model.boot_failed == 0
+    alone = model.apply(cohort, seed=2)
+    assert alone.draws is not None and 0 < np.isnan(alone.draws[:, 0]).sum() < 200
+    with_s = model.apply(cohort, times=[100.0], seed=2)
+    a = alone.summary().row(0, named=True)
+    b = with_s.summary().filter(pl.col("estimand") == "median").row(0, named=True)
+    assert a["n_boot_failed"] == 0 and "failed" not in a["ci_method"]
+    for col in ("transported", "transported_ci_lower", "transported_ci_upper",
+                "observed_ci_lower", "observed_ci_upper", "difference_ci_upper"):  # fmt: skip
+        assert a[col] == b[col], col
+    assert a["transported_ci_upper"] is None  # over 2.5% of replicates never reach 0.5
+
+
 def test_failed_refits_are_counted_and_left_out() -> None:
     """A rare level lost (or left without events) in a resample gives no finite Cox fit:
     the refit is a row of nan, counted, warned about and left out of the intervals."""

@@ -102,7 +102,7 @@ from transport.design import Design
 from transport.estimators import FixedGridKM, read_curve
 from transport.exceptions import DataError, DisclosureError, TransportWarning
 from transport.inference import IntervalKind, interval, resample_counts, run_bootstrap
-from transport.result import _boot_ratio, _margins, _wald, _wald_log_ratio
+from transport.result import _margins, _wald, _wald_log_ratio
 from transport.summary import interval_counts
 from transport.survival._cox import fit_cox
 from transport.survival._pwexp import (
@@ -835,7 +835,7 @@ class ShippedModel:
         )
         values = curve.read(t, tau_)
         observed = kaplan_meier(target, conf_level=float(ci_level))
-        draws = None
+        draws = failed_rows = None
         if self.boot_failed:
             warnings.warn(
                 f"{self.boot_failed} of {self.n_boot} shipped bootstrap refits of "
@@ -850,12 +850,14 @@ class ShippedModel:
             ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
             k = len(estimands)
             draws = np.full((self.n_boot, 2 * k), np.nan)
+            failed_rows = np.zeros(self.n_boot, dtype=bool)
             for b in range(self.n_boot):
                 child = np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, b),
                                                pool_size=ss.pool_size)  # fmt: skip
                 ct = resample_counts(np.random.default_rng(child), target.n)
                 Hb = self._hazards(X, b)
                 if Hb is None:
+                    failed_rows[b] = True
                     continue
                 draws[b, :k] = _Curve(knots, Hb, ct).read(t, tau_)
                 draws[b, k:] = read_curve(km.grid, km.survival(ct), t, tau_)
@@ -870,6 +872,7 @@ class ShippedModel:
             transported_values=values,
             observed=observed,
             draws=draws,
+            failed_rows=failed_rows,
             ci_level=float(ci_level),
             margins=margins,
         )
@@ -1059,6 +1062,7 @@ class ShippedResult:
         transported_values: np.ndarray,
         observed: SurvivalCurve,
         draws: np.ndarray | None,
+        failed_rows: np.ndarray | None,
         ci_level: float,
         margins: np.ndarray,
     ) -> None:
@@ -1080,6 +1084,7 @@ class ShippedResult:
         self._tr = np.asarray(transported_values, dtype=np.float64)
         self.observed = observed
         self.draws = draws
+        self._failed_rows = failed_rows
         self.ci_level = ci_level
         self._margins = margins
 
@@ -1089,10 +1094,23 @@ class ShippedResult:
 
     @property
     def failed(self) -> int:
-        """Replicates without an estimate (a source refit that failed)."""
-        if self.draws is None:
+        """Replicates without an estimate (a source refit that failed); a replicate whose
+        median is not reached (``nan``) has not failed."""
+        if self._failed_rows is None:
             return 0
-        return int(np.sum(np.all(np.isnan(self.draws[:, : self.k]), axis=1)))
+        return int(np.sum(self._failed_rows))
+
+    def _interval(
+        self, r: np.ndarray, est: np.ndarray, kind: IntervalKind, level: float, **kw: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`~transport.inference.interval` over the replicates whose refit
+        succeeded: it drops a row that is all ``nan`` as failed, so a column of zeros rides
+        along to keep a successful replicate whose only estimand (a median) is ``nan``."""
+        assert self._failed_rows is not None
+        r = r[~self._failed_rows]
+        se, lo, hi = interval(np.column_stack((r, np.zeros(r.shape[0]))), np.append(est, 0.0),
+                              kind, level, **kw)  # fmt: skip
+        return se[:-1], lo[:-1], hi[:-1]
 
     def _observed(self) -> dict[str, np.ndarray]:
         k, n_t = self.k, self.times.size
@@ -1120,10 +1138,17 @@ class ShippedResult:
         stats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         if self.draws is not None:
             r_t, r_o = self.draws[:, :k], self.draws[:, k:]
-            stats["transported"] = interval(r_t, tr, kind, level)
-            stats["observed"] = interval(r_o, ob["value"], kind, level)
-            stats["difference"] = interval(r_t - r_o, diff, kind, level, nan_as_inf=False)
-            stats["ratio"] = _boot_ratio(r_t, r_o, ratio, kind, level)
+            stats["transported"] = self._interval(r_t, tr, kind, level)
+            stats["observed"] = self._interval(r_o, ob["value"], kind, level)
+            stats["difference"] = self._interval(r_t - r_o, diff, kind, level, nan_as_inf=False)
+            with np.errstate(divide="ignore", invalid="ignore"):  # as result._boot_ratio
+                reps = r_t / r_o
+                if kind == "percentile":
+                    stats["ratio"] = self._interval(reps, ratio, kind, level, nan_as_inf=False)
+                else:  # on the log scale, exponentiated; its SE is that of the log ratio
+                    se_log, lo, hi = self._interval(np.log(reps), np.log(ratio), kind, level,
+                                                    nan_as_inf=False)  # fmt: skip
+                    stats["ratio"] = (se_log, np.exp(lo), np.exp(hi))
             failed = f"; {self.failed} replicates failed" if self.failed else ""
             methods = [
                 f"bootstrap-{kind} ({self.n_boot} shipped source refits x target resamples{failed})"
