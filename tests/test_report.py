@@ -471,3 +471,79 @@ def test_the_figures_the_report_adds(results: dict[str, tp.TransportResults]) ->
             plot_decomposition_methods(uk, estimand="survival", time=1.0, ax=ax)
     finally:
         plt.close(fig)
+
+
+def _graded(n: int, grades: list[int], shift: float, seed: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    age = rng.normal(65 + shift, 8, n)
+    t = rng.exponential(300 * np.exp(-0.02 * (age - 65)))
+    c = rng.uniform(100, 900, n)
+    return pl.DataFrame(
+        {
+            "os_days": np.round(np.minimum(t, c)) + 1,
+            "death": (t <= c).astype(int),
+            "age": age,
+            "grade": rng.permutation(np.repeat(["a", "b", "c"], grades)),
+            "gp_practice": rng.choice(["p1", "p2", "p3"], n),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("formula", "small", "columns"),
+    [
+        # C() names its columns "C(grade)[T.b]": the reference "a" is still 1 minus them
+        ("age + C(grade)", [4, 90, 106], ["C(grade)[T.b]", "C(grade)[T.c]"]),
+        # another reference level: "b" has no column, and it is the small one
+        ("age + C(grade, Treatment('b'))", [90, 4, 106], [
+            "C(grade, Treatment('b'))[T.a]", "C(grade, Treatment('b'))[T.c]"]),
+    ],
+)  # fmt: skip
+def test_a_small_reference_level_is_withheld_whatever_the_column_names(
+    formula: str, small: list[int], columns: list[str]
+) -> None:
+    """The reference level has no balance row, but its share is 1 minus the other
+    levels' shares however formulaic names their columns: with 4 target patients in it,
+    the next smallest level is withheld too, so the 4 cannot be recovered."""
+    covs = ["age", "grade"]
+    src = tp.Cohort(
+        _graded(600, [200, 200, 200], 0.0, 1), time="os_days", event="death",
+        covariates=covs, name="A",
+    )  # fmt: skip
+    tgt = tp.Cohort(
+        _graded(200, small, 3.0, 2), time="os_days", event="death", covariates=covs, name="B"
+    )
+    res = tp.transport(src, tgt, method="iow", times=[180.0], formula=formula)
+    bal = tidy_tables(res)["balance"]
+    assert bal["covariate"].to_list() == ["age", *columns]
+    shown = bal.filter(pl.col("withheld").is_null())["covariate"].to_list()
+    assert shown == ["age", columns[1]]  # the 90-patient level is withheld with the 4
+    assert bal.filter(pl.col("covariate") == columns[0])["mean_target"].item() is None
+
+
+def test_caller_settings_naming_a_forbidden_column_are_withheld() -> None:
+    """The report leaves out covariates with a forbidden role, and withholds the
+    participation formula that names one: so too a formula the caller passes in its
+    settings (as ``transport run`` does)."""
+    covs = ["age", "grade", "gp_practice"]
+    src = tp.Cohort(
+        _graded(600, [200, 200, 200], 0.0, 3), time="os_days", event="death",
+        covariates=covs, name="A",
+    )  # fmt: skip
+    tgt = tp.Cohort(
+        _graded(300, [100, 100, 100], 3.0, 4), time="os_days", event="death",
+        covariates=covs, name="B",
+    )  # fmt: skip
+    formula = "age + grade + gp_practice"
+    res = tp.transport(src, tgt, method="iow", times=[180.0], formula=formula)
+    settings = {"formula": formula, "outcome_formula": "age + C(gp_practice)", "seed": 1}
+    text = render_report(res, figures=False, settings=settings)
+    visible = DATA_URI.sub("", text)
+    assert "gp_practice" not in visible
+    shown = dict(tuple(r) for r in parse(text).cells["settings"][1:])  # type: ignore[misc]
+    assert shown["formula"].startswith("withheld") and shown["seed"] == "1"
+    assert shown["outcome_formula"].startswith("withheld")
+    # a formula without such a column, and other settings, are shown as given
+    fine = render_report(res, figures=False, settings={"formula": "age + grade", "plan": "x"})
+    shown = dict(tuple(r) for r in parse(fine).cells["settings"][1:])  # type: ignore[misc]
+    assert shown["formula"] == "age + grade" and shown["plan"] == "x"

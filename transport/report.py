@@ -27,10 +27,11 @@ command-line run can write the same numbers as CSV or JSON.
 
 What the report shows about the cohorts follows the release gate's rules under
 ``policy``: counts rounded (numbers at risk in the figures too), no column with a
-forbidden role, a design column's balance withheld when fewer than ``min_cell`` patients
-have or lack it (or when it would reveal a small reference level by subtraction), weight
-quantiles only where ``min_cell`` rows lie beyond them. The estimates themselves (S(t),
-medians, RMSTs, differences) are shown exact, as
+forbidden role (nor a formula or setting, the caller's included, that names one), a
+design column's balance withheld when fewer than ``min_cell`` patients have or lack it
+(or when it would reveal a small reference level by subtraction, however the formula
+names the level's columns), weight quantiles only where ``min_cell`` rows lie beyond
+them. The estimates themselves (S(t), medians, RMSTs, differences) are shown exact, as
 :meth:`~transport.TransportResult.summary` gives them: a report is an analysis document
 that stays where the rows are; what leaves goes through
 :func:`transport.disclosure.release`. ``Policy(min_cell=1, round_to=1)`` shows
@@ -49,6 +50,7 @@ import html
 import io
 import math
 import platform
+import re
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from importlib import metadata
@@ -313,15 +315,34 @@ def _withheld_columns(w: Weights, policy: Policy) -> dict[str, str]:
             or min(n, nt) < policy.min_cell
         ):
             out[col] = "min_cell"
-    for v, levels in design.levels.items():
-        cols = [f"{v}[T.{lv}]" for lv in levels[1:]]
-        if not set(cols) <= set(design.columns):
-            continue  # not treatment coded against the first level
-        idx = [design.columns.index(c) for c in cols]
+    for idx in _level_dummies(w).values():
         for m, k in ((n, [int(counts[j]) for j in idx]), (nt, [target_counts[j] for j in idx])):
             for i in _cells_to_hide([m - sum(k), *k], policy.min_cell):
                 if i > 0:
-                    out.setdefault(cols[i - 1], "min_cell")
+                    out.setdefault(design.columns[idx[i - 1]], "min_cell")
+    return out
+
+
+_DUMMY = re.compile(r"^(.*)\[T\.(.*)\]$")
+
+
+def _level_dummies(w: Weights) -> dict[str, list[int]]:
+    """Per categorical covariate, the indices of its main-effect treatment dummies when
+    they cover every level but one (the reference, which has no column but whose share is
+    1 minus theirs), whatever formulaic names them: ``grade[T.b]``, ``C(grade)[T.b]``,
+    ``C(grade, Treatment('b'))[T.a]``."""
+    design = w.design
+    out: dict[str, list[int]] = {}
+    for v, levels in design.levels.items():
+        by_level: dict[str, int] = {}
+        for j, col in enumerate(design.columns):
+            match = _DUMMY.match(col)
+            if ":" in col or match is None or design.covariates_of([j]) != [v]:
+                continue
+            if match.group(2) in levels and match.group(2) not in by_level:
+                by_level[match.group(2)] = j
+        if len(by_level) == len(levels) - 1:
+            out[v] = [by_level[lv] for lv in levels if lv in by_level]
     return out
 
 
@@ -500,6 +521,46 @@ def analysis_settings(results: ReportInput, *, policy: Policy | None = None) -> 
         "participation_formula": _one_or_all(formulas),
     }
     return cast("dict[str, Any]", _json_safe(out))
+
+
+_WITHHELD_SETTING = "withheld (it names a column with a forbidden role)"
+_NAME = re.compile(r"`([^`]+)`|([A-Za-z_.][A-Za-z0-9_.]*)")
+
+
+def _screen_settings(
+    settings: Mapping[str, Any], flat: list[TransportResult], policy: Policy
+) -> dict[str, Any]:
+    """The caller's settings, each withheld when it names a column with a forbidden role
+    (as :func:`analysis_settings` withholds the participation formula): a weighting
+    covariate with such a role, anywhere in a string; under a key that names a formula,
+    any name in it whose role is forbidden (an outcome formula's columns are not in the
+    results)."""
+    known = {
+        c
+        for r in flat
+        if r.weights is not None
+        for c in r.weights.design.covariates
+        if forbidden_role(c, policy) is not None
+    }
+
+    def names(text: str) -> list[str]:
+        return [a or b for a, b in _NAME.findall(text)]
+
+    def bad(key: str, v: Any) -> bool:
+        if isinstance(v, str):
+            found = names(v)
+            if any(c in found or f"`{c}`" in v for c in known):
+                return True
+            return "formula" in key.lower() and any(
+                forbidden_role(x, policy) is not None for x in found
+            )
+        if isinstance(v, Mapping):
+            return any(bad(f"{key}.{k}", x) for k, x in v.items())
+        if isinstance(v, list | tuple):
+            return any(bad(key, x) for x in v)
+        return False
+
+    return {k: _WITHHELD_SETTING if bad(str(k), v) else v for k, v in settings.items()}
 
 
 def versions() -> dict[str, str]:
@@ -1120,7 +1181,7 @@ def render_report(
             )
         )
         toc.append((sid, f"{src} → {tgt}"))
-    given = dict(settings or {})
+    given = _screen_settings(settings or {}, flat, pol)
     merged = {**analysis_settings(flat, policy=pol), **given}
     merged["disclosure_policy"] = (
         f"{pol.name}: counts rounded to {pol.round_to}, cells of at least {pol.min_cell}"
@@ -1174,7 +1235,10 @@ def write_report(
     settings
         What the caller knows and the results do not (seed, formulas, outcome models,
         the plan file, a date): shown with the settings read from the results
-        (:func:`analysis_settings`), overriding those of the same key.
+        (:func:`analysis_settings`), overriding those of the same key. A setting that
+        names a column with a forbidden role (a weighting covariate with that role
+        anywhere in it, or any such name in a setting whose key names a formula) is
+        shown as withheld.
     policy
         The disclosure :class:`~transport.disclosure.Policy` the cohort counts, numbers
         at risk and diagnostics are shown under (default ``Policy()``: counts rounded
