@@ -43,12 +43,15 @@ Two steps, two environments:
 
 Inference (which one a number came from is in ``ci_method``): with shipped replicates,
 replicate ``b`` pairs the ``b``-th source refit with a resample of the target drawn inside
-the target's environment (child ``b`` of ``SeedSequence(seed)`` given to :meth:`apply`),
-and reads the transported and observed estimands from them: the nonparametric bootstrap
-that :func:`~transport.transport` runs when it sees both cohorts (source and target
-resampled separately, every model refitted), so the intervals carry both the source
-model's uncertainty and the target's sampling. Without replicates the transported
-estimates have no interval (as ``transport(method="gformula")`` without ``n_boot``).
+the target's environment (from ``SeedSequence(seed, spawn_key=(TARGET_STREAM, b))``
+with the ``seed`` given to :meth:`apply`: a stream apart from the source's children
+``(b,)``, so that the same seed in both environments does not draw target row ``i`` as
+often as source row ``i``), and reads the transported and observed estimands from them:
+the nonparametric bootstrap that :func:`~transport.transport` runs when it sees both
+cohorts (source and target resampled separately, every model refitted), so the intervals
+carry both the source model's uncertainty and the target's sampling. Without replicates
+the transported estimates have no interval (as ``transport(method="gformula")`` without
+``n_boot``).
 
 Release rules for a model (rule names as in :mod:`transport.disclosure`):
 ``forbidden_column`` (a covariate, design column or level named as an identifier,
@@ -120,6 +123,9 @@ __all__ = ["ShippedModel", "ShippedResult"]
 SCHEMA = "transport.ShippedModel"
 MODEL_FILE = "shipped_model.json"
 ModelKind = Literal["cox", "pwexp"]
+#: First spawn key of the target's resamples in :meth:`ShippedModel.apply` (the source's
+#: refits use the children ``(b,)``): the two resamples stay independent with one seed.
+TARGET_STREAM = 0x74617267
 #: Keys of a stateful transform's state that hold aggregates only (``center``, ``scale``).
 _AGGREGATE_STATE = frozenset({"ddof", "center", "scale"})
 
@@ -779,8 +785,10 @@ class ShippedModel:
         margin
             Equivalence margin(s), as in :func:`~transport.transport`.
         seed
-            Seeds the target's resamples (replicate ``b`` uses child ``b`` of
-            ``SeedSequence(seed)``), one per shipped source refit.
+            Seeds the target's resamples, one per shipped source refit: replicate ``b``
+            uses ``SeedSequence(seed, spawn_key=(TARGET_STREAM, b))``, never a child
+            the source's refits used, so that the two resamples are independent even
+            with the seed given to :meth:`fit`.
         ci_level
             Nominal coverage of the intervals.
 
@@ -852,8 +860,8 @@ class ShippedModel:
             draws = np.full((self.n_boot, 2 * k), np.nan)
             failed_rows = np.zeros(self.n_boot, dtype=bool)
             for b in range(self.n_boot):
-                child = np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, b),
-                                               pool_size=ss.pool_size)  # fmt: skip
+                key = (*ss.spawn_key, TARGET_STREAM, b)
+                child = np.random.SeedSequence(ss.entropy, spawn_key=key, pool_size=ss.pool_size)
                 ct = resample_counts(np.random.default_rng(child), target.n)
                 Hb = self._hazards(X, b)
                 if Hb is None:
