@@ -511,6 +511,43 @@ def test_small_levels_are_refused_with_advice_to_merge(tmp_path: Path) -> None:
         dc.release(inter, tmp_path / "i")
 
 
+@pytest.mark.parametrize(
+    "formula",
+    ["age + center(hiv)", "age + scale(hiv)", "age + I(hiv - 0.5)", "age + I(2 * hiv - 1)"],
+)
+def test_a_rare_flag_is_refused_however_it_is_shifted(formula: str, tmp_path: Path) -> None:
+    """A 0/1 flag typed continuous (an integer column) held by 3 of 300 patients: as
+    ``hiv`` its design column is nonzero for 3 and the cell rule refuses it; centred,
+    scaled or shifted, every row is nonzero, yet the shipped state or column mean (0.01)
+    still gives the 3 patients, and the coefficient rests on them alone."""
+    frame = small(300, 7).with_columns(pl.Series("hiv", np.r_[np.ones(3), np.zeros(297)]))
+    cohort = small_cohort(frame)
+    with pytest.raises(tp.DisclosureError, match=r"rule: min_cell"):
+        dc.release(tp.ShippedModel.fit(cohort, "age + hiv"), tmp_path / "plain")
+    with pytest.raises(tp.DisclosureError, match=r"'hiv'.*fewer than 10 source.*rule: min_cell"):
+        dc.release(tp.ShippedModel.fit(cohort, formula), tmp_path / "shifted")
+    common = small(300, 7).with_columns(pl.Series("hiv", np.r_[np.ones(40), np.zeros(260)]))
+    dc.release(tp.ShippedModel.fit(small_cohort(common), formula), tmp_path / "safe")
+
+
+@pytest.mark.parametrize("term", ["hiv", "center(hiv)", "I(hiv - 0.5)"])
+def test_a_small_cell_of_a_flag_within_a_level_is_refused(term: str, tmp_path: Path) -> None:
+    """40 patients have the flag, 8 of them ECOG 2. The interaction column of the plain
+    flag is nonzero for those 8; of the centred or shifted flag it is nonzero for all 64
+    ECOG 2 patients, but its mean gives the 8 back (-0.00178 = (8 - 64 * 40/300) / 300
+    centred), so the cell rule counts the patients behind each value of the flag within
+    the column's nonzero rows."""
+    rng = np.random.default_rng(0)
+    frame = small(300, 7).with_columns(
+        pl.Series("hiv", rng.permutation(np.r_[np.ones(40), np.zeros(260)]))
+    )
+    ecog2 = frame["ecog"].to_numpy() == "2"
+    assert int(np.sum(ecog2 & (frame["hiv"].to_numpy() == 1))) == 8
+    model = tp.ShippedModel.fit(small_cohort(frame), f"age + ecog + {term} + {term}:ecog")
+    with pytest.raises(tp.DisclosureError, match=r"design column .*:ecog\[T\.2\].*rule: min_cell"):
+        dc.release(model, tmp_path / "m")
+
+
 def test_forbidden_names_and_disclosive_transforms_are_refused(tmp_path: Path) -> None:
     frame = small(300, 8, extra={"gp_code": np.tile(["A", "B", "C"], 100)})
     model = tp.ShippedModel.fit(small_cohort(frame), "age + gp_code")

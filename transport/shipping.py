@@ -56,10 +56,13 @@ the transported estimates have no interval (as ``transport(method="gformula")`` 
 Release rules for a model (rule names as in :mod:`transport.disclosure`):
 ``forbidden_column`` (a covariate, design column or level named as an identifier,
 practice, physician or free text); ``min_cell`` (a source of fewer than ``min_cell``
-patients; a categorical level, or a design column's nonzero rows or their complement,
-resting on fewer than ``min_cell`` source patients: merge levels before fitting; a
-stateful transform whose state holds individual values, such as spline boundary knots at
-the minimum and maximum); ``min_residual_df`` (events minus parameters below
+patients; a categorical level, a value of a two-valued covariate (a 0/1 flag typed
+continuous: centred, scaled or shifted, all its rows are nonzero, yet its mean gives its
+count), or a design column's nonzero rows (by each combination of those levels and values
+of its covariates) or their complement, resting on fewer than ``min_cell`` source
+patients: merge levels before fitting; a stateful transform whose state holds
+individual values, such as spline boundary knots at the minimum and maximum);
+``min_residual_df`` (events minus parameters below
 ``min_residual_df``); ``km_grid`` and ``min_km_step`` (the baseline is released only at
 grid times where the events and exits since the last released time are none or at least
 ``min_km_step``, merging the others into the next, as :func:`~transport.disclosure.coarsen_km`
@@ -641,12 +644,8 @@ class ShippedModel:
                 f"source's design matrix of {source.name!r} (rule: a shipped design follows "
                 "from the formula, the covariate types, the levels and the transform state)"
             )
-        frame = source.covariate_frame
-        level_counts = {
-            v: {lv: float((frame[v].cast(pl.String) == lv).sum()) for lv in levels}
-            for v, levels in design.levels.items()
-        }
         X = design.source_matrix
+        level_counts, column_counts = _cells(source, design, X)
         out = cls(
             kind=model,
             source=source.name,
@@ -661,7 +660,7 @@ class ShippedModel:
             n=float(source.n),
             n_events=float(np.sum(event > 0)),
             level_counts=level_counts,
-            column_counts=np.count_nonzero(X, axis=0).astype(np.float64),
+            column_counts=column_counts,
             column_binary=np.all((X == 0) | (X == 1), axis=0),
             policy=policy.name,
             **kw,
@@ -1028,6 +1027,46 @@ class ShippedModel:
         )
 
 
+def _cells(
+    source: Cohort, design: Design, X: np.ndarray
+) -> tuple[dict[str, dict[str, float]], np.ndarray]:
+    """What the cell rule checks at release: the source patients at each level of a
+    categorical covariate and at each value of a two-valued one (a 0/1 flag typed
+    continuous, whose count ``center()``, ``scale()`` or ``I(flag - 0.5)`` would otherwise
+    hide from a count of nonzero rows), and for each design column the fewest patients
+    among its nonzero rows that share one combination of those levels and values of its
+    covariates (for a 0/1 column of levels, its nonzero rows; for a centred flag's
+    interaction with a level, the flag's patients within the level, which its mean
+    gives back)."""
+    frame = source.covariate_frame
+    codes: dict[str, np.ndarray] = {}
+    counts: dict[str, dict[str, float]] = {}
+    for v in design.covariates:
+        if v in design.levels:
+            values = frame[v].cast(pl.String).to_numpy()
+            names = np.asarray(design.levels[v], dtype=object)
+        else:
+            values = frame[v].to_numpy()
+            names = np.unique(values)
+            if names.size != 2:
+                continue
+        code = np.full(values.size, -1, dtype=np.int64)
+        for i, name in enumerate(names):
+            code[values == name] = i
+        codes[v] = code
+        counts[v] = {str(name): float(np.sum(code == i)) for i, name in enumerate(names.tolist())}
+    cells = np.zeros(X.shape[1])
+    for j in range(X.shape[1]):
+        nonzero = X[:, j] != 0
+        key = np.zeros(int(nonzero.sum()), dtype=np.int64)
+        for v in design.covariates_of([j]):
+            if v in codes:
+                key = key * (len(counts[v]) + 1) + codes[v][nonzero] + 1
+        sizes = np.unique(key, return_counts=True)[1]
+        cells[j] = float(sizes.min()) if sizes.size else 0.0
+    return counts, cells
+
+
 def _in_unit(cohort: Cohort, unit: str) -> Cohort:
     if not isinstance(cohort, Cohort):
         raise TypeError(f"expected a Cohort; got {type(cohort).__name__}")
@@ -1326,15 +1365,17 @@ def _release_model(obj: Any, policy: _dc.Policy, record: Any) -> None:
     n = obj.n
     for j, col in enumerate(obj.design.columns):
         # a column's mean (in ``center``) sums its nonzero rows; a 0/1 column's mean is
-        # also its count, and one minus it that of the complement
+        # also its count, and one minus it that of the complement; ``column_counts`` is
+        # the smallest cell of those rows by the levels and flag values behind the column
         k = float(obj.column_counts[j])
         binary = bool(obj.column_binary[j])
         if 0 < k < policy.min_cell or (binary and 0 < n - k < policy.min_cell):
             raise DisclosureError(
-                f"design column {col!r} of the {where} is nonzero for fewer than "
-                f"{policy.min_cell} source patients"
-                + (", or zero for fewer" if binary else "")
-                + " (rule: min_cell): merge levels or drop the term"
+                f"design column {col!r} of the {where} rests on fewer than "
+                f"{policy.min_cell} source patients (its nonzero rows, or those of them at "
+                "one level or flag value of its covariates"
+                + (", or its zero rows" if binary else "")
+                + ") (rule: min_cell): merge levels or drop the term"
             )
     data = obj.to_dict()
     # the baseline on the released grid (coarsen_km's rules), counts rounded
