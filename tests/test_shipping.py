@@ -577,6 +577,47 @@ def test_pwexp_breaks_are_on_the_grid_and_hold_enough_events(tmp_path: Path, src
     assert manifest["object"] == "ShippedModel"
 
 
+@pytest.mark.parametrize("kind", ["cox", "pwexp"])
+def test_moving_an_event_time_within_a_step(kind: str, tmp_path: Path) -> None:
+    """The known limit the module states, pinned. Two sources differing only by one
+    patient's death at day 400 or 410 (one grid step): the released grid, its counts,
+    the design, the covariate means and the cut points are identical, as for a released
+    curve; the fitted numbers are not (the partial likelihood's risk sets and the
+    exposures use exact times), so whoever holds both releases and every other row can
+    refit over the step's days and find 410."""
+    base = small(300, 14)
+
+    def source(day: float) -> tp.Cohort:
+        extra = base[:1].with_columns(
+            pl.lit(day).alias("time"), pl.lit(1).cast(pl.Int64).alias("event"),
+            pl.lit("PXnew").alias("pid"),
+        )  # fmt: skip
+        return small_cohort(pl.concat([base, extra]))
+
+    assert math.floor(400 / STEP) == math.floor(410 / STEP)
+    released = []
+    for day in (400.0, 410.0):
+        d = tmp_path / f"d{day:g}"
+        dc.release(tp.ShippedModel.fit(source(day), model=kind), d)  # type: ignore[arg-type]
+        released.append(json.loads((d / "shipped_model.json").read_text()))
+    a, b = released
+    same = ("design", "grid", "grid_counts", "n", "n_events", "names")
+    assert all(a[key] == b[key] for key in same)
+    if kind == "cox":
+        assert a["cox"]["center"] == b["cox"]["center"]
+        assert a["cox"]["hazard"] != b["cox"]["hazard"]
+    else:
+        assert a["pwexp"]["breaks"] == b["pwexp"]["breaks"]
+        assert a["pwexp"]["interval_counts"] == b["pwexp"]["interval_counts"]
+    assert a["coef"] != b["coef"]
+    # the differencing attack: refit with every other row over the step's days
+    lo, hi = math.floor(400 / STEP) * STEP, math.ceil(400 / STEP) * STEP
+    days = np.arange(math.ceil(lo), math.floor(hi) + 1.0)
+    gaps = [np.max(np.abs(tp.ShippedModel.fit(source(d), model=kind).coef - b["coef"]))  # type: ignore[arg-type]
+            for d in days]  # fmt: skip
+    assert days[int(np.argmin(gaps))] == 410.0 and np.sort(gaps)[0] < 1e-9 < np.sort(gaps)[1]
+
+
 # -- the gate: results -----------------------------------------------------------------------
 def test_release_of_a_result(tmp_path: Path, src, tgt) -> None:
     model = tp.ShippedModel.fit(src, "age + ecog + stage", n_boot=20, seed=4)

@@ -76,9 +76,27 @@ transported curve at the model's released grid times,
 and the target's observed curve as the actuarial estimate of
 :func:`~transport.disclosure.coarsen_km`; it must come from a released model.
 
-Known limits: the bootstrap replicates are released as they are (their baselines on the
-released grid); two releases differing by one patient can be differenced (as for every
-exact mean); the transported curve of a result is an exact average over the target.
+Known limits (read before releasing a model): the released grid, its counts, the
+design, the cut points and the covariate means depend on the source's times only through
+their grid step, but the fitted numbers do not. The Cox partial likelihood's risk sets
+and its Breslow or Efron baseline (at every released grid time, through the coefficients
+too), and the piecewise exponential model's exposures and last representative time, use
+exact times: moving one patient's death from day 400 to day 410 (one step) changes the
+coefficients (by up to 1e-3 among 300 patients), and whoever holds both releases and
+every other row can refit over the step's days and find 410
+(``test_moving_an_event_time_within_a_step`` does).
+This is the price of the shipped model being the Cox g-formula of
+:func:`~transport.transport` and R's ``coxph`` at the grid times (a model fitted to
+grid-grouped times would be another estimator); it is the differencing the gate already
+accepts for exact S(t) and RMST: release a model once per analysis from a fixed cohort.
+The covariate means (``center``, a ``center()`` or ``scale()`` state) are exact, so with
+the rounded ``n`` they give the exact ``n`` and every level's count, each of which passed
+the cell rule (as a summary's exact shares do). The bootstrap refits are released as
+they are (coefficients, and baselines at the released grid times), each fitted on a
+resample in which a level may rest on fewer than ``min_cell`` distinct patients, with
+their seed's entropy. A covariate typed continuous with three or more distinct values is
+not a cell (a rare value of ECOG coded 0-3 as a number is not checked: declare it
+categorical). The transported curve of a result is an exact average over the target.
 
 References
 ----------
