@@ -80,8 +80,13 @@ def test_policy_defaults_and_toml(tmp_path: Path) -> None:
     flat.write_text("min_cells = 5\n")
     with pytest.raises(ValueError, match=r"unknown key.*min_cells"):
         dc.Policy.from_toml(flat)
-    for bad in ({"min_cell": 0}, {"round_to": 2.5}, {"km_grid_step": -1.0},
-                {"time_unit": "fortnights"}, {"forbidden_roles": ("gossip",)}):  # fmt: skip
+    for bad in (
+        {"min_cell": 0},
+        {"round_to": 2.5},
+        {"km_grid_step": -1.0},
+        {"time_unit": "fortnights"},
+        {"forbidden_roles": ("gossip",)},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             dc.Policy(**bad)  # type: ignore[arg-type]
     assert p.round_count(12) == 10 and p.round_count(12.5) == 15 and p.round_count(2) == 0
@@ -452,6 +457,87 @@ def test_survival_and_rmst_rows_need_min_km_step_exits(tmp_path: Path) -> None:
     assert rules[f"RMST({early:g}) row of the summary"] == "min_km_step"
 
 
+def test_close_analysis_times_cannot_isolate_a_patient(tmp_path: Path) -> None:
+    """S(365) and S(366) released together would give the one death between them
+    (S(366) / S(365) = 1 - 1/Y): a released time needs none or min_km_step exits since
+    the previous released time, in each cohort."""
+    a = cohort(frame(400, 12), name="A", identifiers=["pid", "practice_code"])
+    f = frame(300, 13).with_columns(
+        pl.col("time").map_elements(
+            lambda x: 700.0 if 365 < x <= 366 else x, return_dtype=pl.Float64
+        )
+    )
+    one = f[:1].with_columns(pl.lit(365.5).alias("time"), pl.lit(1).cast(pl.Int64).alias("event"))
+    b = cohort(pl.concat([f, one]), name="B", identifiers=["pid", "practice_code"])
+    res = tp.transport(a, b, method="iow", times=[365.0, 366.0, 730.0], tau=366.0)
+    obs = res.summary()["observed"].to_numpy()
+    assert obs[1] < obs[0]  # the exact estimates do reveal the death
+    manifest = dc.release(res, tmp_path / "r")
+    out = pl.read_csv(tmp_path / "r" / "transport_summary.csv")
+    rows = {(r["estimand"], r["time"]): r for r in out.iter_rows(named=True)}
+    assert rows[("survival", 365.0)]["observed"] is not None
+    assert rows[("survival", 366.0)]["observed"] is None
+    assert rows[("rmst", 366.0)]["observed"] is None
+    assert rows[("survival", 730.0)]["observed"] is not None  # many exits since 365
+    why = {s["item"]: s["why"] for s in manifest["suppressed"]}
+    assert "between 365 and 366" in why["S(366) row of the summary"]
+
+
+def test_median_equivalence_p_value_is_withheld(tmp_path: Path) -> None:
+    """With a median margin, the exact p-value and SE would give the exact difference of
+    medians back (d = se * z(p) - margin): the p-value of a median row is withheld."""
+    us, jp = tp.datasets.load_synthetic("US"), tp.datasets.load_synthetic("JP")
+    res = tp.transport(
+        us,
+        jp,
+        method="iow",
+        times=[365.0],
+        n_boot=20,
+        seed=3,
+        margin={"median": 30.0, "survival": 0.05},
+    )
+    assert res.summary().filter(pl.col("estimand") == "median")["equivalence_p"][0] is not None
+    dc.release(res, tmp_path / "r")
+    out = pl.read_csv(tmp_path / "r" / "transport_summary.csv")
+    med = out.filter(pl.col("estimand") == "median").row(0, named=True)
+    assert med["equivalence_p"] is None and med["verdict"] is not None
+    surv = out.filter(pl.col("estimand") == "survival").row(0, named=True)
+    assert surv["equivalence_p"] is not None
+
+
+def test_weights_complement_with_c_coded_and_other_reference(tmp_path: Path) -> None:
+    """The reference-level complement rule finds a categorical's dummies whatever
+    formulaic names them: C(ecog), or C(ecog, Treatment('1'))."""
+    src = cohort(frame(600, 7, ecog_counts=(200, 200, 120, 80)), name="S", identifiers=["pid"])
+    tgt = cohort(frame(334, 8, ecog_counts=(4, 200, 100, 30)), name="T", identifiers=["pid"])
+    for formula, small in (("age + C(ecog)", "0"), ("age + C(ecog, Treatment('1'))", "0")):
+        d = tmp_path / str(abs(hash(formula)))
+        manifest = dc.release(tp.inverse_odds_weights(src, tgt, formula=formula), d)
+        bal = pl.read_csv(d / "weights_balance.csv")
+        hidden = bal.filter(pl.col("mean_target").is_null())["covariate"].to_list()
+        assert any(c.endswith("[T.3]") for c in hidden), (formula, hidden)
+        assert not any(c.endswith(f"[T.{small}]") for c in hidden) or "Treatment" in formula
+        assert all(x["rule"] == "min_cell" for x in manifest["suppressed"] if "ecog" in x["item"])
+
+
+def test_policy_names_must_be_lists_and_cohort_names_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"forbidden_names.*list of names"):
+        dc.Policy(forbidden_names="registry_no")  # type: ignore[arg-type]
+    path = tmp_path / "p.toml"
+    path.write_text('forbidden_names = "registry_no"\n')
+    with pytest.raises(ValueError, match="list of names"):
+        dc.Policy.from_toml(path)
+    f = frame(200, 31)
+    named = cohort(f, name="gp_practice_42", identifiers=["pid", "practice_code"])
+    with pytest.raises(tp.DisclosureError, match=r"gp_practice_42.*forbidden_column"):
+        dc.release(tp.kaplan_meier(named), tmp_path / "km")
+    with pytest.raises(tp.DisclosureError, match="forbidden_column"):
+        dc.release(tp.TargetSummary.from_cohort(named), tmp_path / "s")
+    dc.release(
+        tp.kaplan_meier(cohort(f, name="UK", identifiers=["pid", "practice_code"])), tmp_path / "ok"
+    )
+
+
 # -- differencing --------------------------------------------------------------------------------
 def test_differencing_does_not_reveal_an_event_time(tmp_path: Path) -> None:
     """Releases from a cohort plus one patient who died at day 400, and plus one who died
@@ -531,10 +617,16 @@ def test_identifier_columns_never_appear_in_a_release(
     rng = np.random.default_rng(seed)
     ids = [f"Z{v:09d}Q" for v in rng.integers(0, 10**9, n)]
     f = frame(n, seed % 997).drop("pid", "practice_code").with_columns(pl.Series(id_name, ids))
-    c = tp.Cohort(f, time="time", event="event", covariates=["age", "ecog"],
-                  identifiers=[id_name], name="T")  # fmt: skip
-    src = tp.Cohort(frame(400, 1).drop("pid", "practice_code"), time="time", event="event",
-                    covariates=["age", "ecog"], name="S")  # fmt: skip
+    c = tp.Cohort(
+        f, time="time", event="event", covariates=["age", "ecog"], identifiers=[id_name], name="T"
+    )
+    src = tp.Cohort(
+        frame(400, 1).drop("pid", "practice_code"),
+        time="time",
+        event="event",
+        covariates=["age", "ecog"],
+        name="S",
+    )
     root = tmp_path_factory.mktemp("rel")
     objs = {
         "summary": tp.TargetSummary.from_cohort(c, km_times=[6 * STEP, 12 * STEP]),

@@ -50,7 +50,10 @@ in them (by that patient's share of the estimate, not by an event time); means i
 summary are exact (the summary-only transport needs them), so two summaries differing by
 one patient give that patient's covariates. Release once per analysis from a fixed
 cohort, as output checkers expect. The names of withheld levels are kept (the source
-needs them to recognise the level); interaction columns are withheld when small but
+needs them to recognise the level); a model-based transported curve (g-formula, AIPW)
+depends on exact times through the fitted model, so it moves (by about 1e-6) when one
+source patient's time moves within a step, like any released model coefficient;
+interaction columns are withheld when small but
 without complementary suppression within their family. Curves with delayed entry are
 refused. A weights' balance table withholds, besides small columns, enough of a
 categorical's other levels that a small reference level (which has no row) cannot be
@@ -242,6 +245,12 @@ class Policy:
                 f"Policy 'forbidden_roles' has unknown role(s) {sorted(unknown)}; known: "
                 f"{sorted(FORBIDDEN_TOKENS)}"
             )
+        for key in ("forbidden_roles", "forbidden_names"):
+            if isinstance(getattr(self, key), str):
+                raise ValueError(
+                    f"Policy {key!r} must be a list of names, not one string; got "
+                    f"{getattr(self, key)!r} (write [{getattr(self, key)!r}])"
+                )
         object.__setattr__(self, "forbidden_roles", tuple(self.forbidden_roles))
         object.__setattr__(
             self, "forbidden_names", tuple(str(x).lower() for x in self.forbidden_names)
@@ -263,7 +272,7 @@ class Policy:
                 f"{sorted(allowed)}"
             )
         for key in ("forbidden_roles", "forbidden_names"):
-            if key in data:
+            if key in data and not isinstance(data[key], str):
                 data[key] = tuple(data[key])
         return cls(**data)
 
@@ -713,10 +722,7 @@ def _release_weights(obj: Any, policy: Policy, record: _Release) -> None:
     # a categorical's reference level has no column but is 1 minus the others' shares:
     # when it is small, withhold enough of the other levels that it cannot be recovered
     complement: set[str] = set()
-    for v, levels in design.levels.items():
-        idx = [design.columns.index(f"{v}[T.{lv}]") for lv in levels[1:]]
-        if len(idx) != len(levels) - 1:
-            continue  # not treatment coded against the first level
+    for idx in level_dummies(design).values():
         for m, counts in (
             (n, [int(source_counts[j]) for j in idx]),
             (nt, [round(float(obj.target_mean[j]) * nt) for j in idx]),
@@ -770,6 +776,28 @@ def _release_weights(obj: Any, policy: Policy, record: _Release) -> None:
         info["top1_share"] = float(np.sort(w)[-k:].sum() / w.sum())
     record.withhold("smallest and largest weight", "min_cell", "each is one patient's value")
     record.add_json("weights.json", info)
+
+
+_DUMMY = re.compile(r"^(.*)\[T\.(.*)\]$")
+
+
+def level_dummies(design: Any) -> dict[str, list[int]]:
+    """Per categorical covariate of a :class:`~transport.Design`, the indices of its
+    main-effect treatment dummies when they cover every level but one (the reference,
+    which has no column but whose share is 1 minus theirs), whatever formulaic names
+    them: ``grade[T.b]``, ``C(grade)[T.b]``, ``C(grade, Treatment('b'))[T.a]``."""
+    out: dict[str, list[int]] = {}
+    for v, levels in design.levels.items():
+        by_level: dict[str, int] = {}
+        for j, col in enumerate(design.columns):
+            match = _DUMMY.match(col)
+            if ":" in col or match is None or design.covariates_of([j]) != [v]:
+                continue
+            if match.group(2) in levels and match.group(2) not in by_level:
+                by_level[match.group(2)] = j
+        if len(by_level) == len(levels) - 1:
+            out[v] = [by_level[lv] for lv in levels if lv in by_level]
+    return out
 
 
 # -- transport results ---------------------------------------------------------------------
@@ -847,6 +875,8 @@ def _transported_on_grid(curve: Any, kept: np.ndarray) -> list[pl.Series]:
     from transport.survival import SurvivalCurve
     from transport.survival._actuarial import weighted_actuarial
 
+    if isinstance(curve, SurvivalCurve) and not curve.weighted:
+        return []  # the unweighted (naive) curve: the life table already in the frame
     if isinstance(curve, SurvivalCurve):
         fit = curve._fit
         surv, se = weighted_actuarial(fit.grid[fit.exit_index], fit.event, fit.weights, kept)
@@ -867,8 +897,9 @@ def _exits_to(curve: Any, t: float) -> float:
 def _guard_summary(
     obj: Any, summary: pl.DataFrame, policy: Policy, record: _Release, step: float
 ) -> pl.DataFrame:
-    """S(t) rows need ``min_cell`` patients still at risk at t in each cohort; medians
-    (one patient's event time) are rounded outwards to the grid."""
+    """S(t) rows need ``min_cell`` patients still at risk at t in each cohort, and S(t)
+    and RMST rows none or at least ``min_km_step`` exits since the previous released
+    time; medians (one patient's event time) are rounded outwards to the grid."""
     cols = summary.to_dict(as_series=False)
     value_cols = [
         c
@@ -889,28 +920,45 @@ def _guard_summary(
         )
     ]
     curves = [obj.naive] + ([obj.observed] if obj.observed is not None else [])
-    for i, (est, t) in enumerate(zip(cols["estimand"], cols["time"], strict=True)):
-        if est in ("survival", "rmst"):
-            label = f"S({t:g})" if est == "survival" else f"RMST({t:g})"
-            risks = [float(c.at([t])["n_risk_unweighted"][0]) for c in curves]
-            exits = [_exits_to(c, t) for c in curves]
-            if est == "survival" and min(risks) < policy.min_cell:
-                rule, why = "min_cell", f"fewer than {policy.min_cell} patients at risk at {t:g}"
-            elif any(0 < x < policy.min_km_step for x in exits):
-                rule = "min_km_step"
-                why = f"fewer than {policy.min_km_step} events and exits up to {t:g} in a cohort"
-            else:
-                continue
-            for c in value_cols:
-                cols[c][i] = None
-            record.withhold(f"{label} row of the summary", rule, why)
-        elif est == "median":
+
+    def withhold_row(i: int, rule: str, why: str) -> None:
+        t = cols["time"][i]
+        label = f"S({t:g})" if cols["estimand"][i] == "survival" else f"RMST({t:g})"
+        for c in value_cols:
+            cols[c][i] = None
+        record.withhold(f"{label} row of the summary", rule, why)
+
+    timed = [i for i, e in enumerate(cols["estimand"]) if e in ("survival", "rmst")]
+    for i in timed:  # S(t) needs min_cell patients at risk at t in each cohort
+        t = cols["time"][i]
+        risks = [float(c.at([t])["n_risk_unweighted"][0]) for c in curves]
+        if cols["estimand"][i] == "survival" and min(risks) < policy.min_cell:
+            withhold_row(i, "min_cell", f"fewer than {policy.min_cell} patients at risk at {t:g}")
+    # between consecutive released times (and from 0 to the first), the events and exits
+    # are none or at least min_km_step in each cohort: two estimates a few days apart
+    # would otherwise give away the few patients who left between them
+    last = 0.0
+    for t in sorted({cols["time"][i] for i in timed if cols["transported"][i] is not None}):
+        exits = [_exits_to(c, t) - _exits_to(c, last) for c in curves]
+        if any(0 < x < policy.min_km_step for x in exits):
+            why = (
+                f"fewer than {policy.min_km_step} events and exits between {last:g} and {t:g} "
+                "in a cohort"
+            )
+            for i in timed:
+                if cols["time"][i] == t and cols["transported"][i] is not None:
+                    withhold_row(i, "min_km_step", why)
+        else:
+            last = t
+    for i, est in enumerate(cols["estimand"]):
+        if est == "median":
             _round_median_row(cols, i, step)
             record.withhold(
                 "median rows of the summary",
                 "time_grid",
                 f"medians, their limits and their differences are rounded outwards to the "
-                f"grid step {step:g}, and ratios of medians to 2 decimals",
+                f"grid step {step:g}, and ratios of medians to 2 decimals; their equivalence "
+                "p-value, which would give the exact difference back, is withheld",
             )
     return pl.DataFrame(cols, schema=summary.schema)
 
@@ -937,6 +985,8 @@ def _round_median_row(cols: dict[str, list[Any]], i: int, step: float) -> None:
     for c, unit in (("difference", step), ("ratio", 0.01)):
         cols[f"{c}_ci_lower"][i] = _outward(cols[f"{c}_ci_lower"][i], unit, up=False)
         cols[f"{c}_ci_upper"][i] = _outward(cols[f"{c}_ci_upper"][i], unit, up=True)
+    if "equivalence_p" in cols:
+        cols["equivalence_p"][i] = None
 
 
 # -- the gate ------------------------------------------------------------------------------
@@ -1010,6 +1060,15 @@ def release(
     for cls, (kind, handler) in handlers.items():
         if isinstance(obj, cls):
             name = str(getattr(obj, "name", None) or getattr(obj, "source", ""))
+            for attr in ("name", "source", "target"):
+                label = getattr(obj, attr, None)
+                role = forbidden_role(label, policy) if isinstance(label, str) else None
+                if role is not None:
+                    raise DisclosureError(
+                        f"the {kind}'s {attr} is named {label!r}, which marks it as "
+                        f"{role.replace('_', ' ')} (rule: forbidden_column): rename the "
+                        "cohort before releasing"
+                    )
             record = _Release(policy, kind, name)
             handler(obj, policy, record)
             return record.write(Path(directory), overwrite)

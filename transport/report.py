@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import polars as pl
 
-from transport.disclosure import Policy, forbidden_role
+from transport.disclosure import Policy, forbidden_role, level_dummies
 from transport.estimators import METHODS
 from transport.exceptions import TransportWarning
 from transport.inference import IntervalKind
@@ -315,34 +315,11 @@ def _withheld_columns(w: Weights, policy: Policy) -> dict[str, str]:
             or min(n, nt) < policy.min_cell
         ):
             out[col] = "min_cell"
-    for idx in _level_dummies(w).values():
+    for idx in level_dummies(w.design).values():
         for m, k in ((n, [int(counts[j]) for j in idx]), (nt, [target_counts[j] for j in idx])):
             for i in _cells_to_hide([m - sum(k), *k], policy.min_cell):
                 if i > 0:
                     out.setdefault(design.columns[idx[i - 1]], "min_cell")
-    return out
-
-
-_DUMMY = re.compile(r"^(.*)\[T\.(.*)\]$")
-
-
-def _level_dummies(w: Weights) -> dict[str, list[int]]:
-    """Per categorical covariate, the indices of its main-effect treatment dummies when
-    they cover every level but one (the reference, which has no column but whose share is
-    1 minus theirs), whatever formulaic names them: ``grade[T.b]``, ``C(grade)[T.b]``,
-    ``C(grade, Treatment('b'))[T.a]``."""
-    design = w.design
-    out: dict[str, list[int]] = {}
-    for v, levels in design.levels.items():
-        by_level: dict[str, int] = {}
-        for j, col in enumerate(design.columns):
-            match = _DUMMY.match(col)
-            if ":" in col or match is None or design.covariates_of([j]) != [v]:
-                continue
-            if match.group(2) in levels and match.group(2) not in by_level:
-                by_level[match.group(2)] = j
-        if len(by_level) == len(levels) - 1:
-            out[v] = [by_level[lv] for lv in levels if lv in by_level]
     return out
 
 
