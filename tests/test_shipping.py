@@ -242,6 +242,28 @@ def test_design_from_spec_refuses_what_it_cannot_rebuild(src) -> None:
         tp.Design.from_dict(stateless)
 
 
+def test_design_from_spec_whatever_the_placeholder_values(src, tgt) -> None:
+    """The spec is evaluated on placeholder rows (ages 1, 2, 3...) only for its structure:
+    a transform undefined there, such as log(age - 17), still ships (it once raised
+    'cannot be evaluated on its covariates', which transport() never does)."""
+    formula = "np.log(age - 17) + ecog"
+    design = tp.Design(src, formula)
+    rebuilt = tp.Design.from_dict(json.loads(json.dumps(design.to_dict())))
+    np.testing.assert_array_equal(rebuilt.matrix(tgt), design.matrix(tgt))
+    model = tp.ShippedModel.fit(src, formula)
+    theirs = tp.transport(src, tgt, method="gformula", times=[365.25], outcome_formula=formula)
+    np.testing.assert_allclose(model.marginal_survival(tgt, [365.25]),
+                               theirs.transported.survival_at([365.25]), atol=1e-10)  # fmt: skip
+
+
+def test_a_state_that_does_not_survive_json_is_a_clear_error(src) -> None:
+    """poly()'s state has integer keys, which JSON turns into strings: the design cannot be
+    rebuilt, and fit() says so as a DataError naming the transform rather than letting
+    formulaic's KeyError out."""
+    with pytest.raises(tp.DataError, match=r"poly\(age, 2\).*rule: "):
+        tp.ShippedModel.fit(src, "poly(age, 2) + ecog")
+
+
 def test_unseen_target_level_is_an_error_naming_column_level_and_rows(cox, tgt) -> None:
     frame = tgt.to_frame().with_columns(pl.col("ecog").cast(pl.String))
     frame = frame.with_columns(

@@ -117,6 +117,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from formulaic.errors import FactorEvaluationError
 from scipy.optimize import brentq
 
 from transport import disclosure as _dc
@@ -656,7 +657,16 @@ class ShippedModel:
         design = fitted.design
         spec = design.to_dict()
         rebuilt = Design.from_dict(json.loads(json.dumps(spec)))
-        if not np.array_equal(rebuilt.matrix(source), design.source_matrix):
+        try:
+            again = rebuilt.matrix(source)
+        except FactorEvaluationError as exc:  # a transform's state did not survive JSON
+            raise DataError(
+                f"the design {design.formula!r} rebuilt from its spec cannot be evaluated on "
+                f"{source.name!r}: the state of {list(design.stateful)} does not survive JSON "
+                f"({exc}) (rule: a shipped design carries the state of its stateful "
+                "transforms, as center() and scale() do)"
+            ) from None
+        if not np.array_equal(again, design.source_matrix):
             raise DataError(
                 f"the design {design.formula!r} rebuilt from its spec does not reproduce the "
                 f"source's design matrix of {source.name!r} (rule: a shipped design follows "
