@@ -215,6 +215,20 @@ formula = "{covs.replace(",", " + ")}"
     np.testing.assert_allclose(
         got["transported"].to_numpy()[:1], want["transported"].to_numpy()[:1], atol=1e-10
     )
+    # the plan saved with the output names its files absolutely: it reruns from anywhere
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    res = run(
+        "run", str(out / "plan.toml"), "--out", "again", "--quiet", "--no-figures", cwd=elsewhere
+    )
+    assert res.returncode == 0, res.stderr
+    again = pl.read_csv(elsewhere / "again" / "results" / "summary.csv")
+    assert again["transported"].to_list() == got["transported"].to_list()
+    # a method that needs the target's rows is refused before anything runs
+    plan.write_text(plan.read_text().replace('methods = ["entropy"]', 'methods = ["iow"]'))
+    res = run("run", str(plan), "--out", str(tmp_path / "iow"))
+    assert res.returncode == 2 and "'JP' is a released summary" in res.stderr
+    assert "[1/1]" not in res.stderr and not (tmp_path / "iow").exists()
 
 
 def test_command_errors_name_the_problem(tmp_path: Path) -> None:
@@ -274,3 +288,79 @@ def test_release_curve_and_verify(tmp_path: Path) -> None:
         str(tmp_path / "strict"),
     )
     assert res.returncode == 2 and "min_cell" in res.stderr
+
+
+def test_overwrite_replaces_only_run_output_and_a_failed_run_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[cohorts.DE]\ndataset = "synthetic:DE"\n[cohorts.JP]\n'
+        'dataset = "synthetic:JP"\n[analysis]\nsource = "DE"\ntargets = ["JP"]\n'
+        'methods = ["naive"]\ntimes = [365.25]\n'
+    )
+    out = tmp_path / "out"
+    assert run("run", str(plan), "--out", str(out), "--quiet", "--no-figures").returncode == 0
+    # a user's file beside the run output: --overwrite refuses and deletes nothing
+    (out / "NOTES.md").write_text("my notes")
+    res = run("run", str(plan), "--out", str(out), "--quiet", "--no-figures", "--overwrite")
+    assert res.returncode == 2 and "NOTES.md" in res.stderr
+    assert (out / "NOTES.md").read_text() == "my notes" and (out / "report.html").exists()
+    (out / "NOTES.md").unlink()
+    res = run("run", str(plan), "--out", str(out), "--quiet", "--no-figures", "--overwrite")
+    assert res.returncode == 0, res.stderr
+    # a run that fails after the analysis (the gate refuses a cohort name) leaves nothing
+    pl.read_parquet(tp.datasets.data_dir() / "JP.parquet").write_csv(tmp_path / "jp.csv")
+    bad = plan.read_text().replace(
+        '[cohorts.JP]\ndataset = "synthetic:JP"',
+        '[cohorts.JP]\npath = "jp.csv"\ntime = "os_days"\nevent = "os_event"\n'
+        'covariates = ["age"]\nidentifiers = ["patient_id", "practice_id"]\n'
+        'name = "gp_practice_7"',
+    )
+    plan.write_text(bad)
+    res = run("run", str(plan), "--out", str(tmp_path / "failed"), "--quiet", "--no-figures")
+    assert res.returncode == 2 and "forbidden_column" in res.stderr
+    assert not (tmp_path / "failed").exists()
+    assert not any(p.name.startswith(".failed.partial") for p in tmp_path.iterdir())
+
+
+def test_plan_and_option_checks(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.toml"
+    head = '[cohorts.DE]\ndataset = "synthetic:DE"\n'
+    cases = {
+        'targets = ["DE"]\nmethods = ["ipw"]\n': "'ipw' is not one of",
+        'targets = ["DE"]\nmethods = ["iow"]\nwindow = 5\n': "'window' must be a list",
+    }
+    for body, message in cases.items():
+        plan.write_text(head + '[analysis]\nsource = "DE"\n' + body)
+        res = run("run", str(plan), "--out", str(tmp_path / "o"))
+        assert res.returncode == 2 and message in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+    plan.write_text(
+        '[cohorts."x/../../esc"]\ndataset = "synthetic:DE"\n[analysis]\n'
+        'source = "x/../../esc"\ntargets = []\nmethods = ["naive"]\n'
+    )
+    res = run("run", str(plan))
+    assert res.returncode == 2 and "directory names" in res.stderr
+    plan.write_text(
+        head + '[analysis]\nsource = "DE"\ntargets = ["DE"]\nmethods = ["naive"]\n'
+        "[disclosure]\nmin_cells = 5\n"
+    )
+    res = run("run", str(plan), "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and "min_cells" in res.stderr and "min_cell'" in res.stderr
+    res = run("run", str(tmp_path))  # a directory, not a plan
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    (tmp_path / "broken.csv").write_text('a,b\n1,"2\n')
+    res = run(
+        "summarize",
+        str(tmp_path / "broken.csv"),
+        "--time",
+        "a",
+        "--event",
+        "b",
+        "--out",
+        str(tmp_path / "s"),
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    res = run("summarize", "synthetic:DE", "--km-every", "0", "--out", str(tmp_path / "k"))
+    assert res.returncode == 2 and "--km-every" in res.stderr

@@ -30,10 +30,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
+import os
+import re
 import shutil
 import sys
+import tempfile
 import time
 import tomllib
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,8 +100,14 @@ _ANALYSIS_KEYS = {
     "ci_level",
     "moments",
     "censoring",
+    "ties",
 }
 _PLAN_KEYS = {"title", "cohorts", "analysis", "output", "disclosure"}
+
+
+#: Methods that accept a released summary as the target.
+SUMMARY_METHODS: tuple[str, ...] = ("naive", "entropy")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 class PlanError(ValueError):
@@ -127,6 +138,11 @@ def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(cohorts, dict) or not cohorts:
         raise PlanError("the plan has no [cohorts.<name>] tables (rule: at least a source)")
     for name, spec in cohorts.items():
+        if not _NAME.fullmatch(name):
+            raise PlanError(
+                f"cohort name {name!r} must be letters, digits, '_', '-' or '.' (rule: names "
+                "become directory names)"
+            )
         if not isinstance(spec, dict):
             raise PlanError(f"cohort {name!r} must be a table [cohorts.{name}]")
         _unknown(spec, _COHORT_KEYS, f"[cohorts.{name}]")
@@ -135,6 +151,11 @@ def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
             raise PlanError(
                 f"[cohorts.{name}] needs exactly one of 'dataset', 'path' or 'summary' "
                 f"(got {given or 'none'})"
+            )
+        if "dataset" in spec and "name" in spec:
+            raise PlanError(
+                f"[cohorts.{name}] a synthetic cohort is named by its country: 'name' applies "
+                "to a cohort read from a file"
             )
         if "path" in spec and not {"time", "event"} <= set(spec):
             raise PlanError(f"[cohorts.{name}] reads a file: it needs 'time' and 'event'")
@@ -159,7 +180,24 @@ def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
         raise PlanError(
             f"the source {analysis['source']!r} is a summary: the source needs its rows"
         )
-    _unknown(plan.get("output", {}), {"directory"}, "[output]")
+    from transport.estimators import METHODS
+
+    for method in analysis["methods"]:
+        if method not in METHODS:
+            raise PlanError(f"[analysis] method {method!r} is not one of {list(METHODS)}")
+        for who in analysis["targets"]:
+            if "summary" in cohorts[who] and method not in SUMMARY_METHODS:
+                raise PlanError(
+                    f"target {who!r} is a released summary; method {method!r} needs the "
+                    f"target's rows (rule: a summary-only target takes {list(SUMMARY_METHODS)})"
+                )
+    for key in ("times", "window"):
+        if key in analysis and not isinstance(analysis[key], list):
+            raise PlanError(f"[analysis] {key!r} must be a list of numbers")
+    output = plan.get("output", {})
+    _unknown(output, {"directory"}, "[output]")
+    if "directory" in output and not isinstance(output["directory"], str):
+        raise PlanError("[output] directory must be a string")
     return plan
 
 
@@ -226,12 +264,10 @@ def _policy(plan: Mapping[str, Any]) -> Any:
         raise PlanError("[disclosure] must be a table of policy settings or policy = FILE")
     fields = dict(spec)
     for key in ("forbidden_roles", "forbidden_names"):
-        if key in fields:
+        if key in fields and not isinstance(fields[key], str):
             fields[key] = tuple(fields[key])
-    try:
-        return Policy(**fields)
-    except TypeError as exc:
-        raise PlanError(f"[disclosure]: {exc}") from None
+    _unknown(fields, set(Policy.__dataclass_fields__), "[disclosure]")
+    return Policy(**fields)
 
 
 # -- running -------------------------------------------------------------------------------
@@ -240,24 +276,46 @@ def _say(msg: str, quiet: bool) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def _prepare_output(directory: Path, overwrite: bool) -> None:
-    """An empty or new directory; with ``overwrite``, one holding an earlier run (its
-    run manifest present) is cleared first. Anything else is refused."""
-    if directory.exists() and any(directory.iterdir()):
-        manifest = directory / RUN_MANIFEST
-        earlier = False
-        if manifest.is_file():
-            try:
-                earlier = json.loads(manifest.read_text()).get("schema") == RUN_SCHEMA
-            except json.JSONDecodeError:
-                earlier = False
-        if not (overwrite and earlier):
-            raise FileExistsError(
-                f"output directory {str(directory)!r} is not empty: a run writes into an empty "
-                "directory (--overwrite replaces an earlier run's output there)"
-            )
+def _check_output(directory: Path, overwrite: bool) -> None:
+    """The output directory is new or empty; or, with ``overwrite``, holds an earlier
+    run's output and nothing else (every file listed in its run manifest). Nothing is
+    deleted here: a run writes into a temporary sibling and replaces the directory only
+    when it has finished."""
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise FileExistsError(f"output {str(directory)!r} exists and is not a directory")
+    present = {str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file()}
+    if not present and not any(directory.iterdir()):
+        return
+    listed: set[str] | None = None
+    manifest = directory / RUN_MANIFEST
+    if manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text())
+            if data.get("schema") == RUN_SCHEMA:
+                listed = {e["file"] for e in data.get("files", [])} | {RUN_MANIFEST}
+        except (json.JSONDecodeError, KeyError, TypeError):
+            listed = None
+    if not overwrite or listed is None:
+        raise FileExistsError(
+            f"output directory {str(directory)!r} is not empty: a run writes into an empty "
+            "directory (--overwrite replaces an earlier run's output there)"
+        )
+    others = sorted(present - listed)
+    if others:
+        raise FileExistsError(
+            f"output directory {str(directory)!r} holds files that are not an earlier run's "
+            f"output ({others[:3]}{' ...' if len(others) > 3 else ''}): --overwrite replaces "
+            "only a directory of run output; choose another --out"
+        )
+
+
+def _swap_in(tmp: Path, directory: Path, overwrite: bool) -> None:
+    _check_output(directory, overwrite)  # again: the directory may have changed meanwhile
+    if directory.exists():
         shutil.rmtree(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    tmp.rename(directory)
 
 
 def run_plan(
@@ -276,14 +334,12 @@ def run_plan(
     ``manifest.json`` (SHA-256 of every file, settings, versions).
     """
     import transport as tp
-    from transport.disclosure import release
-    from transport.report import tidy_tables, versions, write_report
 
     quiet = not progress
     bars = progress and sys.stderr.isatty()  # replicate counters only on a terminal
     plan = check_plan(plan)
     out = Path(directory or plan.get("output", {}).get("directory", "transport-output"))
-    _prepare_output(out, overwrite)
+    _check_output(out, overwrite)
     policy = _policy(plan)
     a = plan["analysis"]
     base = plan.get("_base")
@@ -312,6 +368,34 @@ def run_plan(
         "seed": a.get("seed"),
         "n_boot": a.get("n_boot", 0),
     }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        manifest = _write_outputs(
+            tmp, plan, results, policy, settings, figures, quiet, time.perf_counter() - started
+        )
+        _swap_in(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _say(f"wrote {out / 'report.html'} ({len(manifest['files'])} files)", quiet)
+    return manifest
+
+
+def _write_outputs(
+    out: Path,
+    plan: dict[str, Any],
+    results: dict[str, Any],
+    policy: Any,
+    settings: dict[str, Any],
+    figures: bool,
+    quiet: bool,
+    seconds: float,
+) -> dict[str, Any]:
+    from transport.disclosure import release
+    from transport.report import tidy_tables, versions, write_report
+
+    a = plan["analysis"]
     _say("writing the report and the tidy results", quiet)
     write_report(
         results,
@@ -341,7 +425,7 @@ def run_plan(
             releases.append(
                 {"directory": str(rdir.relative_to(out)), "withheld": len(m["suppressed"])}
             )
-    (out / "plan.toml").write_text(dump_plan({k: v for k, v in plan.items() if k != "output"}))
+    (out / "plan.toml").write_text(dump_plan(_portable(plan)))
     files = sorted(p for p in out.rglob("*") if p.is_file())
     manifest = {
         "schema": RUN_SCHEMA,
@@ -350,7 +434,7 @@ def run_plan(
         "settings": settings,
         "policy": policy.to_dict(),
         "versions": versions(),
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(seconds, 1),
         "releases": releases,
         "files": [
             {
@@ -364,13 +448,40 @@ def run_plan(
         "release/ directories, each with its own manifest, may leave",
     }
     (out / RUN_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    _say(f"wrote {out / 'report.html'} ({len(files)} files)", quiet)
     return manifest
 
 
+def _portable(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """The plan as run, to be saved with its output: file paths made absolute (the saved
+    plan lives elsewhere than the original), no output directory."""
+    base = plan.get("_base")
+    out: dict[str, Any] = {k: v for k, v in plan.items() if k not in ("output", "_base")}
+    out["cohorts"] = {
+        name: {
+            k: str(_resolve(base, v).resolve()) if k in ("path", "summary") else v
+            for k, v in spec.items()
+        }
+        for name, spec in plan["cohorts"].items()
+    }
+    spec = plan.get("disclosure")
+    if isinstance(spec, dict) and set(spec) == {"policy"}:
+        out["disclosure"] = {"policy": str(_resolve(base, spec["policy"]).resolve())}
+    return out
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x
+
+
 def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    rows = frame.fill_nan(None).to_dicts() if frame.height else []
-    return rows
+    """Rows of a frame, JSON-safe: NaN and infinities (a ratio to an S of 0) as null."""
+    return [_finite(r) for r in frame.to_dicts()] if frame.height else []
 
 
 # -- TOML out ------------------------------------------------------------------------------
@@ -493,6 +604,8 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     cohort = _cohort_from_args(args)
     policy = _load_policy(args.policy)
     km_times = None
+    if args.km_every < 1:
+        raise PlanError(f"--km-every must be a whole number >= 1; got {args.km_every}")
     if not args.no_km:
         grid = policy.grid(float(cohort.time_values.max()), cohort.time_unit)
         km_times = grid[args.km_every - 1 :: args.km_every]
@@ -598,21 +711,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         status: int = args.func(args)
     except (
         PlanError,
         TransportError,
         DisclosureError,
-        FileNotFoundError,
-        FileExistsError,
+        OSError,
         tomllib.TOMLDecodeError,
         ValueError,
+        TypeError,
+        pl.exceptions.PolarsError,
     ) as exc:
+        if os.environ.get("TRANSPORT_DEBUG"):
+            raise
         kind = type(exc).__name__
         print(f"transport: {kind}: {exc}", file=sys.stderr)
         return 2
     return status
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    print(f"transport: warning: {category.__name__}: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover
