@@ -51,7 +51,8 @@ cat(sprintf("actuarial: %d grid times, survfit construction agrees to %.1e\n",
 # The weighted actuarial estimate (how a reweighted, transported curve is released) and
 # its infinitesimal-jackknife SE: survfit with robust = TRUE, clustered on the patient,
 # on the same half-weight construction with every row's weight multiplied by the
-# patient's. Reads tests/r/data/actuarial_weighted.csv (time, event, weight) and writes
+# patient's. Reads tests/r/data/actuarial_weighted.csv (time, event, weight; with rows
+# leaving at time 0, exactly at a grid time and after the last grid time) and writes
 # tests/r/actuarial_reference/actuarial_weighted.csv: time, survival, se.
 dw <- read.csv(file.path(root, "data", "actuarial_weighted.csv"))
 dw$id <- seq_len(nrow(dw))
@@ -69,9 +70,11 @@ longw <- rbind(
 fitw <- survfit(Surv(t, e) ~ 1, data = longw, weights = w, id = id, robust = TRUE)
 sw <- summary(fitw, times = grid, extend = TRUE)
 # the same S by direct arithmetic on the weighted counts
-Yw <- sapply(start, function(a) sum(dw$weight[dw$time > a]))
-evw <- mapply(function(a, b) sum(dw$weight[dw$time > a & dw$time <= b & dw$event == 1]), start, grid)
-cew <- mapply(function(a, b) sum(dw$weight[dw$time > a & dw$time <= b & dw$event == 0]), start, grid)
+# the first interval is closed at 0: a row leaving at time 0 is in it (as in survfit)
+after <- function(a) dw$time > a | (a == 0 & dw$time >= 0)
+Yw <- sapply(start, function(a) sum(dw$weight[after(a)]))
+evw <- mapply(function(a, b) sum(dw$weight[after(a) & dw$time <= b & dw$event == 1]), start, grid)
+cew <- mapply(function(a, b) sum(dw$weight[after(a) & dw$time <= b & dw$event == 0]), start, grid)
 Sw <- cumprod(1 - evw / (Yw - cew / 2))
 stopifnot(max(abs(sw$surv - Sw)) < 1e-12)
 write.csv(data.frame(time = grid, survival = sw$surv, se = sw$std.err),
