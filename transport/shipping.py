@@ -77,8 +77,10 @@ and the target's observed curve as the actuarial estimate of
 :func:`~transport.disclosure.coarsen_km`; it must come from a released model.
 
 Known limits (read before releasing a model): the released grid, its counts, the
-design, the cut points and the covariate means depend on the source's times only through
-their grid step, but the fitted numbers do not. The Cox partial likelihood's risk sets
+design and the covariate means depend on the source's times only through their grid
+step (the default pwexp cut points almost so: an event-time quantile is snapped to the
+nearest grid time, so which half of its step it lies in can matter), but the fitted
+numbers do not. The Cox partial likelihood's risk sets
 and its Breslow or Efron baseline (at every released grid time, through the coefficients
 too), and the piecewise exponential model's exposures and last representative time, use
 exact times: moving one patient's death from day 400 to day 410 (one step) changes the
