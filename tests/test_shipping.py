@@ -671,6 +671,30 @@ def test_release_of_a_result(tmp_path: Path, src, tgt) -> None:
         dc.release(shipped.apply(tiny), tmp_path / "tiny")
 
 
+def test_released_result_times_need_exits_between_them(tmp_path: Path, src, tgt) -> None:
+    """As the gate now asks of a TransportResult: S(t) and RMST rows at two times a day
+    apart, with one target death between them, would give that death away (the observed
+    S(t) falls by 1 / n_risk); the later one is withheld, and so is a median's
+    equivalence p-value (a function of the exact difference)."""
+    model = tp.ShippedModel.fit(src, "age + ecog + stage")
+    dc.release(model, tmp_path / "model")
+    shipped = tp.ShippedModel.from_release(tmp_path / "model")
+    time, event = tgt.time_values, tgt.event_values
+    # a day with exactly one target exit (a death), well inside follow-up
+    days = np.unique(time[(event > 0) & (time > 200) & (time < 500)])
+    one = [d for d in days if np.sum(time == d) == 1 and np.sum((time > d - 1) & (time <= d)) == 1]
+    t = float(one[0])
+    res = shipped.apply(tgt, times=[t - 1.0, t], tau=t, margin={"survival": 0.1, "median": 60.0})
+    ours = res.summary()
+    assert ours["observed"][0] - ours["observed"][1] > 0  # the death shows in the exact rows
+    dc.release(res, tmp_path / "res")
+    summ = pl.read_csv(tmp_path / "res" / "shipped_summary.csv")
+    assert summ["observed"][0] is not None
+    assert summ["observed"][1] is None and summ["transported"][1] is None
+    assert summ.filter(pl.col("estimand") == "rmst")["observed"][0] is None
+    assert summ.filter(pl.col("estimand") == "median")["equivalence_p"][0] is None
+
+
 # -- bad inputs ------------------------------------------------------------------------------
 def test_bad_inputs_give_clear_errors(cox, src, tgt) -> None:
     with pytest.raises(tp.DataError, match=r"times \[5000.0\] lie outside .* ends at"):

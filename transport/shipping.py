@@ -70,8 +70,9 @@ does, and stops where the source's risk set falls below ``min_cell``; every piec
 exponential interval needs ``min_km_step`` events). Released counts are rounded to
 ``round_to``. A result (:class:`ShippedResult`) is released with its S(t) rows only where
 the target has ``min_cell`` patients at risk, its S(t) and RMST rows only where the
-target's events and exits up to t are none or at least ``min_km_step`` (as
-:class:`~transport.TransportResult`), its medians rounded outwards to the grid, the
+target's events and exits since the previous released time (from 0 for the first) are
+none or at least ``min_km_step`` (as :class:`~transport.TransportResult`), its medians
+rounded outwards to the grid (their equivalence p-value withheld), the
 transported curve at the model's released grid times,
 and the target's observed curve as the actuarial estimate of
 :func:`~transport.disclosure.coarsen_km`; it must come from a released model.
@@ -1498,29 +1499,46 @@ def _release_result(obj: Any, policy: _dc.Policy, record: Any) -> None:
             "n_boot", "n_boot_failed", "margin", "verdict"}  # fmt: skip
     values = [c for c in summary.columns if c not in skip]
     obs = obj.observed
-    for i, (est, t) in enumerate(zip(cols["estimand"], cols["time"], strict=True)):
-        if est in ("survival", "rmst"):
-            # the target's rows behind the observed estimate and the difference
-            label = f"S({t:g})" if est == "survival" else f"RMST({t:g})"
-            risk = float(obs.at([t])["n_risk_unweighted"][0])
-            upto = obs.time <= t
-            exits = float(
-                np.sum(obs.n_event_unweighted[upto]) + np.sum(obs.n_censor_unweighted[upto])
+
+    def exits_to(t: float) -> float:  # the target's events and exits at times <= t
+        upto = obs.time <= t
+        return float(np.sum(obs.n_event_unweighted[upto]) + np.sum(obs.n_censor_unweighted[upto]))
+
+    def withhold_row(i: int, rule: str, why: str) -> None:
+        t = cols["time"][i]
+        label = f"S({t:g})" if cols["estimand"][i] == "survival" else f"RMST({t:g})"
+        for c in values:
+            cols[c][i] = None
+        record.withhold(f"{label} row of the summary", rule, why)
+
+    # the target's rows behind the observed estimate and the difference, as the gate
+    # checks a TransportResult: S(t) needs min_cell target patients at risk at t; between
+    # consecutive released times (and from 0 to the first), the target's events and exits
+    # are none or at least min_km_step, else two estimates a day apart give a death away
+    timed = [i for i, e in enumerate(cols["estimand"]) if e in ("survival", "rmst")]
+    for i in timed:
+        t = cols["time"][i]
+        if cols["estimand"][i] == "survival" and obs.at([t])["n_risk_unweighted"][0] < (
+            policy.min_cell
+        ):
+            withhold_row(
+                i, "min_cell", f"fewer than {policy.min_cell} target patients at risk at {t:g}"
             )
-            if est == "survival" and risk < policy.min_cell:
-                rule, why = (
-                    "min_cell",
-                    f"fewer than {policy.min_cell} target patients at risk at {t:g}",
-                )
-            elif 0 < exits < policy.min_km_step:
-                rule = "min_km_step"
-                why = f"fewer than {policy.min_km_step} target events and exits up to {t:g}"
-            else:
-                continue
-            for c in values:
-                cols[c][i] = None
-            record.withhold(f"{label} row of the summary", rule, why)
-        elif est == "median":
+    last = 0.0
+    for t in sorted({cols["time"][i] for i in timed if cols["transported"][i] is not None}):
+        between = exits_to(t) - exits_to(last)
+        if 0 < between < policy.min_km_step:
+            why = (
+                f"fewer than {policy.min_km_step} target events and exits between {last:g} "
+                f"and {t:g}"
+            )
+            for i in timed:
+                if cols["time"][i] == t and cols["transported"][i] is not None:
+                    withhold_row(i, "min_km_step", why)
+        else:
+            last = t
+    for i, est in enumerate(cols["estimand"]):
+        if est == "median":
             for base in ("transported", "observed"):
                 cols[base][i] = _outward(cols[base][i], step, up=True)
                 cols[f"{base}_ci_lower"][i] = _outward(cols[f"{base}_ci_lower"][i], step, False)
@@ -1534,11 +1552,14 @@ def _release_result(obj: Any, policy: _dc.Policy, record: Any) -> None:
             for c, unit in (("difference", step), ("ratio", 0.01)):
                 cols[f"{c}_ci_lower"][i] = _outward(cols[f"{c}_ci_lower"][i], unit, up=False)
                 cols[f"{c}_ci_upper"][i] = _outward(cols[f"{c}_ci_upper"][i], unit, up=True)
+            if "equivalence_p" in cols:  # a function of the exact difference
+                cols["equivalence_p"][i] = None
             record.withhold(
                 "median rows of the summary",
                 "time_grid",
                 f"medians, their limits and their differences are rounded outwards to the "
-                f"grid step {step:g}, ratios to 2 decimals, SEs withheld",
+                f"grid step {step:g}, ratios to 2 decimals, SEs and the equivalence p-value "
+                "withheld",
             )
     record.add_csv("shipped_summary.csv", pl.DataFrame(cols, schema=summary.schema))
     grid = policy.grid(float(obj.observed.time[-1]), obj.time_unit)
