@@ -440,3 +440,29 @@ def test_more_bad_inputs(us_jp) -> None:
     )
     with pytest.raises(tp.DataError, match="separation"):
         tp.transport(us, sep_jp, method="aipw", times=TIMES)
+
+
+def test_median_only_bootstrap_keeps_replicates_that_never_reach_the_median() -> None:
+    """A replicate whose curves stay above 0.5 is a successful replicate with a median
+    'not reached', not a failed one: with the median as the only estimand its interval
+    must equal the one computed alongside S(t), and nothing counts as failed."""
+    rng = np.random.default_rng(5)
+
+    def cohort(n: int, name: str, shift: float) -> tp.Cohort:
+        age = rng.normal(65.0 + shift, 8.0, n)
+        t = np.ceil(rng.exponential(917.0 * np.exp(-(age - 65.0) / 30.0), n))
+        frame = pl.DataFrame(
+            {"time": np.minimum(t, 600.0), "event": (t <= 600).astype(np.int64), "age": age}
+        )
+        return tp.Cohort(frame, time="time", event="event", covariates=["age"], name=name)
+
+    src, tgt = cohort(400, "S", 0.0), cohort(300, "T", 3.0)
+    med = pl.col("estimand") == "median"
+    only = tp.transport(src, tgt, method="iow", times=[], n_boot=60, seed=1).summary()
+    both = tp.transport(src, tgt, method="iow", times=[100.0], n_boot=60, seed=1).summary()
+    a, b = only.filter(med).row(0, named=True), both.filter(med).row(0, named=True)
+    assert a["n_boot_failed"] == 0
+    for col in ("transported_ci_lower", "transported_ci_upper", "observed_ci_upper"):
+        assert a[col] == b[col]
+    # the target's median is reached by fewer than 97.5% of its replicates: no upper limit
+    assert a["observed_ci_lower"] is not None and a["observed_ci_upper"] is None

@@ -40,7 +40,9 @@ def resample_counts(rng: np.random.Generator, n: int) -> np.ndarray:
 class BootstrapDraws:
     """Replicates of a vector of estimates: ``values`` is ``n_boot`` x ``k``; a failed
     replicate (a model that could not be refitted) is a row of ``nan``; ``failed`` counts
-    them. ``entropy`` is the seed's entropy, enough to reproduce the run."""
+    them. ``entropy`` is the seed's entropy, enough to reproduce the run. (A replicate
+    function whose successful rows can be all ``nan`` adds a last column that is 1 when
+    it succeeded.)"""
 
     values: np.ndarray
     failed: int
@@ -135,18 +137,22 @@ def interval(
     level: float,
     *,
     nan_as_inf: bool = True,
+    ok: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Standard errors and lower and upper limits from replicates (``n_boot`` x ``k``).
 
-    Failed replicates (rows of ``nan``) are left out. Within a column, a ``nan`` from a
+    Failed replicates are left out: those marked ``False`` in ``ok`` or, without it,
+    rows of ``nan`` (pass ``ok`` when a successful replicate can be all ``nan``, as a
+    median that no replicate reaches). Within a column, a ``nan`` from a
     successful replicate (a median not reached) is treated as larger than every finite
     value, so a percentile limit falling on it is ``nan`` (not estimable) rather than
     biased; with ``nan_as_inf=False`` (differences, whose sign such a replicate leaves
     unknown) any such ``nan`` makes both limits ``nan``. The normal interval and the SE
     need every replicate finite.
     """
-    ok = ~np.all(np.isnan(replicates), axis=1)
-    r = replicates[ok]
+    if ok is None:
+        ok = ~np.all(np.isnan(replicates), axis=1)
+    r = replicates[np.asarray(ok, dtype=bool)]
     k = r.shape[1] if r.ndim == 2 else 0
     se = np.full(k, np.nan)
     lo = np.full(k, np.nan)

@@ -59,7 +59,9 @@ Target = Cohort | TargetSummary
 class _Replicate:
     """One bootstrap replicate: resample counts, then every curve read at the estimands.
 
-    Returns ``[naive (k), transported (k), observed (k), distance]``."""
+    Returns ``[naive (k), transported (k), observed (k), distance, 1]``, or a row of
+    ``nan`` when a model could not be refitted: the last column tells a failed replicate
+    from one whose estimands are all ``nan`` (medians that no curve reaches)."""
 
     def __init__(
         self,
@@ -85,7 +87,7 @@ class _Replicate:
         naive = read_curve(grid_n, s_n, self.times, self.tau)
         curve = self.estimator.curve(cs, ct)
         if curve is None:
-            return np.full(3 * self.k + 1, np.nan)
+            return np.full(3 * self.k + 2, np.nan)
         transported = read_curve(curve[0], curve[1], self.times, self.tau)
         observed, dist = nan, math.nan
         if self.observed is not None and ct is not None:
@@ -93,7 +95,7 @@ class _Replicate:
             observed = read_curve(self.observed.grid, s_o, self.times, self.tau)
             if self.window is not None:
                 dist = curve_distance(curve[0], curve[1], self.observed.grid, s_o, *self.window)
-        return np.concatenate((naive, transported, observed, [dist]))
+        return np.concatenate((naive, transported, observed, [dist, 1.0]))
 
     def __call__(self, rng: np.random.Generator) -> np.ndarray:
         cs = resample_counts(rng, self.ns)
@@ -503,6 +505,13 @@ class TransportResult:
             self.estimands.append(("rmst", tau))
         self._margins = _margins(margin, [e for e, _ in self.estimands])
 
+    @property
+    def _boot_ok(self) -> np.ndarray | None:
+        """Replicates that succeeded (the last column of the draws), or ``None``."""
+        if self.bootstrap is None:
+            return None
+        return np.asarray(~np.isnan(self.bootstrap.values[:, -1]))
+
     # -- point estimates and influence-function intervals ---------------------------------
     @property
     def k(self) -> int:
@@ -600,15 +609,17 @@ class TransportResult:
         out: dict[str, Any] = {}
         k = self.k
         if self.bootstrap is not None:
-            reps = self.bootstrap.values
+            reps, ok = self.bootstrap.values, self._boot_ok
             r_n, r_t, r_o = reps[:, :k], reps[:, k : 2 * k], reps[:, 2 * k : 3 * k]
             stats = {}
             for name, r, est in (("naive", r_n, nv["value"]), ("transported", r_t, tr["value"])):
-                stats[name] = interval(r, est, kind, level)
+                stats[name] = interval(r, est, kind, level, ok=ok)
             if self.observed is not None:
-                stats["observed"] = interval(r_o, ob["value"], kind, level)
-                stats["difference"] = interval(r_t - r_o, diff, kind, level, nan_as_inf=False)
-                stats["ratio"] = _boot_ratio(r_t, r_o, ratio, kind, level)
+                stats["observed"] = interval(r_o, ob["value"], kind, level, ok=ok)
+                stats["difference"] = interval(
+                    r_t - r_o, diff, kind, level, nan_as_inf=False, ok=ok
+                )
+                stats["ratio"] = _boot_ratio(r_t, r_o, ratio, kind, level, ok)
                 methods = [f"bootstrap-{kind}{self._failed_note()}"] * k
             else:  # summary target: its rows are fixed; combine the SEs (Wald)
                 stats["observed"] = (ob["se"], ob["lower"], ob["upper"])
@@ -708,11 +719,11 @@ class TransportResult:
         k = self.k
         rows: list[dict[str, Any]] = []
         if self.bootstrap is not None and self.observed is not None:
-            reps = self.bootstrap.values
+            reps, ok = self.bootstrap.values, self._boot_ok
             r_n, r_t, r_o = reps[:, :k], reps[:, k : 2 * k], reps[:, 2 * k : 3 * k]
             r = {"raw_gap": r_n - r_o, "patient_mix": r_n - r_t, "residual": r_t - r_o}
             ci = {
-                c: interval(r[c], comps[c], interval_kind, self.ci_level, nan_as_inf=False)
+                c: interval(r[c], comps[c], interval_kind, self.ci_level, nan_as_inf=False, ok=ok)
                 for c in comps
             }
             label = f"bootstrap-{interval_kind}"
@@ -765,8 +776,10 @@ class TransportResult:
         nan = float("nan")
         if self.bootstrap is None:
             return Estimate(value, nan, nan, nan, note=f"window {self.window}", ci_method="none")
-        r = self.bootstrap.values[:, -1:]
-        se, lo, hi = interval(r, np.array([value]), interval_kind, self.ci_level, nan_as_inf=False)
+        r = self.bootstrap.values[:, 3 * self.k : 3 * self.k + 1]
+        se, lo, hi = interval(
+            r, np.array([value]), interval_kind, self.ci_level, nan_as_inf=False, ok=self._boot_ok
+        )
         return Estimate(
             value,
             float(se[0]),
@@ -895,7 +908,12 @@ def _wald(
 
 
 def _boot_ratio(
-    r_t: np.ndarray, r_o: np.ndarray, ratio: np.ndarray, kind: IntervalKind, level: float
+    r_t: np.ndarray,
+    r_o: np.ndarray,
+    ratio: np.ndarray,
+    kind: IntervalKind,
+    level: float,
+    ok: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bootstrap interval of transported / observed. Percentile limits are the replicate
     ratios' quantiles; the normal interval is built on the log scale, where the ratio's
@@ -904,8 +922,8 @@ def _boot_ratio(
     with np.errstate(divide="ignore", invalid="ignore"):
         reps = r_t / r_o
         if kind == "percentile":
-            return interval(reps, ratio, kind, level, nan_as_inf=False)
-        se_log, lo, hi = interval(np.log(reps), np.log(ratio), kind, level, nan_as_inf=False)
+            return interval(reps, ratio, kind, level, nan_as_inf=False, ok=ok)
+        se_log, lo, hi = interval(np.log(reps), np.log(ratio), kind, level, nan_as_inf=False, ok=ok)
     return se_log, np.exp(lo), np.exp(hi)
 
 
