@@ -641,6 +641,18 @@ def test_identifier_columns_never_appear_in_a_release(
         assert id_name not in text
         assert not any(v in text for v in ids)
         assert "Z0" not in text and "Q" not in text.replace("q", "")
+    # the same column left undeclared and used as a covariate: the gate refuses it by its
+    # name, or else by its levels (one per patient)
+    u = tp.Cohort(f, time="time", event="event", covariates=["age", id_name], name="T")
+    rule = "forbidden_column" if dc.forbidden_role(id_name) else "min_cell"
+    with pytest.raises(tp.DisclosureError, match=rule):
+        dc.release(tp.TargetSummary.from_cohort(u), root / "undeclared")
+    assert not (root / "undeclared").exists() or not any((root / "undeclared").iterdir())
+    # a name that says nothing: refused by its levels, one per patient
+    anon = f.rename({id_name: "field7"})
+    a = tp.Cohort(anon, time="time", event="event", covariates=["age", "field7"], name="T")
+    with pytest.raises(tp.DisclosureError, match="min_cell"):
+        dc.release(tp.TargetSummary.from_cohort(a), root / "anonymous")
 
 
 # -- the manifest ---------------------------------------------------------------------------------
