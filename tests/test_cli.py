@@ -302,6 +302,9 @@ def test_overwrite_replaces_only_run_output_and_a_failed_run_leaves_nothing(
     out = tmp_path / "out"
     assert run("run", str(plan), "--out", str(out), "--quiet", "--no-figures").returncode == 0
     # a user's file beside the run output: --overwrite refuses and deletes nothing
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir would have made it
     (out / "NOTES.md").write_text("my notes")
     res = run("run", str(plan), "--out", str(out), "--quiet", "--no-figures", "--overwrite")
     assert res.returncode == 2 and "NOTES.md" in res.stderr

@@ -370,6 +370,9 @@ def run_plan(
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would outlive the rename
     try:
         manifest = _write_outputs(
             tmp, plan, results, policy, settings, figures, quiet, time.perf_counter() - started
