@@ -4,7 +4,9 @@
   models) and :func:`simulate_cohort`;
 * :mod:`transport.simulate.truth`: exact population curves, medians and RMSTs
   (:func:`truth_table`);
-* :mod:`transport.simulate.build`: regeneration of ``data/synthetic``.
+* :mod:`transport.simulate.build`: regeneration of ``data/synthetic``;
+* :mod:`transport.simulate.metrics`: performance measures of a simulation study with
+  their Monte Carlo SEs (:func:`performance`).
 """
 
 from transport.simulate.dgp import (
@@ -17,6 +19,7 @@ from transport.simulate.dgp import (
     sample_covariates,
     simulate_cohort,
 )
+from transport.simulate.metrics import performance
 from transport.simulate.truth import GRID_DAYS, TAUS_DAYS, truth_table
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "CountryProfile",
     "OutcomeModel",
     "covariate_log_pmf",
+    "performance",
     "sample_covariates",
     "simulate_cohort",
     "truth_table",
