@@ -6,7 +6,9 @@
   (:func:`truth_table`);
 * :mod:`transport.simulate.build`: regeneration of ``data/synthetic``;
 * :mod:`transport.simulate.metrics`: performance measures of a simulation study with
-  their Monte Carlo SEs (:func:`performance`).
+  their Monte Carlo SEs (:func:`performance`);
+* :mod:`transport.simulate.scenarios` and :mod:`transport.simulate.study`: built-in
+  scenarios with known truth (:func:`scenarios`) and the study runner (:class:`Study`).
 """
 
 from transport.simulate.dgp import (
@@ -20,6 +22,8 @@ from transport.simulate.dgp import (
     simulate_cohort,
 )
 from transport.simulate.metrics import performance
+from transport.simulate.scenarios import Scenario, scenario, scenarios
+from transport.simulate.study import Study, StudyResult
 from transport.simulate.truth import GRID_DAYS, TAUS_DAYS, truth_table
 
 __all__ = [
@@ -30,9 +34,14 @@ __all__ = [
     "CensoringModel",
     "CountryProfile",
     "OutcomeModel",
+    "Scenario",
+    "Study",
+    "StudyResult",
     "covariate_log_pmf",
     "performance",
     "sample_covariates",
+    "scenario",
+    "scenarios",
     "simulate_cohort",
     "truth_table",
 ]
