@@ -9,6 +9,7 @@ elsewhere.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -22,6 +23,7 @@ import transport as tp
 import transport.simulate.study as study_mod
 from transport.simulate import Scenario, Study, StudyResult, scenario, scenarios
 from transport.simulate.scenarios import Population
+from transport.simulate.study import _unbounded_median
 
 ALL = ["naive", "iow", "entropy", "gformula", "aipw"]
 
@@ -107,6 +109,39 @@ def test_dask_backend_equals_processes() -> None:
     ):
         remote = study.run(backend="dask", client=client).replicates
     assert_frame_equal(local, remote)
+
+
+def test_dask_local_cluster_of_processes_on_loopback_equals_local() -> None:
+    """As on a real cluster: worker processes talking over TCP on 127.0.0.1."""
+    distributed = pytest.importorskip("distributed")
+    study = Study(scenario=small(), methods=["naive", "iow"], n_reps=2, seed=11)
+    local = study.run().replicates
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        assert all(a.startswith("tcp://127.0.0.1") for a in client.scheduler_info()["workers"])
+        remote = study.run(backend="dask", client=client).replicates
+    assert_frame_equal(local, remote)
+
+
+def test_a_median_upper_limit_not_reached_is_unbounded() -> None:
+    row = {"estimand": "median", "transported_ci_lower": 20.0, "transported_ci_upper": None}
+    _unbounded_median(row)
+    assert row["transported_ci_upper"] == math.inf
+    for lo in (None, float("nan")):  # no lower limit either: no interval
+        row = {"estimand": "median", "transported_ci_lower": lo, "transported_ci_upper": None}
+        _unbounded_median(row)
+        assert row["transported_ci_upper"] is None
+    row = {"estimand": "survival", "transported_ci_lower": 0.2, "transported_ci_upper": None}
+    _unbounded_median(row)
+    assert row["transported_ci_upper"] is None
 
 
 def test_bootstrap_intervals() -> None:

@@ -123,6 +123,7 @@ def _replicate(spec: _Spec, s: int, r: int) -> pl.DataFrame:
                 mine.append({**base, "estimand": estimand, "time": time, "error": error})
         else:
             for row in summary.iter_rows(named=True):
+                _unbounded_median(row)
                 mine.append(
                     {
                         **base,
@@ -139,6 +140,16 @@ def _replicate(spec: _Spec, s: int, r: int) -> pl.DataFrame:
             row["warning"] = warning or None
         rows.extend(mine)
     return pl.DataFrame(rows, schema=SCHEMA)
+
+
+def _unbounded_median(row: dict[str, Any]) -> None:
+    """A median's upper limit that the curve's upper band never reaches (``nan``, R's
+    convention) means the interval is unbounded above: +inf, so that coverage counts it
+    (it covers every truth above its lower limit)."""
+    lo, hi = row["transported_ci_lower"], row["transported_ci_upper"]
+    finite_lo = lo is not None and math.isfinite(lo)
+    if row["estimand"] == "median" and finite_lo and (hi is None or math.isnan(hi)):
+        row["transported_ci_upper"] = math.inf
 
 
 def _run_chunk(spec: _Spec, items: list[tuple[int, int]]) -> list[tuple[int, int, pl.DataFrame]]:
