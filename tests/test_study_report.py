@@ -384,3 +384,28 @@ def test_report_without_failures_says_so() -> None:
     p = parse(render_study_report(res, figures=False))
     assert "failures" in p.sections and "failures" not in p.tables
     assert math.isclose(res.metrics()["n_failed"].sum(), 0)
+
+
+def test_warnings_are_counted_by_class_once_per_replicate(out: StudyResult) -> None:
+    text = "PositivityWarning: poor overlap; see scores(); ConvergenceWarning: <no> convergence"
+    crafted = out.replicates.with_columns(
+        warning=pl.when((pl.col("method") == "iow") & (pl.col("rep") < 3))
+        .then(pl.lit(text))
+        .when((pl.col("method") == "naive") & (pl.col("rep") == 0))
+        .then(pl.lit("PositivityWarning: once"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    res = StudyResult(crafted, out.config, out.n_reps)
+    p = parse(render_study_report(res, figures=False))
+    fails, warns = p.tables["failures"]
+    assert warns[0] == ["scenario", "method", "warning", "replicates"]
+    assert warns[1:] == [
+        [sc, m, w, n]
+        for sc in ("correct", HOSTILE)
+        for m, w, n in [
+            ("naive", "PositivityWarning", "1"),
+            ("iow", "PositivityWarning", "3"),
+            ("iow", "ConvergenceWarning", "3"),
+        ]
+    ]
+    assert fails[0][0] == "scenario"
