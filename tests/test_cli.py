@@ -367,3 +367,42 @@ def test_plan_and_option_checks(tmp_path: Path) -> None:
     assert res.returncode == 2 and "Traceback" not in res.stderr
     res = run("summarize", "synthetic:DE", "--km-every", "0", "--out", str(tmp_path / "k"))
     assert res.returncode == 2 and "--km-every" in res.stderr
+
+
+def test_simulate_writes_metrics_and_report_and_resumes(tmp_path: Path) -> None:
+    study = tmp_path / "study.toml"
+    study.write_text(
+        'title = "a small study"\n[study]\nscenarios = ["correct", "outcome_misspecified"]\n'
+        'methods = ["naive", "iow"]\nn_reps = 4\nseed = 9\ntimes = [12.0]\ntau = 24.0\n'
+        '[run]\nn_jobs = 2\ncheckpoint = "ckpt"\n'
+    )
+    res = run("simulate", str(study), "--out", str(tmp_path / "out"), "--quiet")
+    assert res.returncode == 0, res.stderr
+    metrics = pl.read_csv(tmp_path / "out" / "metrics.csv")
+    assert set(metrics["scenario"]) == {"correct", "outcome_misspecified"}
+    assert set(metrics["method"]) == {"naive", "iow"} and (metrics["n_reps"] == 4).all()
+    want = (
+        tp.simulate.Study(
+            scenario=["correct", "outcome_misspecified"],
+            methods=["naive", "iow"],
+            n_reps=4,
+            seed=9,
+            times=[12.0],
+            tau=24.0,
+        )
+        .run()
+        .metrics()
+    )
+    assert metrics["bias"].to_list() == pytest.approx(want["bias"].to_list(), rel=1e-12)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "outcome_misspecified" in html
+    assert len(list((tmp_path / "ckpt").glob("*.parquet"))) == 8  # 2 scenarios x 4 replicates
+    # resumed from the checkpoint: the same numbers, into another directory
+    res = run("simulate", str(study), "--out", str(tmp_path / "again"), "--quiet")
+    assert res.returncode == 0, res.stderr
+    again = pl.read_csv(tmp_path / "again" / "metrics.csv")
+    assert again["bias"].to_list() == metrics["bias"].to_list()
+    # errors are one line naming the key
+    study.write_text('[study]\nscenario = "correct"\n')
+    res = run("simulate", str(study), "--out", str(tmp_path / "bad"))
+    assert res.returncode == 2 and "'scenario'" in res.stderr and "Traceback" not in res.stderr

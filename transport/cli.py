@@ -12,6 +12,10 @@
 ``transport summarize COHORT``
     Target side: a :class:`~transport.TargetSummary` of a cohort, with its Kaplan–Meier
     table on the policy's grid, released through the gate into a directory.
+``transport simulate STUDY``
+    A methods-validation study (TOML: scenarios, methods, replicates, seed, times, tau,
+    bootstrap; backend, workers, checkpoint, Dask scheduler): the metrics table with
+    Monte Carlo SEs, the replicates, and the HTML study report.
 ``transport release curve COHORT`` / ``transport release verify DIRECTORY``
     Release a cohort's Kaplan–Meier curve through the gate; check a release directory
     against its manifest before it is exported.
@@ -523,6 +527,147 @@ def dump_plan(plan: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- simulation studies ---------------------------------------------------------------------
+_STUDY_KEYS = {
+    "scenarios",
+    "methods",
+    "n_reps",
+    "seed",
+    "times",
+    "tau",
+    "time_unit",
+    "n_boot",
+    "ci_level",
+}
+_RUN_KEYS = {"backend", "n_jobs", "checkpoint", "scheduler"}
+
+
+def load_study(path: str | Path) -> dict[str, Any]:
+    """Read and check a study file (TOML): ``title``; ``[study]`` with ``scenarios``,
+    ``methods``, ``n_reps``, ``seed``, ``times``, ``tau``, ``time_unit``, ``n_boot``,
+    ``ci_level`` (the arguments of :class:`transport.simulate.Study`); ``[run]`` with
+    ``backend`` ("processes" or "dask"), ``n_jobs``, ``checkpoint`` (a directory, so an
+    interrupted study resumes) and ``scheduler`` (the address of an existing Dask
+    scheduler); ``[output]`` with ``directory``."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        plan = tomllib.load(fh)
+    _unknown(plan, {"title", "study", "run", "output"}, "the study file")
+    study = plan.get("study")
+    if not isinstance(study, dict):
+        raise PlanError("the study file has no [study] table")
+    _unknown(study, _STUDY_KEYS, "[study]")
+    _unknown(plan.get("run", {}), _RUN_KEYS, "[run]")
+    _unknown(plan.get("output", {}), {"directory"}, "[output]")
+    plan["_base"] = str(path.resolve().parent)
+    return plan
+
+
+def run_study(
+    plan: dict[str, Any],
+    directory: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run a checked study file; write ``metrics.csv``, ``replicates.parquet``,
+    ``report.html``, ``study.toml`` (as run) and ``manifest.json``; return the manifest."""
+    from transport.report import versions
+    from transport.simulate import Study
+    from transport.study_report import write_study_report
+
+    out = Path(directory)
+    _check_output(out, overwrite)
+    spec = dict(plan["study"])
+    if "scenarios" in spec:
+        spec["scenario"] = spec.pop("scenarios")
+    study = Study(**spec)
+    run = dict(plan.get("run", {}))
+    client = None
+    if "scheduler" in run:
+        from distributed import Client
+
+        client = Client(run.pop("scheduler"))
+        run["backend"] = "dask"
+    checkpoint = run.pop("checkpoint", None)
+    if checkpoint is not None:
+        checkpoint = _resolve(plan.get("_base"), checkpoint)
+    started = time.perf_counter()
+    try:
+        result = study.run(
+            client=client, checkpoint=checkpoint, progress=progress and sys.stderr.isatty(), **run
+        )
+    finally:
+        if client is not None:
+            client.close()
+    seconds = time.perf_counter() - started
+    _say(
+        f"{result.replicates.height} rows from {study.n_reps} replicates in {seconds:.1f} s",
+        not progress,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    try:
+        metrics = result.metrics()
+        metrics.write_csv(tmp / "metrics.csv", float_precision=None)
+        result.replicates.write_parquet(tmp / "replicates.parquet")
+        write_study_report(result, tmp / "report.html", title=plan.get("title"))
+        saved = {k: v for k, v in plan.items() if k not in ("_base", "output")}
+        if checkpoint is not None:
+            saved["run"] = {**saved.get("run", {}), "checkpoint": str(Path(checkpoint).resolve())}
+        (tmp / "study.toml").write_text(_dump_tables(saved))
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        manifest = {
+            "schema": RUN_SCHEMA,
+            "version": 1,
+            "title": plan.get("title"),
+            "study": study.config(),
+            "n_reps": study.n_reps,
+            "versions": versions(),
+            "seconds": round(seconds, 1),
+            "files": [
+                {
+                    "file": str(p.relative_to(tmp)),
+                    "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+                    "bytes": p.stat().st_size,
+                }
+                for p in files
+            ],
+        }
+        (tmp / RUN_MANIFEST).write_text(json.dumps(_finite(manifest), indent=2) + "\n")
+        _swap_in(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _dump_tables(plan: Mapping[str, Any]) -> str:
+    lines = ["# transport simulation study: run with `transport simulate <this file> --out DIR`"]
+    if "title" in plan:
+        lines.append(f"title = {_toml_value(plan['title'])}")
+    for section in ("study", "run"):
+        if section in plan:
+            lines.append(f"\n[{section}]")
+            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in plan[section].items()]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    plan = load_study(args.study)
+    default = f"{Path(args.study).stem}-output"
+    out = args.out or _resolve(plan["_base"], plan.get("output", {}).get("directory", default))
+    if args.n_jobs is not None:
+        plan.setdefault("run", {})["n_jobs"] = args.n_jobs
+    run_study(plan, out, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"metrics: {Path(out) / 'metrics.csv'}")
+    print(f"report: {Path(out) / 'report.html'}")
+    return 0
+
+
 # -- commands ------------------------------------------------------------------------------
 def _cohort_from_args(args: argparse.Namespace) -> Any:
     spec: dict[str, Any]
@@ -684,6 +829,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--overwrite", action="store_true", help="replace an earlier run")
         p.add_argument("--quiet", action="store_true", help="no progress on stderr")
         p.add_argument("--no-figures", action="store_true", help="tables only (faster)")
+
+    sim = sub.add_parser("simulate", help="run a methods-validation study (TOML)")
+    sim.add_argument("study", help="the study file")
+    sim.add_argument("--out", help="output directory (default: the file's [output])")
+    sim.add_argument("--n-jobs", type=int, help="worker processes (overrides [run] n_jobs)")
+    sim.add_argument("--overwrite", action="store_true", help="replace an earlier run")
+    sim.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    sim.set_defaults(func=cmd_simulate)
 
     summ = sub.add_parser("summarize", help="target side: release a TargetSummary")
     _cohort_options(summ)
