@@ -20,6 +20,8 @@ EXPECTED = {
     "04_across_environments.py": (["04_two_routes.png"],
                                   "largest difference from the transport with Japan's rows: "
                                   "0.0e+00"),
+    "05_methods_validation.py": (["05_coverage.png", "05_estimates.png"],
+                                 "aipw unbiased with the outcome model wrong: True"),
 }  # fmt: skip
 
 
