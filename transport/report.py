@@ -1168,6 +1168,11 @@ def render_report(
     vrows = [[k, v] for k, v in versions().items()]
     parts.append(_section("versions", "Versions", [_table(["package", "version"], vrows)]))
     toc += [("settings", "Settings"), ("versions", "Versions")]
+    return _page(title, toc, parts)
+
+
+def _page(title: str, toc: Sequence[tuple[str, str]], parts: Sequence[str]) -> str:
+    """The HTML page around the sections: head with the inline CSS, title, contents."""
     nav = (
         "<nav><ul>"
         + "".join(f'<li><a href="#{_e(a)}">{_e(b)}</a></li>' for a, b in toc)

@@ -39,7 +39,6 @@ import polars as pl
 
 from transport.estimators import METHODS
 from transport.report import (
-    _CSS,
     _DASH,
     _e,
     _figure,
@@ -47,6 +46,7 @@ from transport.report import (
     _json_safe,
     _note,
     _num,
+    _page,
     _section,
     _setting,
     _table,
@@ -342,21 +342,7 @@ def render_study_report(
     vrows = [[k, v] for k, v in versions().items()]
     parts.append(_section("versions", "Versions", [_table(["package", "version"], vrows)]))
     toc += [("failures", "Failures"), ("settings", "Settings"), ("versions", "Versions")]
-    nav = (
-        "<nav><ul>"
-        + "".join(f'<li><a href="#{_e(a)}">{_e(b)}</a></li>' for a, b in toc)
-        + "</ul></nav>"
-    )
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f'<meta name="generator" content="transport {_e(versions()["transport"])}">\n'
-        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f"<header><h1>{_e(title)}</h1></header>\n{nav}\n<main>\n"
-        + "\n".join(parts)
-        + "\n</main>\n</body>\n</html>\n"
-    )
+    return _page(title, toc, parts)
 
 
 def write_study_report(
