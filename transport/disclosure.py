@@ -894,6 +894,48 @@ def _exits_to(curve: Any, t: float) -> float:
     return float(np.sum(curve.n_event_unweighted[upto]) + np.sum(curve.n_censor_unweighted[upto]))
 
 
+def guard_timed_rows(
+    cols: dict[str, list[Any]],
+    value_cols: Sequence[str],
+    curves: Sequence[Any],
+    policy: Policy,
+    record: _Release,
+) -> None:
+    """Withhold (set to null in ``cols``, a summary table as lists) the S(t) and RMST rows
+    the patients behind ``curves`` (unweighted Kaplan–Meier curves) do not support: S(t)
+    needs ``min_cell`` patients at risk at t in each; between consecutive released times
+    (and from 0 to the first) the events and exits are none or at least ``min_km_step``
+    in each, since two estimates a few days apart would otherwise give away the few
+    patients who left between them. Shared by every gate handler with such rows."""
+
+    def withhold_row(i: int, rule: str, why: str) -> None:
+        t = cols["time"][i]
+        label = f"S({t:g})" if cols["estimand"][i] == "survival" else f"RMST({t:g})"
+        for c in value_cols:
+            cols[c][i] = None
+        record.withhold(f"{label} row of the summary", rule, why)
+
+    timed = [i for i, e in enumerate(cols["estimand"]) if e in ("survival", "rmst")]
+    for i in timed:
+        t = cols["time"][i]
+        risks = [float(c.at([t])["n_risk_unweighted"][0]) for c in curves]
+        if cols["estimand"][i] == "survival" and min(risks) < policy.min_cell:
+            withhold_row(i, "min_cell", f"fewer than {policy.min_cell} patients at risk at {t:g}")
+    last = 0.0
+    for t in sorted({cols["time"][i] for i in timed if cols["transported"][i] is not None}):
+        exits = [_exits_to(c, t) - _exits_to(c, last) for c in curves]
+        if any(0 < x < policy.min_km_step for x in exits):
+            why = (
+                f"fewer than {policy.min_km_step} events and exits between {last:g} and {t:g} "
+                "in a cohort"
+            )
+            for i in timed:
+                if cols["time"][i] == t and cols["transported"][i] is not None:
+                    withhold_row(i, "min_km_step", why)
+        else:
+            last = t
+
+
 def _guard_summary(
     obj: Any, summary: pl.DataFrame, policy: Policy, record: _Release, step: float
 ) -> pl.DataFrame:
@@ -920,36 +962,7 @@ def _guard_summary(
         )
     ]
     curves = [obj.naive] + ([obj.observed] if obj.observed is not None else [])
-
-    def withhold_row(i: int, rule: str, why: str) -> None:
-        t = cols["time"][i]
-        label = f"S({t:g})" if cols["estimand"][i] == "survival" else f"RMST({t:g})"
-        for c in value_cols:
-            cols[c][i] = None
-        record.withhold(f"{label} row of the summary", rule, why)
-
-    timed = [i for i, e in enumerate(cols["estimand"]) if e in ("survival", "rmst")]
-    for i in timed:  # S(t) needs min_cell patients at risk at t in each cohort
-        t = cols["time"][i]
-        risks = [float(c.at([t])["n_risk_unweighted"][0]) for c in curves]
-        if cols["estimand"][i] == "survival" and min(risks) < policy.min_cell:
-            withhold_row(i, "min_cell", f"fewer than {policy.min_cell} patients at risk at {t:g}")
-    # between consecutive released times (and from 0 to the first), the events and exits
-    # are none or at least min_km_step in each cohort: two estimates a few days apart
-    # would otherwise give away the few patients who left between them
-    last = 0.0
-    for t in sorted({cols["time"][i] for i in timed if cols["transported"][i] is not None}):
-        exits = [_exits_to(c, t) - _exits_to(c, last) for c in curves]
-        if any(0 < x < policy.min_km_step for x in exits):
-            why = (
-                f"fewer than {policy.min_km_step} events and exits between {last:g} and {t:g} "
-                "in a cohort"
-            )
-            for i in timed:
-                if cols["time"][i] == t and cols["transported"][i] is not None:
-                    withhold_row(i, "min_km_step", why)
-        else:
-            last = t
+    guard_timed_rows(cols, value_cols, curves, policy, record)
     for i, est in enumerate(cols["estimand"]):
         if est == "median":
             _round_median_row(cols, i, step)

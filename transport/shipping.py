@@ -1500,43 +1500,9 @@ def _release_result(obj: Any, policy: _dc.Policy, record: Any) -> None:
     values = [c for c in summary.columns if c not in skip]
     obs = obj.observed
 
-    def exits_to(t: float) -> float:  # the target's events and exits at times <= t
-        upto = obs.time <= t
-        return float(np.sum(obs.n_event_unweighted[upto]) + np.sum(obs.n_censor_unweighted[upto]))
-
-    def withhold_row(i: int, rule: str, why: str) -> None:
-        t = cols["time"][i]
-        label = f"S({t:g})" if cols["estimand"][i] == "survival" else f"RMST({t:g})"
-        for c in values:
-            cols[c][i] = None
-        record.withhold(f"{label} row of the summary", rule, why)
-
     # the target's rows behind the observed estimate and the difference, as the gate
-    # checks a TransportResult: S(t) needs min_cell target patients at risk at t; between
-    # consecutive released times (and from 0 to the first), the target's events and exits
-    # are none or at least min_km_step, else two estimates a day apart give a death away
-    timed = [i for i, e in enumerate(cols["estimand"]) if e in ("survival", "rmst")]
-    for i in timed:
-        t = cols["time"][i]
-        if cols["estimand"][i] == "survival" and obs.at([t])["n_risk_unweighted"][0] < (
-            policy.min_cell
-        ):
-            withhold_row(
-                i, "min_cell", f"fewer than {policy.min_cell} target patients at risk at {t:g}"
-            )
-    last = 0.0
-    for t in sorted({cols["time"][i] for i in timed if cols["transported"][i] is not None}):
-        between = exits_to(t) - exits_to(last)
-        if 0 < between < policy.min_km_step:
-            why = (
-                f"fewer than {policy.min_km_step} target events and exits between {last:g} "
-                f"and {t:g}"
-            )
-            for i in timed:
-                if cols["time"][i] == t and cols["transported"][i] is not None:
-                    withhold_row(i, "min_km_step", why)
-        else:
-            last = t
+    # checks a TransportResult
+    _dc.guard_timed_rows(cols, values, [obs], policy, record)
     for i, est in enumerate(cols["estimand"]):
         if est == "median":
             for base in ("transported", "observed"):
