@@ -166,7 +166,11 @@ def test_regeneration_is_byte_identical(tmp_path: Path) -> None:
         assert pl.read_parquet(tmp_path / f"{country}.parquet").equals(
             pl.read_parquet(DATA / f"{country}.parquet")
         )
-    assert (tmp_path / "truth.csv").read_bytes() == (DATA / "truth.csv").read_bytes()
+    # the truths are quadratures accurate to 1e-13: their last bits follow the numpy and
+    # scipy builds (summation order), so they are compared to that accuracy, the rest exactly
+    fresh, stored = pl.read_csv(tmp_path / "truth.csv"), pl.read_csv(DATA / "truth.csv")
+    assert fresh.drop("value").equals(stored.drop("value"))
+    np.testing.assert_allclose(fresh["value"], stored["value"], rtol=1e-12, atol=0)
     # the Parquet writer is deterministic too (its bytes carry the polars version)
     again = tmp_path / "again"
     build.build(again, truth=False)
