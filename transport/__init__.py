@@ -5,6 +5,7 @@ Public names are listed in ``__all__``; everything else is private.
 """
 
 from transport import datasets, disclosure, simulate
+from transport._version import __version__
 from transport.cohort import TIME_UNITS, Cohort
 from transport.design import Design
 from transport.estimate import Estimate
@@ -21,8 +22,6 @@ from transport.shipping import ShippedModel, ShippedResult
 from transport.summary import TargetSummary
 from transport.survival import SurvivalCurve, kaplan_meier
 from transport.weighting import Weights, entropy_balance, inverse_odds_weights
-
-__version__ = "0.1.0"
 
 __all__ = [
     "TIME_UNITS",

@@ -32,7 +32,6 @@ the rows are in; what may leave is the ``release/`` directories, each written by
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -49,10 +48,14 @@ from typing import Any
 
 import polars as pl
 
+from transport import manifest as manifests
+from transport._version import __version__
+from transport.manifest import MANIFEST, RUN_SCHEMA
+from transport.methods import METHODS, SUMMARY_METHODS
+
 __all__ = ["DEMO_PLAN", "load_plan", "main", "run_plan"]
 
-RUN_MANIFEST = "manifest.json"
-RUN_SCHEMA = "transport.RunManifest"
+RUN_MANIFEST = MANIFEST
 
 #: The plan ``transport demo`` runs (cohorts from the bundled synthetic data).
 DEMO_PLAN: dict[str, Any] = {
@@ -61,7 +64,7 @@ DEMO_PLAN: dict[str, Any] = {
     "analysis": {
         "source": "US",
         "targets": ["UK", "DE", "JP"],
-        "methods": ["naive", "iow", "entropy", "gformula", "aipw"],
+        "methods": list(METHODS),
         "times": [182.625, 365.25, 730.5],
         "tau": 1095.75,
         "margin": {"survival": 0.05},
@@ -109,8 +112,6 @@ _ANALYSIS_KEYS = {
 _PLAN_KEYS = {"title", "cohorts", "analysis", "output", "disclosure"}
 
 
-#: Methods that accept a released summary as the target.
-SUMMARY_METHODS: tuple[str, ...] = ("naive", "entropy")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
@@ -184,8 +185,6 @@ def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
         raise PlanError(
             f"the source {analysis['source']!r} is a summary: the source needs its rows"
         )
-    from transport.estimators import METHODS
-
     for method in analysis["methods"]:
         if method not in METHODS:
             raise PlanError(f"[analysis] method {method!r} is not one of {list(METHODS)}")
@@ -292,15 +291,7 @@ def _check_output(directory: Path, overwrite: bool) -> None:
     present = {str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file()}
     if not present and not any(directory.iterdir()):
         return
-    listed: set[str] | None = None
-    manifest = directory / RUN_MANIFEST
-    if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-            if data.get("schema") == RUN_SCHEMA:
-                listed = {e["file"] for e in data.get("files", [])} | {RUN_MANIFEST}
-        except (json.JSONDecodeError, KeyError, TypeError):
-            listed = None
+    listed = manifests.listed(directory, RUN_SCHEMA)
     if not overwrite or listed is None:
         raise FileExistsError(
             f"output directory {str(directory)!r} is not empty: a run writes into an empty "
@@ -433,7 +424,6 @@ def _write_outputs(
                 {"directory": str(rdir.relative_to(out)), "withheld": len(m["suppressed"])}
             )
     (out / "plan.toml").write_text(dump_plan(_portable(plan)))
-    files = sorted(p for p in out.rglob("*") if p.is_file())
     manifest = {
         "schema": RUN_SCHEMA,
         "version": 1,
@@ -443,18 +433,11 @@ def _write_outputs(
         "versions": versions(),
         "seconds": round(seconds, 1),
         "releases": releases,
-        "files": [
-            {
-                "file": str(p.relative_to(out)),
-                "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
-                "bytes": p.stat().st_size,
-            }
-            for p in files
-        ],
+        "files": manifests.entries(out),
         "note": "the report and results/ stay in the environment of the rows; only the "
         "release/ directories, each with its own manifest, may leave",
     }
-    (out / RUN_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    manifests.write(out, manifest)
     return manifest
 
 
@@ -619,7 +602,6 @@ def run_study(
         if checkpoint is not None:
             saved["run"] = {**saved.get("run", {}), "checkpoint": str(Path(checkpoint).resolve())}
         (tmp / "study.toml").write_text(_dump_tables(saved))
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
         manifest = {
             "schema": RUN_SCHEMA,
             "version": 1,
@@ -628,16 +610,9 @@ def run_study(
             "n_reps": study.n_reps,
             "versions": versions(),
             "seconds": round(seconds, 1),
-            "files": [
-                {
-                    "file": str(p.relative_to(tmp)),
-                    "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
-                    "bytes": p.stat().st_size,
-                }
-                for p in files
-            ],
+            "files": manifests.entries(tmp),
         }
-        (tmp / RUN_MANIFEST).write_text(json.dumps(_finite(manifest), indent=2) + "\n")
+        manifests.write(tmp, _finite(manifest))
         _swap_in(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -803,8 +778,6 @@ def _cohort_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from transport import __version__
-
     parser = argparse.ArgumentParser(
         prog="transport",
         description="Transport real-world survival from one country's cohort to another's "

@@ -71,7 +71,6 @@ differencing, survival tables).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -84,8 +83,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from transport import manifest as manifests
+from transport._version import __version__
 from transport.cohort import TIME_UNITS, Cohort
 from transport.exceptions import DisclosureError
+from transport.manifest import MANIFEST, RELEASE_SCHEMA, verify
 from transport.survival._confint import ConfType, bands
 
 __all__ = [
@@ -98,8 +100,7 @@ __all__ = [
     "verify",
 ]
 
-MANIFEST = "manifest.json"
-MANIFEST_SCHEMA = "transport.ReleaseManifest"
+MANIFEST_SCHEMA = RELEASE_SCHEMA
 
 #: Name tokens that mark a column's role as one that must never be released. A column
 #: name is split into lower-case tokens at non-alphanumerics and camelCase boundaries.
@@ -333,15 +334,7 @@ class _Release:
         entries = []
         for filename, payload in self.files.items():
             (directory / filename).write_bytes(payload)
-            entries.append(
-                {
-                    "file": filename,
-                    "sha256": hashlib.sha256(payload).hexdigest(),
-                    "bytes": len(payload),
-                }
-            )
-        from transport import __version__
-
+            entries.append(manifests.entry(filename, payload))
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "version": 1,
@@ -352,8 +345,7 @@ class _Release:
             "files": entries,
             "suppressed": self.suppressed,
         }
-        text = json.dumps(manifest, indent=2, allow_nan=False) + "\n"
-        (directory / MANIFEST).write_text(text)
+        manifests.write(directory, manifest)
         return manifest
 
 
@@ -365,44 +357,16 @@ def _prepare(directory: Path, overwrite: bool) -> None:
     present = sorted(p.name for p in directory.iterdir())
     if not present:
         return
-    if overwrite and MANIFEST in present:
-        old = json.loads((directory / MANIFEST).read_text())
-        listed = {e["file"] for e in old.get("files", [])} | {MANIFEST}
-        if set(present) <= listed:
-            for p in present:
-                (directory / p).unlink()
-            return
+    listed = manifests.listed(directory) if overwrite else None
+    if listed is not None and set(present) <= listed:
+        for p in present:
+            (directory / p).unlink()
+        return
     raise FileExistsError(
         f"release directory {str(directory)!r} is not empty ({len(present)} entries): a "
         "release writes into an empty directory so that everything in it is listed in its "
         "manifest (overwrite=True replaces an earlier release there)"
     )
-
-
-def verify(directory: str | Path) -> dict[str, Any]:
-    """Check a release directory against its manifest: every file listed, present and
-    unchanged (SHA-256), and nothing else there. Returns the manifest; raises
-    :class:`~transport.DisclosureError` naming the file otherwise."""
-    directory = Path(directory)
-    manifest = json.loads((directory / MANIFEST).read_text())
-    if manifest.get("schema") != MANIFEST_SCHEMA:
-        raise DisclosureError(f"{MANIFEST} in {str(directory)!r} is not a release manifest")
-    listed = {e["file"]: e for e in manifest["files"]}
-    extra = sorted({p.name for p in directory.iterdir()} - set(listed) - {MANIFEST})
-    if extra:
-        raise DisclosureError(
-            f"release directory {str(directory)!r} holds file(s) not in its manifest: {extra} "
-            "(rule: everything released is listed and checked)"
-        )
-    for name, entry in listed.items():
-        path = directory / name
-        if not path.is_file():
-            raise DisclosureError(f"released file {name!r} listed in the manifest is missing")
-        if hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
-            raise DisclosureError(
-                f"released file {name!r} changed after release (SHA-256 differs from the manifest)"
-            )
-    return manifest
 
 
 def _json_safe(x: Any) -> Any:

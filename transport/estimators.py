@@ -51,6 +51,7 @@ from scipy.special import expit, softmax
 from transport.cohort import Cohort
 from transport.design import Design
 from transport.exceptions import DataError
+from transport.methods import METHODS
 from transport.summary import TargetSummary
 from transport.survival._confint import find_quantile
 from transport.survival._cox import fit_cox
@@ -71,7 +72,6 @@ __all__ = [
     "read_curve",
 ]
 
-METHODS: tuple[str, ...] = ("naive", "iow", "entropy", "gformula", "aipw")
 OutcomeModel = Literal["cox", "pwexp"]
 
 Curve = tuple[np.ndarray, np.ndarray]

@@ -1,8 +1,13 @@
 """Bootstrap engine: resample source and target separately, refit, read the curves.
 
-Replicate ``b`` draws its resamples from its own generator,
-``numpy.random.default_rng(SeedSequence(seed).spawn(n_boot)[b])``, so its numbers
-depend only on the seed and ``b``: the same for any number of workers, in any order.
+Seeding, the one scheme of the package (:func:`child_seeds`): replicate ``b`` draws its
+resamples from its own generator, ``numpy.random.default_rng(child)`` with ``child`` the
+``SeedSequence`` of the seed's entropy and spawn key ``(*seed.spawn_key, *stream, b)``
+(``stream`` empty for the bootstrap of :func:`~transport.transport`, which makes these
+the children ``SeedSequence(seed).spawn(n_boot)`` would give), so its numbers depend only
+on the seed, the stream and ``b``: the same for any number of workers, in any order.
+Independent streams from one seed (a shipped model's target resamples beside its source
+refits; a study's cohorts beside its bootstraps) differ in ``stream``.
 A resample is represented by counts (how often each row was drawn), used as case
 weights by the estimators of :mod:`transport.estimators`; the data are sorted once and a
 replicate reweights and refits (DESIGN §7).
@@ -25,10 +30,45 @@ from typing import Literal
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["BootstrapDraws", "Progress", "interval", "resample_counts", "run_bootstrap"]
+from transport._validate import check_n_jobs
+
+__all__ = [
+    "BootstrapDraws",
+    "Progress",
+    "Seed",
+    "child_seed",
+    "child_seeds",
+    "interval",
+    "reporter",
+    "resample_counts",
+    "run_bootstrap",
+    "seed_sequence",
+]
 
 Progress = bool | Callable[[int, int], None] | None
 IntervalKind = Literal["percentile", "normal"]
+Seed = int | np.random.SeedSequence | None
+
+
+def seed_sequence(seed: Seed) -> np.random.SeedSequence:
+    """``seed`` as a ``SeedSequence`` (an int or ``None`` seeds a new one)."""
+    return seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+
+
+def child_seed(seed: Seed, *key: int) -> np.random.SeedSequence:
+    """The child of ``seed`` at spawn key ``(*seed.spawn_key, *key)``, without advancing
+    ``seed`` (``SeedSequence.spawn`` would)."""
+    ss = seed_sequence(seed)
+    return np.random.SeedSequence(
+        ss.entropy, spawn_key=(*ss.spawn_key, *key), pool_size=ss.pool_size
+    )
+
+
+def child_seeds(seed: Seed, n: int, stream: tuple[int, ...] = ()) -> list[np.random.SeedSequence]:
+    """The ``n`` children ``child_seed(seed, *stream, b)``, ``b = 0 .. n - 1``: one per
+    replicate, the package's only seeding scheme."""
+    ss = seed_sequence(seed)
+    return [child_seed(ss, *stream, b) for b in range(n)]
 
 
 def resample_counts(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -67,29 +107,24 @@ def _run_chunk(
 def run_bootstrap(
     fn: Callable[[np.random.Generator], np.ndarray],
     n_boot: int,
-    seed: int | np.random.SeedSequence | None,
+    seed: Seed,
     *,
     n_jobs: int = 1,
     progress: Progress = None,
     label: str = "bootstrap",
+    stream: tuple[int, ...] = (),
 ) -> BootstrapDraws:
-    """Run ``fn`` (a picklable callable from a generator to a vector) ``n_boot`` times.
+    """Run ``fn`` (a picklable callable from a generator to a vector) ``n_boot`` times,
+    replicate ``b`` with the generator of ``child_seeds(seed, n_boot, stream)[b]``.
 
     ``n_jobs`` worker processes (joblib's loky backend; ``-1`` for every core) share the
     replicates in chunks; the result is identical for any ``n_jobs``. ``progress``:
     ``True`` prints a counter to standard error, a callable receives ``(done, total)``.
     """
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
-        raise ValueError(
-            f"The 'n_jobs' parameter must be a positive integer or -1. Got {n_jobs!r}."
-        )
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    # the children ss.spawn would give, without advancing the caller's SeedSequence
-    children = [
-        np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, b), pool_size=ss.pool_size)
-        for b in range(n_boot)
-    ]
-    report = _reporter(progress, n_boot, label)
+    check_n_jobs(n_jobs)
+    ss = seed_sequence(seed)
+    children = child_seeds(ss, n_boot, stream)
+    report = reporter(progress, n_boot, label)
     workers = n_jobs if n_jobs > 0 else max(1, _cpu_count())
     size = max(1, min(25, math.ceil(n_boot / (4 * workers))))
     chunks = _chunks(n_boot, size)
@@ -117,7 +152,9 @@ def _cpu_count() -> int:
     return int(cpu_count())
 
 
-def _reporter(progress: Progress, total: int, label: str) -> Callable[[int], None]:
+def reporter(progress: Progress, total: int, label: str) -> Callable[[int], None]:
+    """A callback ``report(done)``: nothing for ``progress`` ``None`` or ``False``, the
+    caller's ``progress(done, total)``, or (``True``) a counter on standard error."""
     if progress is None or progress is False:
         return lambda done: None
     if callable(progress):

@@ -497,7 +497,7 @@ def _study_label(estimand: str, time: float | None, unit: str | None) -> str:
 
 def _study_groups(rows: pl.DataFrame, scenarios: Sequence[str]) -> list[tuple[str, list[str]]]:
     """(scenario, methods) in the study's order, methods as METHODS orders them."""
-    from transport.estimators import METHODS
+    from transport.methods import METHODS
 
     out = []
     for sc in _study_order(rows["scenario"].to_list(), scenarios):
@@ -689,7 +689,7 @@ def _plot_study_measure(
     else:
         ref = 0.0
     ax.axvline(ref, color="k", linestyle="--", linewidth=0.8, gid="reference")
-    from transport.estimators import METHODS
+    from transport.methods import METHODS
 
     for method in _study_order(rows["method"].to_list(), METHODS):
         mine = rows.filter(pl.col("method") == method).fill_null(np.nan)

@@ -61,9 +61,9 @@ import numpy as np
 import polars as pl
 
 from transport.disclosure import Policy, forbidden_role, level_dummies
-from transport.estimators import METHODS
 from transport.exceptions import TransportWarning
 from transport.inference import IntervalKind
+from transport.methods import METHODS
 from transport.result import TransportResult, TransportResults
 from transport.survival.model_curve import ModelCurve
 

@@ -19,11 +19,21 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
+from transport._validate import (
+    ESTIMANDS,
+    check_alpha,
+    check_ci_level,
+    check_margins,
+    check_n_boot,
+    check_n_jobs,
+    check_tau,
+    check_times,
+    check_window,
+)
 from transport.assess import curve_distance, tost
 from transport.cohort import TIME_UNITS, Cohort
 from transport.estimate import Estimate
 from transport.estimators import (
-    METHODS,
     AIPWEstimator,
     EntropyEstimator,
     FixedGridKM,
@@ -42,6 +52,7 @@ from transport.inference import (
     resample_counts,
     run_bootstrap,
 )
+from transport.methods import REGISTRY, SUMMARY_METHODS, Method, check_method
 from transport.summary import TargetSummary
 from transport.survival.curve import SurvivalCurve, kaplan_meier
 from transport.survival.model_curve import ModelCurve
@@ -52,7 +63,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TransportResult", "TransportResults", "transport"]
 
-Method = Literal["naive", "iow", "entropy", "gformula", "aipw"]
 Target = Cohort | TargetSummary
 
 
@@ -101,23 +111,6 @@ class _Replicate:
         cs = resample_counts(rng, self.ns)
         ct = resample_counts(rng, self.nt) if self.nt is not None else None
         return self.evaluate(cs, ct)
-
-
-def _check_times(times: Any, tau: Any) -> tuple[np.ndarray, float | None]:
-    t = np.zeros(0) if times is None else np.atleast_1d(np.asarray(times, dtype=np.float64))
-    if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t < 0):
-        raise ValueError(
-            f"The 'times' parameter of transport must be finite times >= 0. Got {times!r}."
-        )
-    if tau is None:
-        return t, None
-    if isinstance(tau, bool) or not isinstance(tau, int | float | np.number):
-        raise ValueError(f"The 'tau' parameter of transport must be a number. Got {tau!r}.")
-    if not (math.isfinite(float(tau)) and float(tau) > 0):
-        raise ValueError(
-            f"The 'tau' parameter of transport must be positive and finite. Got {tau!r}."
-        )
-    return t, float(tau)
 
 
 def _same_unit(target: Target, unit: str) -> Target:
@@ -257,29 +250,20 @@ def transport(
             "The 'target' parameter of transport must be a Cohort, a TargetSummary, or a "
             f"list or dict of them. Got {type(target).__name__} instead."
         )
-    if method not in METHODS:
-        raise ValueError(f"The 'method' parameter must be one of {list(METHODS)}. Got {method!r}.")
-    if isinstance(target, TargetSummary) and method not in ("naive", "entropy"):
+    info = check_method(method)
+    if isinstance(target, TargetSummary) and not info.summary_target:
         raise DataError(
             f"method {method!r} needs the target's rows, but target {target.name!r} is a "
-            "TargetSummary (rule: a summary-only target supports 'naive' and 'entropy'; "
+            f"TargetSummary (rule: a summary-only target supports "
+            f"{' and '.join(repr(m) for m in SUMMARY_METHODS)}; "
             "ship the outcome model to the target instead)"
         )
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 0:
-        raise ValueError(f"The 'n_boot' parameter must be an integer >= 0. Got {n_boot!r}.")
-    if n_boot == 1:
-        raise ValueError(
-            "The 'n_boot' parameter must be 0 or at least 2 (one replicate has no spread)."
-        )
-    if not (isinstance(ci_level, float | int) and 0 < float(ci_level) < 1):
-        raise ValueError(f"The 'ci_level' parameter must be in (0, 1). Got {ci_level!r}.")
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
-        raise ValueError(
-            f"The 'n_jobs' parameter must be a positive integer or -1. Got {n_jobs!r}."
-        )
-    t, tau_ = _check_times(times, tau)
-    _margins(margin, ["survival", "median", "rmst"])  # validate early
-    if method in ("gformula", "aipw"):
+    check_n_boot(n_boot)
+    check_ci_level(ci_level)
+    check_n_jobs(n_jobs)
+    t, tau_ = check_times(times, "transport"), check_tau(tau, "transport")
+    check_margins(margin, ESTIMANDS)  # validate early
+    if not info.delayed_entry:
         for c in (source, target):
             if isinstance(c, Cohort) and c.entry is not None:
                 raise DataError(
@@ -306,11 +290,7 @@ def transport(
         end = tau_ if tau_ is not None else (float(t.max()) if t.size else None)
         win = (0.0, end) if end else None
     else:
-        win = (float(window[0]), float(window[1]))
-        if not (math.isfinite(win[1]) and win[1] > win[0] >= 0):
-            raise ValueError(
-                f"The 'window' parameter must be (a, b) with 0 <= a < b. Got {window!r}."
-            )
+        win = check_window(window)
 
     naive_curve = kaplan_meier(source, conf_level=ci_level)
     naive_est = NaiveEstimator(source)
@@ -408,37 +388,6 @@ def transport(
     )
 
 
-def _margins(margin: float | Mapping[str, float] | None, estimands: list[str]) -> np.ndarray:
-    if margin is None:
-        return np.full(len(estimands), np.nan)
-    if isinstance(margin, Mapping):
-        unknown = set(margin) - {"survival", "median", "rmst"}
-        if unknown:
-            raise ValueError(
-                f"margin keys must be 'survival', 'median' or 'rmst'; got {sorted(unknown)}"
-            )
-        for key, v in margin.items():
-            if not _positive_number(v):
-                raise ValueError(
-                    f"The margin for {key!r} must be a positive finite number. Got {v!r}."
-                )
-        return np.array([float(margin.get(e, np.nan)) for e in estimands])
-    if not _positive_number(margin):
-        raise ValueError(
-            f"The 'margin' must be a positive finite number or a dict. Got {margin!r}."
-        )
-    return np.array([float(margin) if e == "survival" else np.nan for e in estimands])
-
-
-def _positive_number(v: Any) -> bool:
-    return (
-        isinstance(v, int | float | np.number)
-        and not isinstance(v, bool | np.bool_)
-        and math.isfinite(float(v))
-        and float(v) > 0
-    )
-
-
 class TransportResult:
     """The transported estimates for one target, the target's observed ones, and their
     comparison.
@@ -503,7 +452,7 @@ class TransportResult:
         self.estimands = [("survival", float(x)) for x in times] + [("median", None)]
         if tau is not None:
             self.estimands.append(("rmst", tau))
-        self._margins = _margins(margin, [e for e, _ in self.estimands])
+        self._margins = check_margins(margin, [e for e, _ in self.estimands])
 
     @property
     def _boot_ok(self) -> np.ndarray | None:
@@ -660,9 +609,10 @@ class TransportResult:
         return f" ({failed} replicates failed)" if failed else ""
 
     def _if_label(self, estimand: str) -> str:
-        if self.method in ("gformula", "aipw"):
+        info = REGISTRY[self.method]
+        if not info.analytic_interval:
             return "none (use n_boot)"
-        fixed = "" if self.method == "naive" else " (weights fixed)"
+        fixed = " (weights fixed)" if info.weights_fixed else ""
         if estimand == "median":
             return f"band-inversion{fixed}"
         return f"influence-function{fixed}"
@@ -683,11 +633,14 @@ class TransportResult:
         bootstrap when there is one, else Wald), ``margin``, ``equivalence_p`` (the larger
         one-sided p-value, normal approximation) and ``verdict``.
         """
-        m = self._margins if margin is None else _margins(margin, [e for e, _ in self.estimands])
+        m = (
+            self._margins
+            if margin is None
+            else check_margins(margin, [e for e, _ in self.estimands])
+        )
         if np.all(np.isnan(m)):
             raise ValueError("no equivalence margin: pass margin= here or to transport()")
-        if not 0 < alpha < 0.5:
-            raise ValueError(f"The 'alpha' parameter must be in (0, 0.5). Got {alpha!r}.")
+        check_alpha(alpha)
         cols = self._columns(interval_kind, 1.0 - 2.0 * alpha)
         diff = cols["difference"]
         p, verdicts = tost(

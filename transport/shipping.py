@@ -124,13 +124,21 @@ from formulaic.errors import FactorEvaluationError
 from scipy.optimize import brentq
 
 from transport import disclosure as _dc
+from transport._validate import (
+    check_alpha,
+    check_ci_level,
+    check_margins,
+    check_n_boot,
+    check_tau,
+    check_times,
+)
 from transport.assess import tost
 from transport.cohort import Cohort
 from transport.design import Design
 from transport.estimators import FixedGridKM, read_curve
 from transport.exceptions import DataError, DisclosureError, TransportWarning
 from transport.inference import IntervalKind, interval, resample_counts, run_bootstrap
-from transport.result import _margins, _wald, _wald_log_ratio
+from transport.result import _wald, _wald_log_ratio
 from transport.summary import interval_counts
 from transport.survival._cox import fit_cox
 from transport.survival._pwexp import (
@@ -616,11 +624,7 @@ class ShippedModel:
                             f"Got {type(policy).__name__} instead.")  # fmt: skip
         if model not in ("cox", "pwexp"):
             raise ValueError(f"The 'model' parameter must be 'cox' or 'pwexp'. Got {model!r}.")
-        if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 0:
-            raise ValueError(f"The 'n_boot' parameter must be an integer >= 0. Got {n_boot!r}.")
-        if n_boot == 1:
-            raise ValueError("The 'n_boot' parameter must be 0 or at least 2 (one replicate "
-                             "has no spread).")  # fmt: skip
+        check_n_boot(n_boot)
         if source.entry is not None:
             raise DataError(
                 f"cohort {source.name!r} has delayed entry (column {source.entry!r}; "
@@ -837,25 +841,17 @@ class ShippedModel:
                 f"cohort {target.name!r} has delayed entry (column {target.entry!r}; "
                 f"{target.n} rows) (rule: the shipped g-formula needs right-censored data)"
             )
-        if not (isinstance(ci_level, float | int) and 0 < float(ci_level) < 1):
-            raise ValueError(f"The 'ci_level' parameter must be in (0, 1). Got {ci_level!r}.")
-        t = np.zeros(0) if times is None else np.atleast_1d(np.asarray(times, dtype=np.float64))
-        if t.ndim != 1:
-            raise ValueError(f"The 'times' parameter must be one-dimensional. Got {times!r}.")
+        check_ci_level(ci_level)
+        t = check_times(times, "ShippedModel.apply")
         self._check_times(t, "times")
-        tau_: float | None = None
-        if tau is not None:
-            if isinstance(tau, bool) or not isinstance(tau, int | float | np.number):
-                raise ValueError(f"The 'tau' parameter must be a number. Got {tau!r}.")
-            tau_ = float(tau)
-            if not tau_ > 0:
-                raise ValueError(f"The 'tau' parameter must be positive. Got {tau!r}.")
+        tau_ = check_tau(tau, "ShippedModel.apply")
+        if tau_ is not None:
             self._check_times(np.array([tau_]), "tau")
         estimands: list[tuple[str, float | None]] = [("survival", float(x)) for x in t]
         estimands.append(("median", None))
         if tau_ is not None:
             estimands.append(("rmst", tau_))
-        margins = _margins(margin, [e for e, _ in estimands])
+        margins = check_margins(margin, [e for e, _ in estimands])
         target = _in_unit(target, self.time_unit)
         X = self._matrix(target)
         H = self._hazards(X)
@@ -1287,11 +1283,14 @@ class ShippedResult:
     ) -> pl.DataFrame:
         """Two one-sided tests of ``|transported - observed| < margin`` (as
         :meth:`TransportResult.equivalence`)."""
-        m = self._margins if margin is None else _margins(margin, [e for e, _ in self.estimands])
+        m = (
+            self._margins
+            if margin is None
+            else check_margins(margin, [e for e, _ in self.estimands])
+        )
         if np.all(np.isnan(m)):
             raise ValueError("no equivalence margin: pass margin= here or to apply()")
-        if not 0 < alpha < 0.5:
-            raise ValueError(f"The 'alpha' parameter must be in (0, 0.5). Got {alpha!r}.")
+        check_alpha(alpha)
         cols = self._columns(interval_kind, 1.0 - 2.0 * alpha)
         p, verdicts = tost(cols["difference"], cols["difference_se"],
                            cols["difference_ci_lower"], cols["difference_ci_upper"], m)  # fmt: skip

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from transport.estimators import METHODS
+from transport.methods import METHODS
 from transport.report import (
     _DASH,
     _e,

@@ -28,14 +28,22 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from transport._validate import (
+    check_ci_level,
+    check_n_boot,
+    check_n_jobs,
+    check_tau,
+    check_times,
+    is_integer,
+)
 from transport.cohort import TIME_UNITS
-from transport.inference import Progress, _reporter
+from transport.inference import Progress, child_seed, reporter
+from transport.methods import METHODS
 from transport.simulate.metrics import performance
 from transport.simulate.scenarios import Scenario, scenario, scenarios
 
 __all__ = ["METHODS", "Study", "StudyResult"]
 
-METHODS: tuple[str, ...] = ("naive", "iow", "entropy", "gformula", "aipw")
 Backend = Literal["processes", "dask"]
 _FORMAT = 1
 
@@ -85,11 +93,11 @@ def _replicate(spec: _Spec, s: int, r: int) -> pl.DataFrame:
     from transport.result import transport
 
     sc = spec.scenarios[s]
-    rng = np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=(s, r, 0)))
+    rng = np.random.default_rng(child_seed(spec.seed, s, r, 0))
     source, target = sc.simulate(rng)
     if spec.time_unit != "months":
         source, target = source.in_unit(spec.time_unit), target.in_unit(spec.time_unit)  # type: ignore[arg-type]
-    boot_seed = np.random.SeedSequence(spec.seed, spawn_key=(s, r, 1))
+    boot_seed = child_seed(spec.seed, s, r, 1)
     rows: list[dict[str, Any]] = []
     estimands = spec.estimands()
     for method in spec.methods:
@@ -221,27 +229,18 @@ class Study:
             )
         if len(set(methods)) != len(methods):
             raise ValueError(f"The 'methods' parameter lists a method twice: {methods}.")
-        if not _is_int(n_reps) or n_reps < 1:
+        if not is_integer(n_reps) or n_reps < 1:
             raise ValueError(f"The 'n_reps' parameter must be an integer >= 1. Got {n_reps!r}.")
-        if not _is_int(seed) or seed < 0:
+        if not is_integer(seed) or seed < 0:
             raise ValueError(f"The 'seed' parameter must be an integer >= 0. Got {seed!r}.")
         if time_unit not in TIME_UNITS:
             raise ValueError(
                 f"The 'time_unit' parameter must be one of {sorted(TIME_UNITS)}. Got {time_unit!r}."
             )
-        t = tuple(float(x) for x in np.atleast_1d(np.asarray(times, dtype=np.float64)))
-        if not all(math.isfinite(x) and x > 0 for x in t):
-            raise ValueError(f"The 'times' parameter must be positive and finite. Got {t!r}.")
-        if tau is not None and not (
-            isinstance(tau, int | float) and math.isfinite(tau) and tau > 0
-        ):
-            raise ValueError(f"The 'tau' parameter must be positive and finite. Got {tau!r}.")
-        if not _is_int(n_boot) or n_boot < 0 or n_boot == 1:
-            raise ValueError(
-                f"The 'n_boot' parameter must be 0 or an integer >= 2. Got {n_boot!r}."
-            )
-        if not (isinstance(ci_level, int | float) and 0 < ci_level < 1):
-            raise ValueError(f"The 'ci_level' parameter must be in (0, 1). Got {ci_level!r}.")
+        t = tuple(float(x) for x in check_times(times, positive=True))
+        tau = check_tau(tau)
+        check_n_boot(n_boot)
+        check_ci_level(ci_level)
         self.n_reps = int(n_reps)
         self._spec = _Spec(
             scenarios=resolved,
@@ -322,10 +321,7 @@ class Study:
             raise ValueError(
                 f"The 'backend' parameter must be 'processes' or 'dask'. Got {backend!r}."
             )
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
-            raise ValueError(
-                f"The 'n_jobs' parameter must be a positive integer or -1. Got {n_jobs!r}."
-            )
+        check_n_jobs(n_jobs)
         if client is not None and backend != "dask":
             raise ValueError("A 'client' is used with backend='dask' only.")
         spec = self._spec
@@ -333,7 +329,7 @@ class Study:
         store = _Checkpoint(Path(checkpoint), self.config()) if checkpoint is not None else None
         done: dict[tuple[int, int], pl.DataFrame] = store.load(wanted) if store else {}
         todo = [k for k in wanted if k not in done]
-        report = _reporter(progress, len(wanted), "study")
+        report = reporter(progress, len(wanted), "study")
         if done:
             report(len(done))
         runner = _run_dask if backend == "dask" else _run_processes
@@ -362,10 +358,6 @@ def _resolve(x: str | Scenario) -> Scenario:
     raise ValueError(
         f"Unknown scenario {x!r}: a scenario must be a name in {scenarios()} or a Scenario."
     )
-
-
-def _is_int(x: Any) -> bool:
-    return not isinstance(x, bool) and isinstance(x, int | np.integer)
 
 
 def _chunks(items: list[tuple[int, int]], workers: int) -> list[list[tuple[int, int]]]:

@@ -1,0 +1,153 @@
+"""Shared parameter checks: one home for the rules every entry point applies.
+
+The public API (:func:`~transport.transport`), the plan reader of the command line,
+model shipping and the study runner all check their times, horizons, interval levels,
+bootstrap sizes, worker counts and margins here, so that one rule gives one message
+everywhere: "The 'x' parameter of F must be ... Got ... instead."
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ESTIMANDS",
+    "check_alpha",
+    "check_ci_level",
+    "check_margins",
+    "check_n_boot",
+    "check_n_jobs",
+    "check_tau",
+    "check_times",
+    "check_window",
+    "is_integer",
+    "is_positive_number",
+]
+
+#: The estimands of a transport analysis, in the order of its summary rows.
+ESTIMANDS: tuple[str, ...] = ("survival", "median", "rmst")
+
+
+def _of(where: str) -> str:
+    return f" of {where}" if where else ""
+
+
+def is_integer(v: Any) -> bool:
+    """An integer (Python or numpy), not a bool."""
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def is_positive_number(v: Any) -> bool:
+    """A finite number > 0 (not a bool)."""
+    return (
+        isinstance(v, int | float | np.number)
+        and not isinstance(v, bool | np.bool_)
+        and math.isfinite(float(v))
+        and float(v) > 0
+    )
+
+
+def check_times(times: Any, where: str = "", *, positive: bool = False) -> np.ndarray:
+    """Times for S(t) as a float array: one-dimensional, finite and >= 0 (``positive``:
+    > 0); ``None`` is no times."""
+    if times is None:
+        return np.zeros(0)
+    try:
+        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    except (TypeError, ValueError):
+        t = None
+    low_ok = t is not None and (np.all(t > 0) if positive else np.all(t >= 0))
+    if t is None or t.ndim != 1 or not np.all(np.isfinite(t)) or not low_ok:
+        rule = "positive and finite" if positive else "finite times >= 0"
+        raise ValueError(f"The 'times' parameter{_of(where)} must be {rule}. Got {times!r}.")
+    return t
+
+
+def check_tau(tau: Any, where: str = "") -> float | None:
+    """The RMST horizon: ``None`` or a positive finite number."""
+    if tau is None:
+        return None
+    if isinstance(tau, bool) or not isinstance(tau, int | float | np.number):
+        raise ValueError(f"The 'tau' parameter{_of(where)} must be a number. Got {tau!r}.")
+    if not (math.isfinite(float(tau)) and float(tau) > 0):
+        raise ValueError(
+            f"The 'tau' parameter{_of(where)} must be positive and finite. Got {tau!r}."
+        )
+    return float(tau)
+
+
+def check_ci_level(ci_level: Any, name: str = "ci_level") -> float:
+    """A nominal coverage in (0, 1)."""
+    if isinstance(ci_level, bool) or not (
+        isinstance(ci_level, float | int | np.floating) and 0 < float(ci_level) < 1
+    ):
+        raise ValueError(f"The '{name}' parameter must be in (0, 1). Got {ci_level!r}.")
+    return float(ci_level)
+
+
+def check_alpha(alpha: Any) -> float:
+    """A one-sided test level in (0, 0.5)."""
+    if isinstance(alpha, bool) or not (isinstance(alpha, float | int) and 0 < alpha < 0.5):
+        raise ValueError(f"The 'alpha' parameter must be in (0, 0.5). Got {alpha!r}.")
+    return float(alpha)
+
+
+def check_n_boot(n_boot: Any) -> int:
+    """Bootstrap replicates: 0 (none) or at least 2 (one replicate has no spread)."""
+    if not is_integer(n_boot) or n_boot < 0:
+        raise ValueError(f"The 'n_boot' parameter must be an integer >= 0. Got {n_boot!r}.")
+    if n_boot == 1:
+        raise ValueError(
+            "The 'n_boot' parameter must be 0 or at least 2 (one replicate has no spread). Got 1."
+        )
+    return int(n_boot)
+
+
+def check_n_jobs(n_jobs: Any) -> int:
+    """Worker processes: a positive integer, or -1 for every core."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
+        raise ValueError(
+            f"The 'n_jobs' parameter must be a positive integer or -1. Got {n_jobs!r}."
+        )
+    return n_jobs
+
+
+def check_window(window: Any) -> tuple[float, float]:
+    """A time window ``(a, b)`` with ``0 <= a < b`` finite."""
+    try:
+        a, b = (float(x) for x in window)
+    except (TypeError, ValueError):
+        a = b = math.nan
+    if not (math.isfinite(b) and b > a >= 0):
+        raise ValueError(f"The 'window' parameter must be (a, b) with 0 <= a < b. Got {window!r}.")
+    return a, b
+
+
+def check_margins(
+    margin: float | Mapping[str, float] | None, estimands: Sequence[str]
+) -> np.ndarray:
+    """Equivalence margins, one per estimand row (``nan``: none): a number applies to
+    S(t); a dict gives them by estimand (``"survival"``, ``"median"``, ``"rmst"``)."""
+    if margin is None:
+        return np.full(len(estimands), np.nan)
+    if isinstance(margin, Mapping):
+        unknown = set(margin) - set(ESTIMANDS)
+        if unknown:
+            raise ValueError(
+                f"margin keys must be 'survival', 'median' or 'rmst'; got {sorted(unknown)}"
+            )
+        for key, v in margin.items():
+            if not is_positive_number(v):
+                raise ValueError(
+                    f"The margin for {key!r} must be a positive finite number. Got {v!r}."
+                )
+        return np.array([float(margin.get(e, np.nan)) for e in estimands])
+    if not is_positive_number(margin):
+        raise ValueError(
+            f"The 'margin' must be a positive finite number or a dict. Got {margin!r}."
+        )
+    return np.array([float(margin) if e == "survival" else np.nan for e in estimands])
