@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import transport as tp
 from transport import disclosure as dc
+from transport.policy import cells_to_hide
 from transport.survival._actuarial import weighted_actuarial
 
 STEP = 30.4375  # the default grid step, days
@@ -253,11 +254,11 @@ def test_min_cell_refuses_a_tiny_cohort(tmp_path: Path) -> None:
 
 
 def test_cells_to_hide() -> None:
-    assert dc._cells_to_hide([200.0, 100.0, 30.0, 4.0], 10) == [2, 3]
-    assert dc._cells_to_hide([200.0, 7.0, 4.0], 10) == [1, 2]
-    assert dc._cells_to_hide([200.0, 9.0, 8.0, 50.0], 10) == [1, 2]
-    assert dc._cells_to_hide([5.0, 5.0], 10) == [0, 1]
-    assert dc._cells_to_hide([200.0, 0.0, 12.0], 10) == []
+    assert cells_to_hide([200.0, 100.0, 30.0, 4.0], 10) == [2, 3]
+    assert cells_to_hide([200.0, 7.0, 4.0], 10) == [1, 2]
+    assert cells_to_hide([200.0, 9.0, 8.0, 50.0], 10) == [1, 2]
+    assert cells_to_hide([5.0, 5.0], 10) == [0, 1]
+    assert cells_to_hide([200.0, 0.0, 12.0], 10) == []
 
 
 # -- km_grid, min_km_step, round_to -------------------------------------------------------------
@@ -738,3 +739,23 @@ def test_summary_only_transport_equals_the_row_level_one(tmp_path: Path, moments
         assert col not in text
         assert not any(str(v) in text for v in ids[col].head(200).to_list())
     assert data["counts"] is None
+
+
+def test_median_rows_are_released_under_the_shipped_results_rule(tmp_path: Path) -> None:
+    """One rule for every transport result: a median row's SEs go with its p-value
+    (with the exact SE and p the exact difference of medians comes back), as a shipped
+    result's always did; its rounded limits stay."""
+    us, jp = tp.datasets.load_synthetic("US"), tp.datasets.load_synthetic("JP")
+    res = tp.transport(
+        us, jp, method="naive", times=[365.0], n_boot=20, seed=3, margin={"median": 30.0}
+    )
+    exact = res.summary().filter(pl.col("estimand") == "median").row(0, named=True)
+    assert exact["difference_se"] is not None and exact["transported_se"] is not None
+    dc.release(res, tmp_path / "r")
+    med = pl.read_csv(tmp_path / "r" / "transport_summary.csv").filter(
+        pl.col("estimand") == "median"
+    )
+    row = med.row(0, named=True)
+    for c in ("transported_se", "observed_se", "naive_se", "difference_se", "equivalence_p"):
+        assert row[c] is None, c
+    assert row["difference_ci_lower"] is not None and row["verdict"] is not None

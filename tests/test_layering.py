@@ -55,6 +55,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "weighting.entropy",
         "weighting.weights",
         "policy",
+        "policy.*",
     ),
     4: ("estimators",),
     5: ("result", "analysis", "shipping", "shipping.*"),
@@ -70,21 +71,17 @@ LONG_REASON = "Long by design:"
 #: Violations not yet mended, as "kind: where"; the house issue empties this set.
 KNOWN: set[str] = {
     "cycle: transport.estimators -> transport.plotting -> transport.result -> transport.summary -> transport.survival -> transport.survival.curve -> transport.weighting -> transport.weighting.entropy -> transport.weighting.iow -> transport.weighting.weights",  # noqa: E501
-    "file over 600 lines: transport.cli (876)",
-    "file over 600 lines: transport.disclosure (1066)",
-    "file over 600 lines: transport.plotting (756)",
-    "file over 600 lines: transport.report (1256)",
-    "file over 600 lines: transport.result (890)",
-    "file over 600 lines: transport.shipping (1570)",
+    "file over 600 lines: transport.cli",
+    "file over 600 lines: transport.plotting",
+    "file over 600 lines: transport.report",
+    "file over 600 lines: transport.result",
+    "file over 600 lines: transport.shipping",
     "function over 80 lines: transport.cohort.__init__",
-    "function over 80 lines: transport.disclosure._release_summary",
     "function over 80 lines: transport.plotting.plot_study_estimates",
     "function over 80 lines: transport.plotting.plot_survival",
     "function over 80 lines: transport.plotting.plot_transport_methods",
     "function over 80 lines: transport.report._weights",
     "function over 80 lines: transport.result.transport",
-    "function over 80 lines: transport.shipping._release_model",
-    "function over 80 lines: transport.shipping._release_result",
     "function over 80 lines: transport.shipping.apply",
     "function over 80 lines: transport.shipping.fit",
     "function over 80 lines: transport.simulate.dgp.simulate_cohort",
@@ -95,7 +92,6 @@ KNOWN: set[str] = {
     "function over 80 lines: transport.survival.models.__init__",
     "function over 80 lines: transport.weighting.entropy.entropy_balance",
     "function over 80 lines: transport.weighting.iow.inverse_odds_weights",
-    "private attribute: transport.disclosure ._fit",
     "private import: transport.estimators <- transport.weighting.entropy._independent_columns",
     "private import: transport.estimators <- transport.weighting.entropy._moment_columns",
     "private import: transport.shipping <- transport.result._wald",
@@ -114,7 +110,6 @@ KNOWN: set[str] = {
     "upward: transport.plotting -> transport.result",
     "upward: transport.plotting -> transport.survival.curve",
     "upward: transport.plotting -> transport.weighting.weights",
-    "upward: transport.shipping -> transport.disclosure",
     "upward: transport.study_report -> transport.simulate.study",
 }
 
@@ -265,7 +260,7 @@ def size_violations() -> set[str]:
     for module, path in MODULES.items():
         lines = path.read_text().count("\n")
         if lines > MAX_FILE_LINES:
-            found.add(f"file over {MAX_FILE_LINES} lines: transport.{module} ({lines})")
+            found.add(f"file over {MAX_FILE_LINES} lines: transport.{module}")
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 length = (node.end_lineno or node.lineno) - node.lineno + 1

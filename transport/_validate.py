@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from transport.exceptions import DataError
+
 __all__ = [
     "ESTIMANDS",
     "check_alpha",
@@ -26,6 +28,7 @@ __all__ = [
     "check_window",
     "is_integer",
     "is_positive_number",
+    "validate_weights",
 ]
 
 #: The estimands of a transport analysis, in the order of its summary rows.
@@ -151,3 +154,50 @@ def check_margins(
             f"The 'margin' must be a positive finite number or a dict. Got {margin!r}."
         )
     return np.array([float(margin) if e == "survival" else np.nan for e in estimands])
+
+
+def validate_weights(weights: Any, n: int, weight_type: str = "sampling") -> np.ndarray:
+    """One finite non-negative float64 weight per row, not all zero; else ``DataError``."""
+    raw = getattr(weights, "values", weights)
+    arr = np.asarray(raw)
+    if arr.dtype == np.bool_:
+        raise DataError(
+            f"weights are boolean in {arr.size} rows (rule: numeric weights; to select rows, "
+            "pass mask.astype(float) knowingly or build a Cohort of the selected rows)"
+        )
+    if arr.ndim != 1:
+        raise DataError(
+            f"weights have shape {arr.shape} (rule: one-dimensional, one weight per row)"
+        )
+    try:
+        w = np.asarray(arr, dtype=np.float64)  # no copy when already float64
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"weights must be numeric; could not convert: {exc}") from None
+    if w.size != n:
+        raise DataError(
+            f"weights have {w.size} values but the cohort has {n} rows "
+            "(rule: one weight per row, in cohort row order)"
+        )
+    bad = np.isnan(w)
+    if bad.any():
+        raise DataError(f"weights have {int(bad.sum())} of {n} values missing (rule: no NaN)")
+    bad = np.isinf(w)
+    if bad.any():
+        raise DataError(f"weights have {int(bad.sum())} of {n} values infinite (rule: finite)")
+    bad = w < 0
+    if bad.any():
+        raise DataError(
+            f"weights have {int(bad.sum())} of {n} values negative (rule: weights >= 0; "
+            f"smallest {float(w.min())!r})"
+        )
+    if not np.any(w > 0):
+        raise DataError(f"weights are all zero in {n} rows (rule: some weight > 0)")
+    if weight_type == "frequency":
+        frac = w != np.round(w)
+        if frac.any():
+            raise DataError(
+                f"frequency weights have {int(frac.sum())} of {n} values that are not "
+                "whole numbers (rule: frequency weights count identical rows; use "
+                "weight_type='sampling' for other weights)"
+            )
+    return w

@@ -60,10 +60,18 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import polars as pl
 
-from transport.disclosure import Policy, forbidden_role, level_dummies
 from transport.exceptions import TransportWarning
 from transport.inference import IntervalKind
 from transport.methods import METHODS
+from transport.policy import (
+    QUANTILES,
+    Policy,
+    balance_withheld,
+    forbidden_role,
+    released_count,
+    top_share,
+    weight_quantiles,
+)
 from transport.result import TransportResult, TransportResults
 from transport.survival.model_curve import ModelCurve
 
@@ -104,7 +112,6 @@ PACKAGES: tuple[str, ...] = (
     "matplotlib",
 )
 
-QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _DPI = 96
 _DASH = "—"
 
@@ -260,32 +267,12 @@ def _cohorts(flat: list[TransportResult], policy: Policy) -> pl.DataFrame:
                 "cohort": row["cohort"],
                 "role": ", ".join(row["roles"]),
                 "data": row.get("data", "summary"),
-                "n": _released_count(row["n"], policy),
-                "events": _released_count(row["events"], policy),
+                "n": released_count(row["n"], policy),
+                "events": released_count(row["events"], policy),
                 "note": "; ".join(notes) or None,
             }
         )
     return pl.DataFrame(out, schema=_SCHEMAS["cohorts"])
-
-
-def _released_count(x: float | None, policy: Policy) -> int | None:
-    return None if x is None or x < policy.min_cell else policy.round_count(x)
-
-
-def _cells_to_hide(cells: list[int], min_cell: int) -> list[int]:
-    """The release gate's rule for the cells of one categorical: those below
-    ``min_cell`` (above 0), then the next smallest until the hidden cells sum to at
-    least ``min_cell`` and are more than one, so none is recoverable from the total."""
-    hidden = {i for i, c in enumerate(cells) if 0 < c < min_cell}
-    if not hidden:
-        return []
-    total = sum(cells[i] for i in hidden)
-    rest = sorted((c, i) for i, c in enumerate(cells) if i not in hidden and c > 0)
-    while (total < min_cell or len(hidden) == 1) and rest:
-        c, i = rest.pop(0)
-        hidden.add(i)
-        total += c
-    return sorted(hidden)
 
 
 def _withheld_columns(w: Weights, policy: Policy) -> dict[str, str]:
@@ -296,30 +283,17 @@ def _withheld_columns(w: Weights, policy: Policy) -> dict[str, str]:
     either cohort, for an interaction of a continuous covariate (its target count is
     unknown), or when a categorical's small reference level could be recovered from its
     other levels' shares."""
-    design, X = w.design, w.design.source_matrix
-    n, nt = w.n, int(w.target_n)
-    counts = np.count_nonzero(X, axis=0)
-    binary = np.all((X == 0) | (X == 1), axis=0)
-    target_counts = [round(float(m) * nt) for m in w.target_mean]
+    design = w.design
+    small = balance_withheld(w, policy)
     out: dict[str, str] = {}
     for j, col in enumerate(design.columns):
         # judged by the covariates a column is built from, not by its level's text
         roles = [forbidden_role(c, policy) for c in design.covariates_of([j]) or [col]]
         role = next((x for x in roles if x is not None), None)
-        kt = target_counts[j] if binary[j] else None if ":" in col else nt
         if role is not None:
             out[col] = f"forbidden:{role}"
-        elif (
-            kt is None
-            or any(0 < k < policy.min_cell for k in (counts[j], n - counts[j], kt, nt - kt))
-            or min(n, nt) < policy.min_cell
-        ):
+        elif col in small:
             out[col] = "min_cell"
-    for idx in level_dummies(w.design).values():
-        for m, k in ((n, [int(counts[j]) for j in idx]), (nt, [target_counts[j] for j in idx])):
-            for i in _cells_to_hide([m - sum(k), *k], policy.min_cell):
-                if i > 0:
-                    out.setdefault(design.columns[idx[i - 1]], "min_cell")
     return out
 
 
@@ -352,11 +326,8 @@ def _weights_row(r: TransportResult, policy: Policy) -> dict[str, Any]:
         "ess": round(ess, 1),
         "ess_share": round(ess / n, 2),
     }
-    for q, name in zip(QUANTILES, _QCOLS, strict=True):
-        # a quantile rests on the rows beyond it: at least min_cell of them
-        row[name] = float(np.quantile(w, q)) if min(q, 1 - q) * n >= policy.min_cell else None
-    k = math.ceil(0.01 * n)
-    row["top1_share"] = float(np.sort(w)[-k:].sum() / w.sum()) if k >= policy.min_cell else None
+    row.update(weight_quantiles(w, policy))
+    row["top1_share"] = top_share(w, policy)
     return row
 
 

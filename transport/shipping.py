@@ -123,7 +123,6 @@ import polars as pl
 from formulaic.errors import FactorEvaluationError
 from scipy.optimize import brentq
 
-from transport import disclosure as _dc
 from transport._validate import (
     check_alpha,
     check_ci_level,
@@ -136,10 +135,11 @@ from transport.assess import tost
 from transport.cohort import Cohort
 from transport.design import Design
 from transport.estimators import FixedGridKM, read_curve
-from transport.exceptions import DataError, DisclosureError, TransportWarning
+from transport.exceptions import DataError, TransportWarning
 from transport.inference import IntervalKind, interval, resample_counts, run_bootstrap
+from transport.manifest import verify
+from transport.policy import Policy
 from transport.result import _wald, _wald_log_ratio
-from transport.summary import interval_counts
 from transport.survival._cox import fit_cox
 from transport.survival._pwexp import (
     check_breaks,
@@ -151,7 +151,7 @@ from transport.survival.curve import SurvivalCurve, kaplan_meier
 from transport.survival.model_curve import ModelCurve
 from transport.survival.models import CoxModel, PiecewiseExponentialModel
 
-__all__ = ["ShippedModel", "ShippedResult"]
+__all__ = ["MODEL_FILE", "SCHEMA", "ShippedModel", "ShippedResult", "json_array", "json_floats"]
 
 SCHEMA = "transport.ShippedModel"
 MODEL_FILE = "shipped_model.json"
@@ -159,19 +159,17 @@ ModelKind = Literal["cox", "pwexp"]
 #: First spawn key of the target's resamples in :meth:`ShippedModel.apply` (the source's
 #: refits use the children ``(b,)``): the two resamples stay independent with one seed.
 TARGET_STREAM = 0x74617267
-#: Keys of a stateful transform's state that hold aggregates only (``center``, ``scale``).
-_AGGREGATE_STATE = frozenset({"ddof", "center", "scale"})
 
 
 # -- arrays <-> JSON ---------------------------------------------------------------------
-def _floats(x: Any) -> Any:
+def json_floats(x: Any) -> Any:
     """Numbers as floats (non-finite as ``None``), recursively."""
     if x is None:
         return None
     if isinstance(x, np.ndarray):
-        return _floats(x.tolist())
+        return json_floats(x.tolist())
     if isinstance(x, list | tuple):
-        return [_floats(v) for v in x]
+        return [json_floats(v) for v in x]
     if isinstance(x, bool):
         return x
     if isinstance(x, int | float | np.number):
@@ -180,7 +178,7 @@ def _floats(x: Any) -> Any:
     return x
 
 
-def _array(x: Any, ndim: int = 1) -> np.ndarray:
+def json_array(x: Any, ndim: int = 1) -> np.ndarray:
     """A JSON list (``None`` as ``nan``) as a float array of ``ndim`` dimensions."""
     a = np.array(x, dtype=object)
     a = np.where(a == None, np.nan, a).astype(np.float64)  # noqa: E711 (elementwise)
@@ -215,7 +213,7 @@ def _grid_breaks(
     event: np.ndarray,
     breaks: Any,
     step: float,
-    policy: _dc.Policy,
+    policy: Policy,
 ) -> np.ndarray:
     """Cut points on the grid: ``breaks`` (or event-time quantiles) snapped to the nearest
     grid time, then merged forward until every interval holds ``min_km_step`` events and
@@ -581,7 +579,7 @@ class ShippedModel:
         n_boot: int = 0,
         seed: int | np.random.SeedSequence | None = None,
         n_jobs: int = 1,
-        policy: _dc.Policy | None = None,
+        policy: Policy | None = None,
     ) -> ShippedModel:
         """Fit the outcome model in the source's environment and keep what travels.
 
@@ -615,11 +613,11 @@ class ShippedModel:
             The model cannot be fitted (see :class:`CoxModel`), or its design cannot be
             rebuilt from its spec.
         """
-        policy = _dc.Policy() if policy is None else policy
+        policy = Policy() if policy is None else policy
         if not isinstance(source, Cohort):
             raise TypeError(f"The 'source' parameter of ShippedModel.fit must be a Cohort. "
                             f"Got {type(source).__name__} instead.")  # fmt: skip
-        if not isinstance(policy, _dc.Policy):
+        if not isinstance(policy, Policy):
             raise TypeError(f"The 'policy' parameter must be a transport.disclosure.Policy. "
                             f"Got {type(policy).__name__} instead.")  # fmt: skip
         if model not in ("cox", "pwexp"):
@@ -917,8 +915,8 @@ class ShippedModel:
         boot = None
         if self.boot_coef is not None:
             boot = {
-                "coef": _floats(self.boot_coef),
-                "hazard" if self.kind == "cox" else "shift": _floats(self.boot_extra),
+                "coef": json_floats(self.boot_coef),
+                "hazard" if self.kind == "cox" else "shift": json_floats(self.boot_extra),
                 "seed_entropy": self.boot_entropy,
             }
         return {
@@ -930,32 +928,32 @@ class ShippedModel:
             "time_unit": self.time_unit,
             "design": self.design_spec,
             "names": list(self.names),
-            "coef": _floats(self.coef),
-            "cov": _floats(self.cov),
+            "coef": json_floats(self.coef),
+            "cov": json_floats(self.cov),
             "grid_step": self.grid_step,
-            "grid": _floats(self.grid),
-            "grid_counts": {k: _floats(v) for k, v in self.grid_counts.items()},
+            "grid": json_floats(self.grid),
+            "grid_counts": {k: json_floats(v) for k, v in self.grid_counts.items()},
             "n": self.n,
             "n_events": self.n_events,
             "cox": None
             if self.kind != "cox"
             else {
                 "ties": self.ties,
-                "center": _floats(self.center),
-                "hazard": _floats(self.hazard),
+                "center": json_floats(self.center),
+                "hazard": json_floats(self.hazard),
             },
             "pwexp": None
             if self.kind != "pwexp"
             else {
-                "breaks": _floats(self.breaks),
-                "shift": _floats(self.shift),
+                "breaks": json_floats(self.breaks),
+                "shift": json_floats(self.shift),
                 "time_varying": self.time_varying,
                 "interval_counts": None
                 if self.interval_counts is None
-                else {k: _floats(v) for k, v in self.interval_counts.items()},
+                else {k: json_floats(v) for k, v in self.interval_counts.items()},
             },
             "level_counts": self.level_counts,
-            "column_counts": _floats(self.column_counts),
+            "column_counts": json_floats(self.column_counts),
             "column_binary": None if self.column_binary is None else self.column_binary.tolist(),
             "bootstrap": boot,
             "released": self.released,
@@ -976,22 +974,26 @@ class ShippedModel:
             if kind == "cox":
                 cox = data["cox"]
                 kw.update(
-                    ties=cox["ties"], center=_array(cox["center"]), hazard=_array(cox["hazard"])
+                    ties=cox["ties"],
+                    center=json_array(cox["center"]),
+                    hazard=json_array(cox["hazard"]),
                 )
             elif kind == "pwexp":
                 pw = data["pwexp"]
                 ic = pw.get("interval_counts")
                 kw.update(
-                    breaks=_array(pw["breaks"]),
-                    shift=_array(pw["shift"]),
+                    breaks=json_array(pw["breaks"]),
+                    shift=json_array(pw["shift"]),
                     time_varying=bool(pw["time_varying"]),
-                    interval_counts=None if ic is None else {k: _array(v) for k, v in ic.items()},
+                    interval_counts=None
+                    if ic is None
+                    else {k: json_array(v) for k, v in ic.items()},
                 )
             boot = data.get("bootstrap")
             if boot is not None:
                 kw.update(
-                    boot_coef=_array(boot["coef"], 2),
-                    boot_extra=_array(boot["hazard" if kind == "cox" else "shift"], 2),
+                    boot_coef=json_array(boot["coef"], 2),
+                    boot_extra=json_array(boot["hazard" if kind == "cox" else "shift"], 2),
                     boot_entropy=boot.get("seed_entropy"),
                 )
             cc = data.get("column_counts")
@@ -1001,15 +1003,15 @@ class ShippedModel:
                 time_unit=str(data["time_unit"]),
                 design=data["design"],
                 names=tuple(data["names"]),
-                coef=_array(data["coef"]),
-                cov=_array(data["cov"], 2),
-                grid=_array(data["grid"]),
+                coef=json_array(data["coef"]),
+                cov=json_array(data["cov"], 2),
+                grid=json_array(data["grid"]),
                 grid_step=float(data["grid_step"]),
-                grid_counts={k: _array(v) for k, v in data["grid_counts"].items()},
+                grid_counts={k: json_array(v) for k, v in data["grid_counts"].items()},
                 n=float(data["n"]),
                 n_events=float(data["n_events"]),
                 level_counts=data.get("level_counts"),
-                column_counts=None if cc is None else _array(cc),
+                column_counts=None if cc is None else json_array(cc),
                 column_binary=data.get("column_binary"),
                 released=bool(data.get("released", False)),
                 policy=str(data.get("policy", "default")),
@@ -1037,7 +1039,7 @@ class ShippedModel:
         """Read a released model: the directory is checked against its manifest first
         (:func:`~transport.disclosure.verify`)."""
         directory = Path(directory)
-        manifest = _dc.verify(directory)
+        manifest = verify(directory)
         if manifest.get("object") != "ShippedModel":
             raise DataError(
                 f"release {str(directory)!r} holds a {manifest.get('object')!r}, not a ShippedModel"
@@ -1331,240 +1333,3 @@ class ShippedResult:
             f"ShippedResult({self.source!r} -> {self.target!r}, shipped {self.model_kind}, "
             f"{self.k} estimands{boot})"
         )
-
-
-# -- the gate --------------------------------------------------------------------------------
-def _release_model(obj: Any, policy: _dc.Policy, record: Any) -> None:
-    assert isinstance(obj, ShippedModel)
-    where = f"shipped model of {obj.source!r}"
-    record.check_names(list(obj.design.covariates), where)
-    record.check_names(list(obj.design.columns), where)
-    for v, levels in obj.design.levels.items():
-        for level in levels:
-            role = _dc.forbidden_role(str(level), policy)
-            if role is not None:
-                raise DisclosureError(
-                    f"covariate {v!r} of the {where} has a level whose value marks it as "
-                    f"{role.replace('_', ' ')} (rule: forbidden_column)"
-                )
-    if (
-        obj.released
-        or obj.level_counts is None
-        or obj.column_counts is None
-        or obj.column_binary is None
-    ):
-        raise DisclosureError(
-            f"the {where} was released before (or read from a file without its per-level "
-            "counts): the cell rule cannot be checked (rule: min_cell); fit it again with "
-            "ShippedModel.fit inside the source's environment"
-        )
-    if obj.n < policy.min_cell:
-        raise DisclosureError(
-            f"the {where} rests on fewer than {policy.min_cell} patients (rule: min_cell)"
-        )
-    step = policy.grid_step_in(obj.time_unit)
-    if not math.isclose(step, obj.grid_step, rel_tol=1e-9):
-        raise DisclosureError(
-            f"the {where} keeps its baseline on a grid of step {obj.grid_step:g} "
-            f"{obj.time_unit}, but policy {policy.name!r} reports on steps of {step:g} "
-            "(rule: km_grid); fit it with this policy"
-        )
-    df = obj.n_events - obj.n_params
-    if df < policy.min_residual_df:
-        raise DisclosureError(
-            f"the {where} has {obj.n_params} parameters for its events, fewer than "
-            f"{policy.min_residual_df} residual degrees of freedom (rule: min_residual_df); "
-            "use fewer terms or merge levels"
-        )
-    for v, counts in obj.level_counts.items():
-        small = [lv for lv, c in counts.items() if c < policy.min_cell]
-        if small:
-            raise DisclosureError(
-                f"covariate {v!r} of the {where} has level(s) {small} with fewer than "
-                f"{policy.min_cell} source patients (rule: min_cell): merge them with other "
-                "levels (or drop the rows, logged) before fitting"
-            )
-    for term, state in obj.design_spec.get("transform_state", {}).items():
-        if set(state) - _AGGREGATE_STATE:
-            raise DisclosureError(
-                f"transform {term!r} of the {where} carries state {sorted(state)}, which holds "
-                "individual patients' values (spline boundary knots are the minimum and "
-                "maximum, say) (rule: min_cell); use center() or scale(), or fixed knots "
-                "outside the formula"
-            )
-    n = obj.n
-    for j, col in enumerate(obj.design.columns):
-        # a column's mean (in ``center``) sums its nonzero rows; a 0/1 column's mean is
-        # also its count, and one minus it that of the complement; ``column_counts`` is
-        # the smallest cell of those rows by the levels and flag values behind the column
-        k = float(obj.column_counts[j])
-        binary = bool(obj.column_binary[j])
-        if 0 < k < policy.min_cell or (binary and 0 < n - k < policy.min_cell):
-            raise DisclosureError(
-                f"design column {col!r} of the {where} rests on fewer than "
-                f"{policy.min_cell} source patients (its nonzero rows, or those of them at "
-                "one level or flag value of its covariates"
-                + (", or its zero rows" if binary else "")
-                + ") (rule: min_cell): merge levels or drop the term"
-            )
-    data = obj.to_dict()
-    # the baseline on the released grid (coarsen_km's rules), counts rounded
-    table = {"time": obj.grid, **obj.grid_counts}
-    frame = _dc.coarsen_km(table, n, policy, record, f"baseline of the {where}")
-    kept_times = frame["time"].to_numpy()
-    if kept_times.size == 0:
-        raise DisclosureError(
-            f"no grid time of the {where} has {policy.min_km_step} events and exits behind "
-            f"its step and {policy.min_cell} patients at risk (rule: min_km_step)"
-        )
-    idx = np.searchsorted(obj.grid, kept_times)
-    data["grid"] = _floats(obj.grid[idx])
-    data["grid_counts"] = {
-        "n_risk": _floats(frame["n_risk"].to_numpy()),
-        "n_event": _floats(frame["n_event"].to_numpy()),
-        "n_censor": _floats(frame["n_censor"].to_numpy()),
-    }
-    if obj.kind == "cox":
-        assert obj.hazard is not None
-        data["cox"]["hazard"] = _floats(obj.hazard[idx])
-    else:
-        assert obj.interval_counts is not None and obj.breaks is not None
-        ic = obj.interval_counts
-        for j, (y, d) in enumerate(zip(ic["n_risk"], ic["n_event"], strict=True)):
-            lo = 0.0 if j == 0 else float(obj.breaks[j - 1])
-            if d < policy.min_km_step or y < policy.min_cell:
-                raise DisclosureError(
-                    f"interval {j + 1} (from {lo:g} {obj.time_unit}) of the {where} has fewer "
-                    f"than {policy.min_km_step} events or starts with fewer than "
-                    f"{policy.min_cell} patients at risk (rule: min_km_step); fit it with this "
-                    "policy, which merges such intervals"
-                )
-        data["pwexp"]["interval_counts"] = {
-            k: [float(policy.round_count(x)) for x in v] for k, v in ic.items()
-        }
-    if obj.boot_coef is not None and obj.kind == "cox":
-        assert obj.boot_extra is not None
-        data["bootstrap"]["hazard"] = _floats(obj.boot_extra[:, idx])
-        record.withhold(
-            "bootstrap refits' baselines between released grid times",
-            "min_km_step",
-            "kept only at the released grid times, like the model's own",
-        )
-    data["n"] = float(policy.round_count(n))
-    data["n_events"] = float(policy.round_count(obj.n_events))
-    data["level_counts"] = None
-    data["column_counts"] = None
-    data["column_binary"] = None
-    data["released"] = True
-    data["policy"] = policy.name
-    record.withhold(
-        "per-level and per-column source counts",
-        "min_cell",
-        "checked against the cell rule, then left out; counts are rounded",
-    )
-    ShippedModel.from_dict(json.loads(json.dumps(data)))  # what is released must read back
-    record.add_json(MODEL_FILE, data)
-    coef = pl.DataFrame(
-        {"term": list(obj.names), "estimate": obj.coef, "se": np.sqrt(np.diag(obj.cov))}
-    )
-    record.add_csv("shipped_model_coef.csv", coef)
-
-
-def _outward(v: Any, unit: float, up: bool) -> Any:
-    if v is None or not math.isfinite(v):
-        return v
-    x = v / unit
-    return unit * (math.ceil(x - 1e-9) if up else math.floor(x + 1e-9))
-
-
-def _release_result(obj: Any, policy: _dc.Policy, record: Any) -> None:
-    assert isinstance(obj, ShippedResult)
-    where = f"shipped result {obj.source!r} -> {obj.target!r}"
-    record.check_names(list(obj.covariates), where)
-    if obj.n_target < policy.min_cell:
-        raise DisclosureError(
-            f"cohort {obj.target!r} has fewer than {policy.min_cell} patients (rule: min_cell)"
-        )
-    if not obj.model_released:
-        raise DisclosureError(
-            f"the {where} comes from a model that was not released, so its curve is not on "
-            "a released grid (rule: km_grid); apply the model read by "
-            "ShippedModel.from_release"
-        )
-    step = policy.grid_step_in(obj.time_unit)
-    summary = obj.summary()
-    cols = summary.to_dict(as_series=False)
-    skip = {"source", "target", "method", "estimand", "time", "ci_method", "conf_level",
-            "n_boot", "n_boot_failed", "margin", "verdict"}  # fmt: skip
-    values = [c for c in summary.columns if c not in skip]
-    obs = obj.observed
-
-    # the target's rows behind the observed estimate and the difference, as the gate
-    # checks a TransportResult
-    _dc.guard_timed_rows(cols, values, [obs], policy, record)
-    for i, est in enumerate(cols["estimand"]):
-        if est == "median":
-            for base in ("transported", "observed"):
-                cols[base][i] = _outward(cols[base][i], step, up=True)
-                cols[f"{base}_ci_lower"][i] = _outward(cols[f"{base}_ci_lower"][i], step, False)
-                cols[f"{base}_ci_upper"][i] = _outward(cols[f"{base}_ci_upper"][i], step, True)
-                cols[f"{base}_se"][i] = None
-            tr, ob = cols["transported"][i], cols["observed"][i]
-            known = tr is not None and ob is not None
-            cols["difference"][i] = tr - ob if known else None
-            cols["ratio"][i] = round(tr / ob, 2) if known and ob > 0 else None
-            cols["difference_se"][i] = None
-            for c, unit in (("difference", step), ("ratio", 0.01)):
-                cols[f"{c}_ci_lower"][i] = _outward(cols[f"{c}_ci_lower"][i], unit, up=False)
-                cols[f"{c}_ci_upper"][i] = _outward(cols[f"{c}_ci_upper"][i], unit, up=True)
-            if "equivalence_p" in cols:  # a function of the exact difference
-                cols["equivalence_p"][i] = None
-            record.withhold(
-                "median rows of the summary",
-                "time_grid",
-                f"medians, their limits and their differences are rounded outwards to the "
-                f"grid step {step:g}, ratios to 2 decimals, SEs and the equivalence p-value "
-                "withheld",
-            )
-    record.add_csv("shipped_summary.csv", pl.DataFrame(cols, schema=summary.schema))
-    grid = policy.grid(float(obj.observed.time[-1]), obj.time_unit)
-    n = float(obj.observed.n_risk_unweighted[0])
-    observed = _dc.coarsen_km(
-        {"time": grid, **interval_counts(obj.observed.to_frame(), grid)},
-        n,
-        policy,
-        record,
-        f"observed curve of {obj.target!r}",
-        conf_type=obj.observed.conf_type,
-        conf_level=obj.observed.conf_level,
-    )
-    tr = obj.transported
-    transported = pl.DataFrame({"time": tr.time, "survival": tr.survival})
-    curves = pl.concat(
-        [
-            transported.select(pl.lit("transported").alias("curve"), pl.all()),
-            observed.select(pl.lit("observed").alias("curve"), pl.all()),
-        ],
-        how="diagonal_relaxed",
-    )
-    record.add_csv("shipped_curves.csv", curves)
-    record.add_json(
-        "shipped_result.json",
-        {
-            "source": obj.source,
-            "target": obj.target,
-            "method": f"gformula (shipped {obj.model_kind})",
-            "time_unit": obj.time_unit,
-            "times": obj.times,
-            "tau": obj.tau,
-            "ci_level": obj.ci_level,
-            "n_boot": obj.n_boot,
-            "n_source": policy.round_count(obj.n_source),
-            "n_target": policy.round_count(obj.n_target),
-            "grid_step": step,
-        },
-    )
-
-
-_dc.register(ShippedModel, "ShippedModel", _release_model)
-_dc.register(ShippedResult, "ShippedResult", _release_result)

@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
+from transport._validate import validate_weights
 from transport.cohort import Cohort
 from transport.estimate import Estimate
 from transport.exceptions import DataError, ExtrapolationWarning
@@ -170,53 +171,6 @@ def kaplan_meier(
         name=cohort.name,
         time_unit=cohort.time_unit,
     )
-
-
-def validate_weights(weights: Any, n: int, weight_type: str = "sampling") -> np.ndarray:
-    """One finite non-negative float64 weight per row, not all zero; else ``DataError``."""
-    raw = getattr(weights, "values", weights)
-    arr = np.asarray(raw)
-    if arr.dtype == np.bool_:
-        raise DataError(
-            f"weights are boolean in {arr.size} rows (rule: numeric weights; to select rows, "
-            "pass mask.astype(float) knowingly or build a Cohort of the selected rows)"
-        )
-    if arr.ndim != 1:
-        raise DataError(
-            f"weights have shape {arr.shape} (rule: one-dimensional, one weight per row)"
-        )
-    try:
-        w = np.asarray(arr, dtype=np.float64)  # no copy when already float64
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"weights must be numeric; could not convert: {exc}") from None
-    if w.size != n:
-        raise DataError(
-            f"weights have {w.size} values but the cohort has {n} rows "
-            "(rule: one weight per row, in cohort row order)"
-        )
-    bad = np.isnan(w)
-    if bad.any():
-        raise DataError(f"weights have {int(bad.sum())} of {n} values missing (rule: no NaN)")
-    bad = np.isinf(w)
-    if bad.any():
-        raise DataError(f"weights have {int(bad.sum())} of {n} values infinite (rule: finite)")
-    bad = w < 0
-    if bad.any():
-        raise DataError(
-            f"weights have {int(bad.sum())} of {n} values negative (rule: weights >= 0; "
-            f"smallest {float(w.min())!r})"
-        )
-    if not np.any(w > 0):
-        raise DataError(f"weights are all zero in {n} rows (rule: some weight > 0)")
-    if weight_type == "frequency":
-        frac = w != np.round(w)
-        if frac.any():
-            raise DataError(
-                f"frequency weights have {int(frac.sum())} of {n} values that are not "
-                "whole numbers (rule: frequency weights count identical rows; use "
-                "weight_type='sampling' for other weights)"
-            )
-    return w
 
 
 def _check_conf_level(conf_level: float, where: str) -> None:
@@ -582,6 +536,19 @@ class SurvivalCurve:
 
         return plot_survival(self, ax=ax, risk_times=risk_times, ci=ci, label=label,
                              color=color, risk_table=risk_table)  # fmt: skip
+
+    @property
+    def delayed_entry(self) -> bool:
+        """Whether the curve was estimated with delayed entry (left truncation)."""
+        return self._fit.entry_index is not None
+
+    def exits(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each row's exit time (snapped as the curve's own grid), event indicator and
+        weight, aligned with each other (in the order the curve keeps its rows, which may
+        be sorted): what a life table of the same rows on another grid is built from (the
+        release gate's weighted actuarial curve)."""
+        fit = self._fit
+        return fit.grid[fit.exit_index], fit.event, fit.weights
 
     @cached_property
     def n_events_total(self) -> float:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from transport._validate import validate_weights
 from transport.cohort import Cohort
 from transport.design import Design
 from transport.exceptions import DataError
@@ -35,7 +36,6 @@ from transport.survival._pwexp import (
     interval_totals,
     pwexp_robust_cov,
 )
-from transport.survival.curve import validate_weights
 
 __all__ = ["CoxModel", "PiecewiseExponentialModel"]
 

@@ -1,0 +1,171 @@
+"""Release of a shipped outcome model and of the result of applying it in the target's
+environment (:mod:`transport.shipping`), under the rules of :mod:`transport.policy`.
+
+A model: the cell, degrees-of-freedom and grid rules (:func:`~transport.policy.check_model`),
+its baseline only at the grid times :func:`~transport.policy.coarsen_km` keeps (the
+bootstrap refits' baselines likewise), counts rounded, per-level counts left out. A
+result: the summary under :func:`~transport.policy.guard_summary` (the rule a
+:class:`~transport.TransportResult` is released under), the transported curve at the
+model's released grid times and the target's observed curve as its life table.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from transport.disclosure.record import Release
+from transport.exceptions import DisclosureError
+from transport.policy import (
+    Policy,
+    check_model,
+    coarsen_km,
+    curve_grid_counts,
+    guard_summary,
+    refuse_forbidden_levels,
+    refuse_small_cohorts,
+)
+from transport.shipping import MODEL_FILE, ShippedModel, ShippedResult, json_floats
+
+__all__ = ["release_model", "release_shipped_result"]
+
+
+def release_model(obj: ShippedModel, policy: Policy, record: Release) -> None:
+    """``shipped_model.json`` (what :meth:`ShippedModel.from_release` reads) and
+    ``shipped_model_coef.csv``."""
+    where = f"shipped model of {obj.source!r}"
+    record.check_names(list(obj.design.covariates), where)
+    record.check_names(list(obj.design.columns), where)
+    refuse_forbidden_levels(obj.design.levels, policy, f"the {where}")
+    check_model(obj, policy, where)
+    data = obj.to_dict()
+    idx = _released_grid(obj, data, policy, record, where)
+    if obj.kind == "cox":
+        assert obj.hazard is not None
+        data["cox"]["hazard"] = json_floats(obj.hazard[idx])
+    else:
+        data["pwexp"]["interval_counts"] = _released_intervals(obj, policy, where)
+    if obj.boot_coef is not None and obj.kind == "cox":
+        assert obj.boot_extra is not None
+        data["bootstrap"]["hazard"] = json_floats(obj.boot_extra[:, idx])
+        record.withhold(
+            "bootstrap refits' baselines between released grid times",
+            "min_km_step",
+            "kept only at the released grid times, like the model's own",
+        )
+    data["n"] = float(policy.round_count(obj.n))
+    data["n_events"] = float(policy.round_count(obj.n_events))
+    data["level_counts"] = None
+    data["column_counts"] = None
+    data["column_binary"] = None
+    data["released"] = True
+    data["policy"] = policy.name
+    record.withhold(
+        "per-level and per-column source counts",
+        "min_cell",
+        "checked against the cell rule, then left out; counts are rounded",
+    )
+    ShippedModel.from_dict(json.loads(json.dumps(data)))  # what is released must read back
+    record.add_json(MODEL_FILE, data)
+    coef = pl.DataFrame(
+        {"term": list(obj.names), "estimate": obj.coef, "se": np.sqrt(np.diag(obj.cov))}
+    )
+    record.add_csv("shipped_model_coef.csv", coef)
+
+
+def _released_grid(
+    obj: ShippedModel, data: dict[str, Any], policy: Policy, record: Release, where: str
+) -> np.ndarray:
+    """The baseline's grid as :func:`coarsen_km` releases it (counts rounded): sets
+    ``data``'s grid and counts, returns the indices of the kept grid times."""
+    table = {"time": obj.grid, **obj.grid_counts}
+    frame = coarsen_km(table, obj.n, policy, record.withhold, f"baseline of the {where}")
+    kept_times = frame["time"].to_numpy()
+    if kept_times.size == 0:
+        raise DisclosureError(
+            f"no grid time of the {where} has {policy.min_km_step} events and exits behind "
+            f"its step and {policy.min_cell} patients at risk (rule: min_km_step)"
+        )
+    idx = np.searchsorted(obj.grid, kept_times)
+    data["grid"] = json_floats(obj.grid[idx])
+    data["grid_counts"] = {
+        "n_risk": json_floats(frame["n_risk"].to_numpy()),
+        "n_event": json_floats(frame["n_event"].to_numpy()),
+        "n_censor": json_floats(frame["n_censor"].to_numpy()),
+    }
+    return idx
+
+
+def _released_intervals(obj: ShippedModel, policy: Policy, where: str) -> dict[str, Any]:
+    """A piecewise exponential model's interval counts, each interval with
+    ``min_km_step`` events and ``min_cell`` patients at its start, rounded."""
+    assert obj.interval_counts is not None and obj.breaks is not None
+    ic = obj.interval_counts
+    for j, (y, d) in enumerate(zip(ic["n_risk"], ic["n_event"], strict=True)):
+        lo = 0.0 if j == 0 else float(obj.breaks[j - 1])
+        if d < policy.min_km_step or y < policy.min_cell:
+            raise DisclosureError(
+                f"interval {j + 1} (from {lo:g} {obj.time_unit}) of the {where} has fewer "
+                f"than {policy.min_km_step} events or starts with fewer than "
+                f"{policy.min_cell} patients at risk (rule: min_km_step); fit it with this "
+                "policy, which merges such intervals"
+            )
+    return {k: [float(policy.round_count(x)) for x in v] for k, v in ic.items()}
+
+
+def release_shipped_result(obj: ShippedResult, policy: Policy, record: Release) -> None:
+    """``shipped_summary.csv``, ``shipped_curves.csv`` and ``shipped_result.json``."""
+    where = f"shipped result {obj.source!r} -> {obj.target!r}"
+    record.check_names(list(obj.covariates), where)
+    refuse_small_cohorts([(obj.target, obj.n_target)], policy)
+    if not obj.model_released:
+        raise DisclosureError(
+            f"the {where} comes from a model that was not released, so its curve is not on "
+            "a released grid (rule: km_grid); apply the model read by "
+            "ShippedModel.from_release"
+        )
+    step = policy.grid_step_in(obj.time_unit)
+    summary = obj.summary()
+    cols = summary.to_dict(as_series=False)
+    # the target's rows behind the observed estimate and the difference
+    guard_summary(cols, [obj.observed], policy, record.withhold, step)
+    record.add_csv("shipped_summary.csv", pl.DataFrame(cols, schema=summary.schema))
+    grid = policy.grid(float(obj.observed.time[-1]), obj.time_unit)
+    observed = coarsen_km(
+        curve_grid_counts(obj.observed, grid),
+        float(obj.observed.n_risk_unweighted[0]),
+        policy,
+        record.withhold,
+        f"observed curve of {obj.target!r}",
+        conf_type=obj.observed.conf_type,
+        conf_level=obj.observed.conf_level,
+    )
+    tr = obj.transported
+    transported = pl.DataFrame({"time": tr.time, "survival": tr.survival})
+    curves = pl.concat(
+        [
+            transported.select(pl.lit("transported").alias("curve"), pl.all()),
+            observed.select(pl.lit("observed").alias("curve"), pl.all()),
+        ],
+        how="diagonal_relaxed",
+    )
+    record.add_csv("shipped_curves.csv", curves)
+    record.add_json(
+        "shipped_result.json",
+        {
+            "source": obj.source,
+            "target": obj.target,
+            "method": f"gformula (shipped {obj.model_kind})",
+            "time_unit": obj.time_unit,
+            "times": obj.times,
+            "tau": obj.tau,
+            "ci_level": obj.ci_level,
+            "n_boot": obj.n_boot,
+            "n_source": policy.round_count(obj.n_source),
+            "n_target": policy.round_count(obj.n_target),
+            "grid_step": step,
+        },
+    )

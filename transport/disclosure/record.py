@@ -1,0 +1,103 @@
+"""The record of one release: the files it writes, what was withheld and why, and the
+manifest (:mod:`transport.manifest`) that lists them."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from transport import manifest as manifests
+from transport._version import __version__
+from transport.policy import Policy, refuse_forbidden
+
+__all__ = ["Release", "json_safe", "prepare_directory"]
+
+
+class Release:
+    """What one call of :func:`~transport.disclosure.release` writes: its files (bytes
+    by name), what it withheld (item, rule, why; never the withheld value), under which
+    policy. Handlers add files and call :meth:`withhold`; :meth:`write` puts the files
+    and ``manifest.json`` into an empty directory."""
+
+    def __init__(self, policy: Policy, kind: str, name: str) -> None:
+        self.policy = policy
+        self.kind = kind
+        self.name = name
+        self.suppressed: list[dict[str, str]] = []
+        self.files: dict[str, bytes] = {}
+
+    def withhold(self, item: str, rule: str, why: str) -> None:
+        """Record that ``item`` was withheld under ``rule`` (a :data:`policy.Withhold`)."""
+        self.suppressed.append({"item": item, "rule": rule, "why": why})
+
+    def check_names(self, names: Sequence[str], where: str) -> None:
+        """Refuse a column with a forbidden role (:func:`~transport.policy.refuse_forbidden`)."""
+        refuse_forbidden(names, self.policy, where)
+
+    def add_json(self, filename: str, data: Any) -> None:
+        text = json.dumps(json_safe(data), indent=2, allow_nan=False, sort_keys=False)
+        self.files[filename] = (text + "\n").encode()
+
+    def add_csv(self, filename: str, frame: pl.DataFrame) -> None:
+        self.files[filename] = frame.write_csv(float_precision=None).encode()
+
+    def write(self, directory: Path, overwrite: bool) -> dict[str, Any]:
+        """Write the files and the manifest into ``directory``; return the manifest."""
+        prepare_directory(directory, overwrite)
+        entries = []
+        for filename, payload in self.files.items():
+            (directory / filename).write_bytes(payload)
+            entries.append(manifests.entry(filename, payload))
+        manifest = {
+            "schema": manifests.RELEASE_SCHEMA,
+            "version": 1,
+            "package": {"name": "transport", "version": __version__},
+            "object": self.kind,
+            "name": self.name,
+            "policy": self.policy.to_dict(),
+            "files": entries,
+            "suppressed": self.suppressed,
+        }
+        manifests.write(directory, manifest)
+        return manifest
+
+
+def prepare_directory(directory: Path, overwrite: bool) -> None:
+    """An empty (or new) directory; with ``overwrite``, one holding exactly an earlier
+    release (its manifest and files) is cleared first. Anything else is refused, so that
+    every file in a release directory is listed in its manifest."""
+    directory.mkdir(parents=True, exist_ok=True)
+    present = sorted(p.name for p in directory.iterdir())
+    if not present:
+        return
+    listed = manifests.listed(directory) if overwrite else None
+    if listed is not None and set(present) <= listed:
+        for p in present:
+            (directory / p).unlink()
+        return
+    raise FileExistsError(
+        f"release directory {str(directory)!r} is not empty ({len(present)} entries): a "
+        "release writes into an empty directory so that everything in it is listed in its "
+        "manifest (overwrite=True replaces an earlier release there)"
+    )
+
+
+def json_safe(x: Any) -> Any:
+    """``x`` with numpy values as Python ones and non-finite floats as ``None``."""
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_safe(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [json_safe(v) for v in x.tolist()]
+    if isinstance(x, np.floating | float):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x

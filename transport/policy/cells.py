@@ -1,0 +1,201 @@
+"""The cell rules (``min_cell``, ``min_residual_df``): small counts and their
+complements, weight quantiles, balance rows, shipped models' cells."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from transport.exceptions import DisclosureError
+from transport.policy.settings import Policy
+
+__all__ = [
+    "AGGREGATE_STATE",
+    "QUANTILES",
+    "balance_withheld",
+    "cells_to_hide",
+    "check_model",
+    "level_dummies",
+    "released_count",
+    "top_share",
+    "weight_quantiles",
+]
+
+
+#: Quantiles of the normalised weights that diagnostics report (when the rule allows).
+QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+#: Keys of a stateful transform's state that hold aggregates only (``center``, ``scale``).
+AGGREGATE_STATE: frozenset[str] = frozenset({"ddof", "center", "scale"})
+
+
+def cells_to_hide(cells: list[float | None], min_cell: int) -> list[int]:
+    """Indices of cells to withhold: those below ``min_cell`` (but above 0), then the
+    next smallest until the withheld cells sum to at least ``min_cell`` (so that they
+    cannot be recovered from the total) or every cell is withheld."""
+    vals = [np.nan if c is None else round(c) for c in cells]
+    hidden = {i for i, c in enumerate(vals) if c is not None and 0 < c < min_cell}
+    hidden |= {i for i, c in enumerate(vals) if isinstance(c, float) and math.isnan(c)}
+    if not hidden:
+        return []
+    total = sum(vals[i] for i in hidden if not math.isnan(vals[i]))
+    rest = sorted((c, i) for i, c in enumerate(vals) if i not in hidden and c > 0)
+    while (total < min_cell or len(hidden) == 1) and rest:
+        c, i = rest.pop(0)
+        hidden.add(i)
+        total += c
+    return sorted(hidden)
+
+
+_DUMMY = re.compile(r"^(.*)\[T\.(.*)\]$")
+
+
+def level_dummies(design: Any) -> dict[str, list[int]]:
+    """Per categorical covariate of a :class:`~transport.Design`, the indices of its
+    main-effect treatment dummies when they cover every level but one (the reference,
+    which has no column but whose share is 1 minus theirs), whatever formulaic names
+    them: ``grade[T.b]``, ``C(grade)[T.b]``, ``C(grade, Treatment('b'))[T.a]``."""
+    out: dict[str, list[int]] = {}
+    for v, levels in design.levels.items():
+        by_level: dict[str, int] = {}
+        for j, col in enumerate(design.columns):
+            match = _DUMMY.match(col)
+            if ":" in col or match is None or design.covariates_of([j]) != [v]:
+                continue
+            if match.group(2) in levels and match.group(2) not in by_level:
+                by_level[match.group(2)] = j
+        if len(by_level) == len(levels) - 1:
+            out[v] = [by_level[lv] for lv in levels if lv in by_level]
+    return out
+
+
+def released_count(x: float | None, policy: Policy) -> int | None:
+    """A count as it may be shown: rounded, or ``None`` when unknown or below
+    ``min_cell``."""
+    return None if x is None or x < policy.min_cell else policy.round_count(x)
+
+
+def weight_quantiles(w: np.ndarray, policy: Policy) -> dict[str, float | None]:
+    """Quantiles ``q01`` ... ``q99`` of weights ``w``, each only where at least
+    ``min_cell`` rows lie beyond it (the extreme ones are one patient's values)."""
+    n = w.size
+    return {
+        f"q{round(100 * q):02d}": float(np.quantile(w, q))
+        if min(q, 1 - q) * n >= policy.min_cell
+        else None
+        for q in QUANTILES
+    }
+
+
+def top_share(w: np.ndarray, policy: Policy) -> float | None:
+    """The share of the total weight on the heaviest 1% of rows, when those are at least
+    ``min_cell`` rows."""
+    k = math.ceil(0.01 * w.size)
+    return float(np.sort(w)[-k:].sum() / w.sum()) if k >= policy.min_cell else None
+
+
+def balance_withheld(weights: Any, policy: Policy) -> dict[str, str]:
+    """Design columns of a :class:`~transport.Weights` whose balance row may not be
+    shown, and why: fewer than ``min_cell`` patients have (or lack) a 0/1 column in the
+    source or the target; an interaction of a continuous covariate (its target count is
+    unknown); a categorical's other levels when its small reference level (which has no
+    column) could be recovered from them by subtraction; every column when a cohort has
+    fewer than ``min_cell`` patients."""
+    design, X = weights.design, weights.design.source_matrix
+    n, nt = weights.n, int(weights.target_n)
+    counts = np.count_nonzero(X, axis=0)
+    binary = np.all((X == 0) | (X == 1), axis=0)
+    target_counts = [round(float(m) * nt) for m in weights.target_mean]
+    out: dict[str, str] = {}
+    for j, col in enumerate(design.columns):
+        ks = int(counts[j])
+        kt = target_counts[j] if binary[j] else None if ":" in col else nt
+        bad_s = 0 < ks < policy.min_cell or 0 < n - ks < policy.min_cell
+        bad_t = kt is None or 0 < kt < policy.min_cell or 0 < nt - kt < policy.min_cell
+        if min(n, nt) < policy.min_cell:
+            out[col] = f"a cohort has fewer than {policy.min_cell} patients"
+        elif bad_s or bad_t:
+            out[col] = (
+                f"fewer than {policy.min_cell} patients have (or lack) it in "
+                + ("the source" if bad_s else "the target")
+                + ("" if kt is not None else " (an interaction: its target count is unknown)")
+            )
+    for idx in level_dummies(design).values():
+        for m, k in ((n, [int(counts[j]) for j in idx]), (nt, [target_counts[j] for j in idx])):
+            cells: list[float | None] = [float(m - sum(k)), *map(float, k)]
+            for i in cells_to_hide(cells, policy.min_cell):
+                if i > 0:
+                    out.setdefault(
+                        design.columns[idx[i - 1]],
+                        f"its covariate has a level with fewer than {policy.min_cell} "
+                        "patients, recoverable by subtraction from this one",
+                    )
+    return out
+
+
+def check_model(obj: Any, policy: Policy, where: str) -> None:
+    """The cell, degrees-of-freedom and grid rules for a shipped outcome model (its
+    per-level and per-column source counts, which the release then leaves out); raises
+    :class:`~transport.DisclosureError` naming the rule."""
+    if (
+        obj.released
+        or obj.level_counts is None
+        or obj.column_counts is None
+        or obj.column_binary is None
+    ):
+        raise DisclosureError(
+            f"the {where} was released before (or read from a file without its per-level "
+            "counts): the cell rule cannot be checked (rule: min_cell); fit it again with "
+            "ShippedModel.fit inside the source's environment"
+        )
+    if obj.n < policy.min_cell:
+        raise DisclosureError(
+            f"the {where} rests on fewer than {policy.min_cell} patients (rule: min_cell)"
+        )
+    step = policy.grid_step_in(obj.time_unit)
+    if not math.isclose(step, obj.grid_step, rel_tol=1e-9):
+        raise DisclosureError(
+            f"the {where} keeps its baseline on a grid of step {obj.grid_step:g} "
+            f"{obj.time_unit}, but policy {policy.name!r} reports on steps of {step:g} "
+            "(rule: km_grid); fit it with this policy"
+        )
+    if obj.n_events - obj.n_params < policy.min_residual_df:
+        raise DisclosureError(
+            f"the {where} has {obj.n_params} parameters for its events, fewer than "
+            f"{policy.min_residual_df} residual degrees of freedom (rule: min_residual_df); "
+            "use fewer terms or merge levels"
+        )
+    for v, counts in obj.level_counts.items():
+        small = [lv for lv, c in counts.items() if c < policy.min_cell]
+        if small:
+            raise DisclosureError(
+                f"covariate {v!r} of the {where} has level(s) {small} with fewer than "
+                f"{policy.min_cell} source patients (rule: min_cell): merge them with other "
+                "levels (or drop the rows, logged) before fitting"
+            )
+    for term, state in obj.design_spec.get("transform_state", {}).items():
+        if set(state) - AGGREGATE_STATE:
+            raise DisclosureError(
+                f"transform {term!r} of the {where} carries state {sorted(state)}, which holds "
+                "individual patients' values (spline boundary knots are the minimum and "
+                "maximum, say) (rule: min_cell); use center() or scale(), or fixed knots "
+                "outside the formula"
+            )
+    for j, col in enumerate(obj.design.columns):
+        # a column's mean (in ``center``) sums its nonzero rows; a 0/1 column's mean is
+        # also its count, and one minus it that of the complement; ``column_counts`` is
+        # the smallest cell of those rows by the levels and flag values behind the column
+        k = float(obj.column_counts[j])
+        binary = bool(obj.column_binary[j])
+        if 0 < k < policy.min_cell or (binary and 0 < obj.n - k < policy.min_cell):
+            raise DisclosureError(
+                f"design column {col!r} of the {where} rests on fewer than "
+                f"{policy.min_cell} source patients (its nonzero rows, or those of them at "
+                "one level or flag value of its covariates"
+                + (", or its zero rows" if binary else "")
+                + ") (rule: min_cell): merge levels or drop the term"
+            )

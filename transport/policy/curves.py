@@ -1,0 +1,244 @@
+"""The curve rules (``km_grid``, ``min_km_step``, ``time_grid``): survival curves on the
+fixed grid, the timed rows of a summary, medians rounded to the grid."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from transport.policy.settings import Policy, Withhold
+from transport.summary import interval_counts
+from transport.survival._confint import ConfType, bands
+
+__all__ = [
+    "MEDIAN_BASES",
+    "SUMMARY_KEYS",
+    "coarsen_km",
+    "curve_grid_counts",
+    "guard_summary",
+    "guard_timed_rows",
+    "outward",
+    "round_median_row",
+]
+
+
+#: Columns of a transport summary that are labels, not released values.
+SUMMARY_KEYS: frozenset[str] = frozenset(
+    {
+        "source",
+        "target",
+        "method",
+        "estimand",
+        "time",
+        "ci_method",
+        "conf_level",
+        "n_boot",
+        "n_boot_failed",
+        "margin",
+        "verdict",
+    }
+)
+
+
+#: The curves whose medians a summary row may carry.
+MEDIAN_BASES: tuple[str, ...] = ("transported", "observed", "naive")
+
+
+def coarsen_km(
+    table: Mapping[str, Any],
+    n: float,
+    policy: Policy,
+    withhold: Withhold | None = None,
+    label: str = "",
+    *,
+    conf_type: ConfType = "log-log",
+    conf_level: float = 0.95,
+) -> pl.DataFrame:
+    """A Kaplan–Meier curve made safe to release: the grouped estimate on a fixed grid.
+
+    ``table`` holds the grid (``time``, increasing) and the unweighted ``n_event`` and
+    ``n_censor`` in each interval ``(previous time, time]``; ``n`` is the number of
+    patients at the start. A grid time is kept when the events plus censorings since the
+    last kept time are none or at least ``min_km_step`` (otherwise its interval merges
+    into the next), while the risk set at the start of its interval is at least
+    ``min_cell``. At the kept times the curve is the actuarial (life-table) estimate
+    ``S(t_j) = prod_{i <= j} (1 - d_i / (Y_i - c_i / 2))``, with ``Y_i`` the patients
+    still at risk after ``t_{i-1}`` and ``c_i`` those censored within the step (at risk
+    for half of it on average), its SE Greenwood's, its interval of ``conf_type``
+    (Cutler & Ederer 1958). It depends on the data only through the counts per released
+    step, so moving any patient's time within a step changes nothing (no differencing
+    attack reveals more than the step). Counts are rounded to ``round_to``.
+    """
+    t = np.asarray(table["time"], dtype=np.float64)
+    ev = np.asarray(table["n_event"], dtype=np.float64)
+    ce = np.asarray(table["n_censor"], dtype=np.float64)
+    keep: list[int] = []
+    steps: list[tuple[float, float, float]] = []
+    at_risk = float(n)  # at the start of the pending interval
+    events = exits = 0.0
+    for j in range(t.size):
+        if at_risk < policy.min_cell:
+            if withhold is not None:
+                withhold(
+                    f"{label} from time {t[j]:g}",
+                    "min_cell",
+                    f"risk set below {policy.min_cell} patients: the curve stops here",
+                )
+            break
+        events += ev[j]
+        exits += ev[j] + ce[j]
+        if exits == 0 or exits >= policy.min_km_step:
+            keep.append(j)
+            steps.append((at_risk, events, exits - events))
+            at_risk -= exits
+            events = exits = 0.0
+        elif withhold is not None:
+            withhold(
+                f"{label} at time {t[j]:g}",
+                "min_km_step",
+                f"fewer than {policy.min_km_step} events and exits since the last reported "
+                "time: merged into the next step",
+            )
+    y = np.asarray([s[0] for s in steps], dtype=np.float64)
+    d = np.asarray([s[1] for s in steps], dtype=np.float64)
+    c = np.asarray([s[2] for s in steps], dtype=np.float64)
+    y_eff = y - c / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        surv = np.cumprod(1.0 - np.where(d > 0, d / y_eff, 0.0))
+        green = np.cumsum(np.where(d > 0, d / (y_eff * (y_eff - d)), 0.0))
+        se = surv * np.sqrt(green)
+    se = np.where(surv > 0, se, np.nan)
+    lo, hi = bands(surv, se, conf_type, conf_level)
+    frame = pl.DataFrame(
+        {
+            "time": t[np.asarray(keep, dtype=np.int64)],
+            "survival": surv,
+            "se": se,
+            "ci_lower": lo,
+            "ci_upper": hi,
+            "n_risk": [policy.round_count(x) for x in y],
+            "n_event": [policy.round_count(x) for x in d],
+            "n_censor": [policy.round_count(x) for x in c],
+        },
+        schema_overrides={"n_risk": pl.Int64, "n_event": pl.Int64, "n_censor": pl.Int64},
+    )
+    return frame.fill_nan(None)
+
+
+def curve_grid_counts(curve: Any, grid: np.ndarray) -> dict[str, Any]:
+    """The unweighted events and censorings of a Kaplan–Meier curve in each grid
+    interval: what :func:`coarsen_km` takes."""
+    return {"time": grid, **interval_counts(curve.to_frame(), grid)}
+
+
+def _exits_to(curve: Any, t: float) -> float:
+    """Unweighted events and censorings of a Kaplan–Meier curve at times <= t."""
+    upto = curve.time <= t
+    return float(np.sum(curve.n_event_unweighted[upto]) + np.sum(curve.n_censor_unweighted[upto]))
+
+
+def guard_timed_rows(
+    cols: dict[str, list[Any]],
+    value_cols: Sequence[str],
+    curves: Sequence[Any],
+    policy: Policy,
+    withhold: Withhold,
+) -> None:
+    """Withhold (set to null in ``cols``, a summary table as lists) the S(t) and RMST rows
+    the patients behind ``curves`` (unweighted Kaplan–Meier curves) do not support: S(t)
+    needs ``min_cell`` patients at risk at t in each; between consecutive released times
+    (and from 0 to the first) the events and exits are none or at least ``min_km_step``
+    in each, since two estimates a few days apart would otherwise give away the few
+    patients who left between them. Shared by every gate handler with such rows."""
+
+    def withhold_row(i: int, rule: str, why: str) -> None:
+        t = cols["time"][i]
+        label = f"S({t:g})" if cols["estimand"][i] == "survival" else f"RMST({t:g})"
+        for c in value_cols:
+            cols[c][i] = None
+        withhold(f"{label} row of the summary", rule, why)
+
+    timed = [i for i, e in enumerate(cols["estimand"]) if e in ("survival", "rmst")]
+    for i in timed:
+        t = cols["time"][i]
+        risks = [float(c.at([t])["n_risk_unweighted"][0]) for c in curves]
+        if cols["estimand"][i] == "survival" and min(risks) < policy.min_cell:
+            withhold_row(i, "min_cell", f"fewer than {policy.min_cell} patients at risk at {t:g}")
+    last = 0.0
+    for t in sorted({cols["time"][i] for i in timed if cols["transported"][i] is not None}):
+        exits = [_exits_to(c, t) - _exits_to(c, last) for c in curves]
+        if any(0 < x < policy.min_km_step for x in exits):
+            why = (
+                f"fewer than {policy.min_km_step} events and exits between {last:g} and {t:g} "
+                "in a cohort"
+            )
+            for i in timed:
+                if cols["time"][i] == t and cols["transported"][i] is not None:
+                    withhold_row(i, "min_km_step", why)
+        else:
+            last = t
+
+
+def outward(v: Any, unit: float, up: bool) -> Any:
+    """``v`` rounded to a multiple of ``unit``, up or down (``None`` and non-finite kept)."""
+    if v is None or not math.isfinite(v):
+        return v
+    x = v / unit
+    return unit * (math.ceil(x - 1e-9) if up else math.floor(x + 1e-9))
+
+
+def round_median_row(cols: dict[str, list[Any]], i: int, step: float) -> None:
+    """A median is one patient's event time: report it, and anything that would give it
+    back from a value the reader knows (its difference from, or ratio to, another
+    median, or the equivalence p-value with the difference's SE), only to the grid: the
+    medians of every curve in ``cols`` and their limits rounded outwards to ``step``,
+    their difference recomputed from the rounded medians and its limits rounded
+    outwards, the ratio to 2 decimals, the SEs and the equivalence p-value withheld."""
+    for base in MEDIAN_BASES:
+        if base not in cols:
+            continue
+        cols[base][i] = outward(cols[base][i], step, up=True)
+        cols[f"{base}_ci_lower"][i] = outward(cols[f"{base}_ci_lower"][i], step, up=False)
+        cols[f"{base}_ci_upper"][i] = outward(cols[f"{base}_ci_upper"][i], step, up=True)
+        if f"{base}_se" in cols:
+            cols[f"{base}_se"][i] = None
+    tr, ob = cols["transported"][i], cols["observed"][i]
+    known = tr is not None and ob is not None and math.isfinite(tr) and math.isfinite(ob)
+    cols["difference"][i] = tr - ob if known else None
+    cols["ratio"][i] = round(tr / ob, 2) if known and ob > 0 else None
+    cols["difference_se"][i] = None
+    for c, unit in (("difference", step), ("ratio", 0.01)):
+        cols[f"{c}_ci_lower"][i] = outward(cols[f"{c}_ci_lower"][i], unit, up=False)
+        cols[f"{c}_ci_upper"][i] = outward(cols[f"{c}_ci_upper"][i], unit, up=True)
+    if "equivalence_p" in cols:
+        cols["equivalence_p"][i] = None
+
+
+def guard_summary(
+    cols: dict[str, list[Any]],
+    curves: Sequence[Any],
+    policy: Policy,
+    withhold: Withhold,
+    step: float,
+) -> None:
+    """A transport summary (as lists, changed in place) made safe to release: the S(t)
+    and RMST rows the patients behind ``curves`` do not support withheld
+    (:func:`guard_timed_rows`), the median rows rounded to the grid
+    (:func:`round_median_row`). The one rule for every kind of transport result."""
+    values = [c for c in cols if c not in SUMMARY_KEYS]
+    guard_timed_rows(cols, values, curves, policy, withhold)
+    for i, est in enumerate(cols["estimand"]):
+        if est == "median":
+            round_median_row(cols, i, step)
+            withhold(
+                "median rows of the summary",
+                "time_grid",
+                f"medians, their limits and their differences are rounded outwards to the "
+                f"grid step {step:g}, and ratios of medians to 2 decimals; their SEs and "
+                "equivalence p-value, which would give the exact difference back, are "
+                "withheld",
+            )
