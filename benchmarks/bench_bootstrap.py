@@ -51,7 +51,7 @@ import numpy as np
 import polars as pl
 
 import transport as tp
-import transport.result as tp_result
+import transport.analysis as tp_result
 from transport.datasets import COVARIATES, IDENTIFIERS, LEVELS
 from transport.inference import resample_counts
 from transport.simulate import simulate_cohort

@@ -58,44 +58,29 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "policy.*",
     ),
     4: ("estimators",),
-    5: ("result", "analysis", "shipping", "shipping.*"),
+    5: ("comparison", "result", "analysis", "shipping", "shipping.*"),
     6: ("report", "report.*", "study_report", "disclosure", "disclosure.*"),
     7: ("simulate", "simulate.*", "datasets", "cli", "cli.*", ""),
 }
 
-#: Longest file (lines) and longest function (lines, unless its docstring says why).
+#: Longest file (lines) and longest function body (lines after its docstring, unless the
+#: docstring says why it is long).
 MAX_FILE_LINES = 600
 MAX_FUNCTION_LINES = 80
 LONG_REASON = "Long by design:"
 
 #: Violations not yet mended, as "kind: where"; the house issue empties this set.
 KNOWN: set[str] = {
-    "cycle: transport.estimators -> transport.plotting -> transport.result -> transport.summary -> transport.survival -> transport.survival.curve -> transport.weighting -> transport.weighting.entropy -> transport.weighting.iow -> transport.weighting.weights",  # noqa: E501
+    "cycle: transport.comparison -> transport.plotting -> transport.result -> transport.summary -> transport.survival -> transport.survival.curve -> transport.weighting -> transport.weighting.entropy -> transport.weighting.iow -> transport.weighting.weights",  # noqa: E501
     "file over 600 lines: transport.cli",
     "file over 600 lines: transport.plotting",
     "file over 600 lines: transport.report",
-    "file over 600 lines: transport.result",
-    "file over 600 lines: transport.shipping",
     "function over 80 lines: transport.cohort.__init__",
     "function over 80 lines: transport.plotting.plot_study_estimates",
-    "function over 80 lines: transport.plotting.plot_survival",
-    "function over 80 lines: transport.plotting.plot_transport_methods",
     "function over 80 lines: transport.report._weights",
-    "function over 80 lines: transport.result.transport",
-    "function over 80 lines: transport.shipping.apply",
-    "function over 80 lines: transport.shipping.fit",
-    "function over 80 lines: transport.simulate.dgp.simulate_cohort",
-    "function over 80 lines: transport.simulate.metrics.performance",
     "function over 80 lines: transport.survival._kernel.kaplan_meier_arrays",
-    "function over 80 lines: transport.survival._pwexp.fit_pwexp",
-    "function over 80 lines: transport.survival.curve.kaplan_meier",
-    "function over 80 lines: transport.survival.models.__init__",
     "function over 80 lines: transport.weighting.entropy.entropy_balance",
     "function over 80 lines: transport.weighting.iow.inverse_odds_weights",
-    "private import: transport.estimators <- transport.weighting.entropy._independent_columns",
-    "private import: transport.estimators <- transport.weighting.entropy._moment_columns",
-    "private import: transport.shipping <- transport.result._wald",
-    "private import: transport.shipping <- transport.result._wald_log_ratio",
     "private import: transport.study_report <- transport.report._DASH",
     "private import: transport.study_report <- transport.report._Html",
     "private import: transport.study_report <- transport.report._e",
@@ -263,7 +248,12 @@ def size_violations() -> set[str]:
             found.add(f"file over {MAX_FILE_LINES} lines: transport.{module}")
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                # the body's lines, a docstring left out: long documentation is welcome
+                body = node.body
+                first = body[0]
+                if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                    body = body[1:] or body
+                length = (node.end_lineno or node.lineno) - body[0].lineno + 1
                 doc = ast.get_docstring(node) or ""
                 if length > MAX_FUNCTION_LINES and LONG_REASON not in doc:
                     found.add(

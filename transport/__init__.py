@@ -6,6 +6,7 @@ Public names are listed in ``__all__``; everything else is private.
 
 from transport import datasets, disclosure, simulate
 from transport._version import __version__
+from transport.analysis import transport
 from transport.cohort import TIME_UNITS, Cohort
 from transport.design import Design
 from transport.estimate import Estimate
@@ -17,7 +18,7 @@ from transport.exceptions import (
     TransportError,
     TransportWarning,
 )
-from transport.result import TransportResult, TransportResults, transport
+from transport.result import TransportResult, TransportResults
 from transport.shipping import ShippedModel, ShippedResult
 from transport.summary import TargetSummary
 from transport.survival import SurvivalCurve, kaplan_meier

@@ -26,7 +26,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["curve_distance", "tost", "verdict"]
+from transport.inference import IntervalKind, interval
+
+__all__ = ["boot_ratio", "curve_distance", "tost", "verdict", "wald", "wald_log_ratio"]
+
+Interval = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def curve_distance(
@@ -71,3 +75,42 @@ def verdict(lower: np.ndarray, upper: np.ndarray, margin: np.ndarray) -> np.ndar
     out[inside] = "equivalent"
     out[outside] = "not equivalent"
     return out
+
+
+def wald(diff: np.ndarray, se1: np.ndarray, se2: np.ndarray, level: float) -> Interval:
+    """SE and ``level`` Wald limits of a difference of two independent estimates."""
+    z = float(norm.ppf(0.5 + level / 2.0))
+    se = np.sqrt(se1**2 + se2**2)
+    return se, diff - z * se, diff + z * se
+
+
+def wald_log_ratio(
+    a: np.ndarray, b: np.ndarray, se_a: np.ndarray, se_b: np.ndarray, level: float
+) -> Interval:
+    """SE of ``log(a / b)`` (delta method, independent estimates) and the ``level``
+    limits of ``a / b`` built on the log scale."""
+    z = float(norm.ppf(0.5 + level / 2.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se_log = np.sqrt((se_a / a) ** 2 + (se_b / b) ** 2)
+        r = a / b
+        return se_log, r * np.exp(-z * se_log), r * np.exp(z * se_log)
+
+
+def boot_ratio(
+    r_t: np.ndarray,
+    r_o: np.ndarray,
+    ratio: np.ndarray,
+    kind: IntervalKind,
+    level: float,
+    ok: np.ndarray | None = None,
+) -> Interval:
+    """Bootstrap interval of transported / observed. Percentile limits are the replicate
+    ratios' quantiles; the normal interval is built on the log scale, where the ratio's
+    sampling distribution is closer to symmetric, and exponentiated (its SE is that of
+    the log ratio). A replicate ratio of 0 or below leaves the normal limits ``nan``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reps = r_t / r_o
+        if kind == "percentile":
+            return interval(reps, ratio, kind, level, nan_as_inf=False, ok=ok)
+        se_log, lo, hi = interval(np.log(reps), np.log(ratio), kind, level, nan_as_inf=False, ok=ok)
+    return se_log, np.exp(lo), np.exp(hi)

@@ -41,215 +41,115 @@ Westling T, van der Laan MJ, Carone M (2020). Correcting an estimator of a multi
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import isotonic_regression
-from scipy.special import expit, softmax
 
 from transport.cohort import Cohort
 from transport.design import Design
 from transport.exceptions import DataError
 from transport.methods import METHODS
 from transport.summary import TargetSummary
-from transport.survival._confint import find_quantile
 from transport.survival._cox import fit_cox
-from transport.survival._kernel import SNAP_TOLERANCE, snap_unique
-from transport.survival.model_curve import step_rmst
-from transport.weighting._logistic import fit_logistic
-from transport.weighting.entropy import _independent_columns, _moment_columns
+from transport.survival._fixed_grid import FixedGridKM, event_grid, read_curve
+from transport.survival.curve import SurvivalCurve, kaplan_meier
+from transport.survival.model_curve import ModelCurve
+from transport.weighting._balance import independent_columns, moment_columns, solve_dual
+from transport.weighting._participation import ParticipationModel
+from transport.weighting.entropy import entropy_balance
+from transport.weighting.iow import inverse_odds_weights
 from transport.weighting.weights import Weights
 
 __all__ = [
+    "ESTIMATORS",
     "METHODS",
     "AIPWEstimator",
     "EntropyEstimator",
+    "Estimator",
+    "EstimatorType",
+    "Fitted",
     "FixedGridKM",
     "GFormulaEstimator",
     "IOWEstimator",
     "NaiveEstimator",
+    "Options",
     "read_curve",
 ]
 
 OutcomeModel = Literal["cox", "pwexp"]
 
 Curve = tuple[np.ndarray, np.ndarray]
+Target = Cohort | TargetSummary
 
 
-class FixedGridKM:
-    """Kaplan–Meier on a grid fixed once: each call with new case weights is O(n + m).
+@dataclass(frozen=True)
+class Options:
+    """What the estimators take besides the cohorts, checked once by
+    :func:`~transport.transport`: the participation/balancing design, the outcome design
+    and model, the balancing moments, the censoring model and the interval level."""
 
-    Rows of weight 0 are absent; S is the product-limit estimate on the weighted counts,
-    events before censorings at a tied time, times snapped as R's ``aeqSurv``.
-
-    With ``entry`` (delayed entry, left truncation; ``entry < time``), the grid is that of
-    :func:`~transport.kaplan_meier`: exit and entry times snapped together, and a row is at
-    risk at grid time ``t_k`` when ``entry < t_k <= time`` on the snapped values. A row
-    entering at a time tied with an event is not at risk for that event (R's
-    ``Surv(entry, time, event)``).
-    """
-
-    def __init__(
-        self, time: np.ndarray, event: np.ndarray, entry: np.ndarray | None = None
-    ) -> None:
-        self.entry_index: np.ndarray | None = None
-        n = time.size
-        # with entry, exit and entry times are snapped jointly, exactly as
-        # kaplan_meier_arrays does, so the grid and the risk sets are tp.kaplan_meier's
-        values = time if entry is None else np.concatenate((time, entry))
-        grid, both = snap_unique(values, SNAP_TOLERANCE)
-        idx = both[:n]
-        if entry is not None:
-            self.entry_index = both[n:]
-            clash = self.entry_index >= idx
-            if clash.any():
-                raise DataError(
-                    f"{int(clash.sum())} of {n} rows have entry equal to exit once times "
-                    f"closer than {SNAP_TOLERANCE:.3g} (absolutely or relative to the mean "
-                    "time) are treated as tied (rule: entry < time after snapping, as R's "
-                    "aeqSurv)"
-                )
-        self.grid = grid
-        self.index = idx
-        self.event = np.asarray(event, dtype=np.float64)
-        self.m = grid.size
-
-    def _at_risk(self, w: np.ndarray, exits: np.ndarray) -> np.ndarray:
-        """Weighted risk set at every grid time from the weighted exits per grid time."""
-        at_risk = np.cumsum(exits[::-1])[::-1]
-        if self.entry_index is not None:
-            # rows whose (snapped) entry is at or after t_k are not yet at risk at t_k
-            entries = np.bincount(self.entry_index, weights=w, minlength=self.m)
-            at_risk -= np.cumsum(entries[::-1])[::-1]
-            np.maximum(at_risk, 0.0, out=at_risk)  # float residue of the subtraction
-        return at_risk
-
-    def survival(self, w: np.ndarray) -> np.ndarray:
-        """S at every grid time for case weights ``w`` (one per row, input order)."""
-        d = np.bincount(self.index, weights=w * self.event, minlength=self.m)
-        e = np.bincount(self.index, weights=w, minlength=self.m)
-        at_risk = self._at_risk(w, e)
-        h = np.divide(d, at_risk, out=np.zeros(self.m), where=at_risk > 0)
-        return np.cumprod(np.clip(1.0 - h, 0.0, 1.0))
-
-    def censoring_survival(self, w: np.ndarray) -> np.ndarray:
-        """G(t) = P(C > t) by the reverse Kaplan–Meier (censorings as events; deaths at a
-        tied time leave the risk set first, matching the Kaplan–Meier convention).
-
-        Right-censored data only: its one user, ``aipw``, refuses delayed entry (its
-        outcome models need right-censored data)."""
-        if self.entry_index is not None:
-            raise DataError(
-                "the censoring survival G(t) is estimated for right-censored data only "
-                "(rule: no entry column for aipw)"
-            )
-        c = np.bincount(self.index, weights=w * (1.0 - self.event), minlength=self.m)
-        e = np.bincount(self.index, weights=w, minlength=self.m)
-        d = e - c
-        # deaths at t leave before the censorings at t (events first, as in the KM), so
-        # the censoring hazard at t is c / (Y - d): then S_KM(t) G(t) = Y(t+) / n exactly
-        at_risk = np.cumsum(e[::-1])[::-1] - d
-        h = np.divide(c, at_risk, out=np.zeros(self.m), where=at_risk > 0)
-        return np.cumprod(np.clip(1.0 - h, 0.0, 1.0))
+    formula: str | None = None
+    outcome_formula: str | None = None
+    outcome_model: OutcomeModel = "cox"
+    ties: Literal["efron", "breslow"] = "efron"
+    moments: Literal[1, 2] = 1
+    censoring: Literal["km", "cox"] = "km"
+    ci_level: float = 0.95
 
 
-def read_curve(
-    time: np.ndarray, surv: np.ndarray, times: np.ndarray, tau: float | None
-) -> np.ndarray:
-    """S at ``times``, the median and (with ``tau``) RMST(tau) of a step curve, in that
-    order; the median is ``nan`` when the curve stays above 0.5."""
-    k = np.searchsorted(time, times, side="right") - 1
-    s = np.where(k >= 0, surv[np.maximum(k, 0)], 1.0)
-    extra = [find_quantile(time, surv, 0.5)]
-    if tau is not None:
-        extra.append(step_rmst(time, surv, tau))
-    return np.concatenate((s, np.asarray(extra)))
+class Estimator(Protocol):
+    """The one protocol every estimator follows: ``curve(cs, ct)``, the transported curve
+    (grid, S) when source row ``i`` counts ``cs[i]`` times and target row ``j``
+    ``ct[j]`` times (``ct`` ``None`` for a summary target), or ``None`` when a model
+    cannot be refitted."""
+
+    method: str
+
+    def curve(self, cs: np.ndarray, ct: np.ndarray | None) -> Curve | None: ...
 
 
-# -- participation model: full fit, then warm-started Newton refits ------------------------
-class _Participation:
-    """Logistic model of P(source | x) on the stacked cohorts, refitted per replicate.
+@dataclass(frozen=True)
+class Fitted:
+    """An estimator fitted on the full data: the estimator a bootstrap replicate calls,
+    the transported curve (with its own variance where it has one) and the weights
+    behind it (diagnostics; ``None`` for the outcome-model methods without weights)."""
 
-    Replicates work on the distinct covariate rows (``np.unique``), with the resample's
-    counts of source and target rows per distinct row as binomial data: the same
-    likelihood, far fewer rows when covariates are categorical or rounded (DESIGN §7).
-    """
+    estimator: Estimator
+    transported: SurvivalCurve | ModelCurve
+    weights: Weights | None = None
 
-    def __init__(
-        self, design: Design, Xt: np.ndarray, source: str, target: str, coef: Any = None
-    ) -> None:
-        """``coef``: the full-data fit when already known (from
-        :func:`~transport.inverse_odds_weights`, on the same design), else fitted here."""
-        Xs = design.source_matrix
-        self.ns, self.nt = Xs.shape[0], Xt.shape[0]
-        X = np.column_stack((np.ones(self.ns + self.nt), np.vstack((Xs, Xt))))
-        y = np.concatenate((np.ones(self.ns), np.zeros(self.nt)))
-        if coef is None:
-            fit = fit_logistic(X, y)
-            if not fit.converged:
-                raise DataError(
-                    f"the participation model of {source!r} vs {target!r} did not converge "
-                    f"in {fit.n_iter} Newton steps (rule: a finite maximum-likelihood "
-                    "estimate; see inverse_odds_weights for the separation diagnosis)"
-                )
-            coef = fit.coef
-        self.coef = np.asarray(coef, dtype=np.float64)
-        self.X, self.y = X, y  # kept for checks against a plain fit
-        Xu, group = np.unique(X, axis=0, return_inverse=True)
-        self.Xu = np.ascontiguousarray(Xu)
-        self.group = group.ravel()
-        self.u = Xu.shape[0]
-        self.mu0 = expit(self.Xu @ self.coef)
 
-    def refit(self, c: np.ndarray) -> np.ndarray | None:
-        """Coefficients for case weights ``c`` (stacked source then target): one Newton
-        step from the full-data fit, then chord steps reusing that information matrix
-        (each O(u p) on the u distinct rows) until the step is below 1e-10 relative; the
-        information is refreshed whenever a chord step fails to halve the previous one,
-        and a full Newton fit from the full-data estimate is the fallback. ``None`` when
-        that fails too (separation in the resample, say)."""
-        g = self.group
-        ones = np.bincount(g[: self.ns], weights=c[: self.ns], minlength=self.u)
-        total = ones + np.bincount(g[self.ns :], weights=c[self.ns :], minlength=self.u)
-        X = self.Xu
-        beta = self.coef.copy()
-        mu = self.mu0
-        factor = None
-        last = np.inf
-        for _ in range(60):
-            if factor is None:
-                info = X.T @ (X * (total * mu * (1.0 - mu))[:, None])
-                try:
-                    factor = cho_factor(info)
-                except np.linalg.LinAlgError:
-                    break
-            step = cho_solve(factor, X.T @ (ones - total * mu))
-            beta = beta + step
-            if not np.all(np.isfinite(beta)):
-                break
-            size = float(np.max(np.abs(step) / (1.0 + np.abs(beta))))
-            if size < 1e-10:
-                return beta
-            if size > 0.5 * last:  # slow: refresh the information (a Newton step)
-                factor = None
-            last = size
-            mu = expit(X @ beta)
-        share = np.divide(ones, total, out=np.zeros(self.u), where=total > 0)
-        fit = fit_logistic(X, share, total, start=self.coef)
-        return fit.coef if fit.converged and np.max(np.abs(fit.eta[total > 0])) <= 30 else None
+class EstimatorType(Protocol):
+    """An estimator class: ``fit(source, target, options)`` on the full data."""
 
-    def odds(self, beta: np.ndarray) -> np.ndarray:
-        """P(target | x) / P(source | x) for each source row."""
-        return np.asarray(np.exp(-(self.Xu @ beta))[self.group[: self.ns]])
+    def fit(self, source: Cohort, target: Target, options: Options) -> Fitted: ...
+
+
+def _model_curve(
+    estimator: Estimator, source: Cohort, target: Cohort, note: str, ct: np.ndarray | None
+) -> ModelCurve:
+    """The full-data curve of a model-based estimator (every count 1)."""
+    full = estimator.curve(np.ones(source.n), ct)
+    if full is None:
+        raise DataError(f"method {estimator.method!r} could not be fitted on the full data")
+    return ModelCurve(
+        full[0],
+        full[1],
+        method=estimator.method,
+        name=f"{source.name} -> {target.name}",
+        time_unit=source.time_unit,
+        note=note,
+    )
 
 
 def _participation(
     design: Design, target: Cohort, source: str, weights: Weights | None
-) -> _Participation:
+) -> ParticipationModel:
     """The participation model, reusing the full-data fit of ``weights`` (iow) if given."""
     coef = None if weights is None else list(weights.details["coef"].values())
-    return _Participation(design, design.matrix(target), source, target.name, coef)
+    return ParticipationModel(design, design.matrix(target), source, target.name, coef)
 
 
 # -- the estimators -------------------------------------------------------------------------
@@ -257,6 +157,11 @@ class NaiveEstimator:
     """The source's own Kaplan–Meier curve, ignoring the target."""
 
     method = "naive"
+
+    @classmethod
+    def fit(cls, source: Cohort, target: Target, options: Options) -> Fitted:
+        """The source's Kaplan–Meier curve (Greenwood intervals)."""
+        return Fitted(cls(source), kaplan_meier(source, conf_level=options.ci_level))
 
     def __init__(self, source: Cohort) -> None:
         self.km = FixedGridKM(source.time_values, source.event_values, source.entry_values)
@@ -269,6 +174,15 @@ class IOWEstimator:
     """Kaplan–Meier of the source weighted by inverse odds of participation."""
 
     method = "iow"
+
+    @classmethod
+    def fit(cls, source: Cohort, target: Target, options: Options) -> Fitted:
+        """Inverse odds weights (:func:`~transport.inverse_odds_weights`) and the
+        weighted Kaplan–Meier curve with its robust variance."""
+        assert isinstance(target, Cohort)
+        weights = inverse_odds_weights(source, target, options.formula)
+        curve = kaplan_meier(source, weights, conf_level=options.ci_level)
+        return Fitted(cls(source, target, options.formula, weights), curve, weights)
 
     def __init__(
         self,
@@ -297,6 +211,14 @@ class EntropyEstimator:
 
     method = "entropy"
 
+    @classmethod
+    def fit(cls, source: Cohort, target: Target, options: Options) -> Fitted:
+        """Entropy-balancing weights (:func:`~transport.entropy_balance`) and the
+        weighted Kaplan–Meier curve with its robust variance."""
+        weights = entropy_balance(source, target, options.moments, options.formula)
+        est = cls(source, target, options.formula, options.moments, weights.details["lambda"])
+        return Fitted(est, kaplan_meier(source, weights, conf_level=options.ci_level), weights)
+
     def __init__(
         self,
         source: Cohort,
@@ -307,7 +229,7 @@ class EntropyEstimator:
     ) -> None:
         self.design = Design(source, formula)
         Xs = self.design.source_matrix
-        C, labels, sq = _moment_columns(Xs, self.design.columns, moments)
+        C, labels, sq = moment_columns(Xs, self.design.columns, moments)
         if isinstance(target, TargetSummary):
             t_mean, t_sd = target.moments_for(self.design)
             t_sq = t_sd**2 * (target.n - 1) / target.n + t_mean**2
@@ -319,45 +241,18 @@ class EntropyEstimator:
             self.m = self.target_C.mean(axis=0)
         scale = C.std(axis=0)
         self.scale = np.where(scale > 0, scale, 1.0)
-        self.keep = _independent_columns((C - self.m) / self.scale)
+        self.keep = independent_columns((C - self.m) / self.scale)
         self.C = C[:, self.keep]
         self.scale = self.scale[self.keep]
         self.lam = np.array([lam[labels[j]] for j in self.keep]) * self.scale
         self.km = FixedGridKM(source.time_values, source.event_values, source.entry_values)
-
-    def _solve(self, q: np.ndarray, m: np.ndarray) -> np.ndarray | None:
-        Z = (self.C - m[self.keep]) / self.scale
-        lam = self.lam.copy()
-        logq = np.log(np.where(q > 0, q, 1.0))
-        logq[q <= 0] = -np.inf
-
-        def dual(lam: np.ndarray) -> float:
-            a = logq + Z @ lam
-            top = float(np.max(a))
-            return top + float(np.log(np.sum(np.exp(a - top))))
-
-        for _ in range(100):
-            p = softmax(logq + Z @ lam)
-            g = p @ Z
-            if np.max(np.abs(g)) <= 1e-12:
-                return p
-            H = (Z * p[:, None]).T @ Z - np.outer(g, g)
-            try:
-                step = np.linalg.solve(H, g)
-            except np.linalg.LinAlgError:
-                return None
-            f0, t = dual(lam), 1.0
-            while dual(lam - t * step) > f0 + 1e-14 * abs(f0) and t > 1e-10:
-                t /= 2.0
-            lam = lam - t * step
-        return None
 
     def curve(self, cs: np.ndarray, ct: np.ndarray | None) -> Curve | None:
         if ct is not None and self.target_C is not None:
             m = (ct @ self.target_C) / ct.sum()
         else:
             m = self.m
-        p = self._solve(cs, m)
+        p = solve_dual((self.C - m[self.keep]) / self.scale, self.lam, cs)
         if p is None:
             return None
         return self.km.grid, self.km.survival(p)
@@ -419,16 +314,19 @@ class _OutcomeFit:
         return fit if fit.converged else None
 
 
-def _event_grid(time: np.ndarray, event: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Distinct event times of the rows with positive weight: where a model-based curve
-    is read (the Cox model's marginal curve steps only there)."""
-    return np.unique(time[(event > 0) & (w > 0)])
-
-
 class GFormulaEstimator:
     """Average over the target's patients of the source outcome model's S(t | x)."""
 
     method = "gformula"
+
+    @classmethod
+    def fit(cls, source: Cohort, target: Target, options: Options) -> Fitted:
+        """The outcome model fitted on the source, averaged over the target."""
+        assert isinstance(target, Cohort)
+        m = options.outcome_model
+        est = cls(source, target, options.outcome_formula, m, options.ties)
+        note = f"average of {m} model predictions over the target"
+        return Fitted(est, _model_curve(est, source, target, note, None))
 
     def __init__(
         self,
@@ -445,7 +343,7 @@ class GFormulaEstimator:
         fit = self.outcome.fit(cs)
         if fit is None:
             return None
-        grid = _event_grid(self.outcome.time, self.outcome.event, cs)
+        grid = event_grid(self.outcome.time, self.outcome.event, cs)
         pred = fit.survival(self.Xt, grid)
         s = pred.mean(axis=0) if ct is None else (ct @ pred) / ct.sum()
         return grid, np.asarray(s)
@@ -470,6 +368,30 @@ class AIPWEstimator:
     """
 
     method = "aipw"
+
+    @classmethod
+    def fit(cls, source: Cohort, target: Target, options: Options) -> Fitted:
+        """The participation model as :func:`~transport.inverse_odds_weights` fits it
+        (the same checks, separation named by covariate, and its weights for
+        diagnostics), the outcome and censoring models, and the corrected curve."""
+        assert isinstance(target, Cohort)
+        o = options
+        weights = inverse_odds_weights(source, target, o.formula)
+        est = cls(
+            source,
+            target,
+            o.formula,
+            o.outcome_formula,
+            o.outcome_model,
+            o.ties,
+            o.censoring,
+            weights,
+        )
+        note = (
+            f"augmented IPW: {o.outcome_model} outcome model, logistic participation model, "
+            f"{o.censoring} censoring model; clipped to [0, 1] and made monotone"
+        )
+        return Fitted(est, _model_curve(est, source, target, note, np.ones(target.n)), weights)
 
     def __init__(
         self,
@@ -524,7 +446,7 @@ class AIPWEstimator:
         if beta is None or fit is None:
             return None
         a = cs * self.participation.odds(beta)  # participation-weighted source rows
-        grid = _event_grid(self.time, self.event, cs)
+        grid = event_grid(self.time, self.event, cs)
         G = self._censoring_matrix(cs, grid)
         if G is None:
             return None
@@ -544,3 +466,14 @@ class AIPWEstimator:
         psi = np.clip(psi, 0.0, 1.0)
         psi = isotonic_regression(psi, increasing=False).x
         return grid, np.asarray(psi)
+
+
+#: The estimator of each method (:data:`~transport.methods.METHODS`), one fit protocol.
+ESTIMATORS: dict[str, EstimatorType] = {
+    "naive": NaiveEstimator,
+    "iow": IOWEstimator,
+    "entropy": EntropyEstimator,
+    "gformula": GFormulaEstimator,
+    "aipw": AIPWEstimator,
+}
+assert tuple(ESTIMATORS) == METHODS

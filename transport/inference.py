@@ -99,13 +99,19 @@ def _chunks(n: int, size: int) -> list[range]:
 
 
 def _run_chunk(
-    fn: Callable[[np.random.Generator], np.ndarray], seeds: list[np.random.SeedSequence]
+    fn: Callable[..., np.ndarray],
+    index: range,
+    seeds: list[np.random.SeedSequence],
+    indexed: bool,
 ) -> np.ndarray:
-    return np.vstack([fn(np.random.default_rng(s)) for s in seeds])
+    rngs = [np.random.default_rng(s) for s in seeds]
+    if indexed:
+        return np.vstack([fn(b, rng) for b, rng in zip(index, rngs, strict=True)])
+    return np.vstack([fn(rng) for rng in rngs])
 
 
 def run_bootstrap(
-    fn: Callable[[np.random.Generator], np.ndarray],
+    fn: Callable[..., np.ndarray],
     n_boot: int,
     seed: Seed,
     *,
@@ -113,9 +119,12 @@ def run_bootstrap(
     progress: Progress = None,
     label: str = "bootstrap",
     stream: tuple[int, ...] = (),
+    indexed: bool = False,
 ) -> BootstrapDraws:
     """Run ``fn`` (a picklable callable from a generator to a vector) ``n_boot`` times,
-    replicate ``b`` with the generator of ``child_seeds(seed, n_boot, stream)[b]``.
+    replicate ``b`` with the generator of ``child_seeds(seed, n_boot, stream)[b]``
+    (``indexed``: ``fn(b, generator)``, for replicates paired with precomputed ones, as a
+    shipped model's source refits).
 
     ``n_jobs`` worker processes (joblib's loky backend; ``-1`` for every core) share the
     replicates in chunks; the result is identical for any ``n_jobs``. ``progress``:
@@ -131,12 +140,16 @@ def run_bootstrap(
     results: list[np.ndarray] = []
     done = 0
     if workers == 1:
-        outputs: Iterator[np.ndarray] = (_run_chunk(fn, [children[i] for i in c]) for c in chunks)
+        outputs: Iterator[np.ndarray] = (
+            _run_chunk(fn, c, [children[i] for i in c], indexed) for c in chunks
+        )
     else:
         from joblib import Parallel, delayed
 
         parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator")
-        outputs = parallel(delayed(_run_chunk)(fn, [children[i] for i in c]) for c in chunks)
+        outputs = parallel(
+            delayed(_run_chunk)(fn, c, [children[i] for i in c], indexed) for c in chunks
+        )
     for out in outputs:
         results.append(out)
         done += out.shape[0]

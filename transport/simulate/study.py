@@ -90,7 +90,7 @@ def _replicate(spec: _Spec, s: int, r: int) -> pl.DataFrame:
     A method that raises is recorded with null estimates and its error; warnings are
     recorded (their categories and first lines), not shown.
     """
-    from transport.result import transport
+    from transport.analysis import transport
 
     sc = spec.scenarios[s]
     rng = np.random.default_rng(child_seed(spec.seed, s, r, 0))

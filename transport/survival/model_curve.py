@@ -21,20 +21,12 @@ import polars as pl
 from transport.estimate import Estimate
 from transport.exceptions import ExtrapolationWarning
 from transport.survival._confint import find_quantile
+from transport.survival._fixed_grid import step_rmst
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = ["ModelCurve", "step_rmst"]
-
-
-def step_rmst(time: np.ndarray, surv: np.ndarray, tau: float) -> float:
-    """``int_0^tau S(t) dt`` for the right-continuous step curve ``surv`` at ``time``
-    (S = 1 before the first time)."""
-    right = np.append(time[1:], np.inf)
-    delta = np.clip(np.minimum(right, tau) - time, 0.0, None)
-    head = min(float(time[0]), tau) if time[0] > 0 else 0.0
-    return head + float(np.dot(surv, delta))
 
 
 class ModelCurve:

@@ -28,7 +28,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from scipy.linalg import qr
 from scipy.optimize import linprog, minimize
 from scipy.special import logsumexp, softmax
 
@@ -36,23 +35,10 @@ from transport.cohort import Cohort
 from transport.design import Design
 from transport.exceptions import DataError
 from transport.summary import TargetSummary
+from transport.weighting._balance import independent_columns, moment_columns
 from transport.weighting.weights import Weights
 
 __all__ = ["entropy_balance"]
-
-
-def _moment_columns(
-    X: np.ndarray, names: tuple[str, ...], moments: int
-) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Balance columns: X, and with moments = 2 the squares of non-binary columns.
-
-    Returns the matrix, the labels and the indices of the squared columns.
-    """
-    if moments == 1:
-        return X, list(names), np.zeros(0, dtype=np.intp)
-    binary = np.all((X == 0) | (X == 1), axis=0)
-    sq = np.flatnonzero(~binary)
-    return np.column_stack((X, X[:, sq] ** 2)), [*names, *(f"{names[j]}^2" for j in sq)], sq
 
 
 def _infeasible_columns(Z: np.ndarray) -> np.ndarray | None:
@@ -75,21 +61,6 @@ def _infeasible_columns(Z: np.ndarray) -> np.ndarray | None:
         return None
     slack = res.x[n : n + p] + res.x[n + p :]
     return np.flatnonzero(slack > 1e-9)
-
-
-def _independent_columns(Z: np.ndarray) -> np.ndarray:
-    """A maximal set of linearly independent columns (with the constant), by pivoted QR.
-
-    A dependent column (``{age**2}`` beside the squares of ``moments=2``, say) is balanced
-    whenever the others are, and would make the dual's Hessian singular.
-    """
-    centred = Z - Z.mean(axis=0)
-    _, r, piv = qr(centred, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(r))
-    if diag.size == 0 or diag[0] == 0:
-        return np.zeros(0, dtype=np.intp)
-    rank = int(np.sum(diag > diag[0] * 1e-10))
-    return np.sort(piv[:rank])
 
 
 def entropy_balance(
@@ -158,12 +129,12 @@ def entropy_balance(
             f"Got {type(target).__name__} instead."
         )
     Xs = design.source_matrix
-    C, labels, sq = _moment_columns(Xs, design.columns, moments)
+    C, labels, sq = moment_columns(Xs, design.columns, moments)
     m = np.concatenate((t_mean, t_sq[sq])) if moments == 2 else t_mean
     scale = C.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     Z = (C - m) / scale  # centred at the target, standardised
-    keep = _independent_columns(Z)
+    keep = independent_columns(Z)
     kept = set(keep.tolist())
     dropped = [labels[j] for j in range(Z.shape[1]) if j not in kept]
     base_of = [j if j < Xs.shape[1] else int(sq[j - Xs.shape[1]]) for j in range(len(labels))]

@@ -1,0 +1,565 @@
+"""``ShippedModel``: a source outcome model made to travel, and its g-formula in the
+target's environment (the package docstring of :mod:`transport.shipping` gives the
+estimand, the inference and the release rules)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from transport._validate import check_ci_level, check_margins, check_n_boot, check_tau, check_times
+from transport.cohort import Cohort
+from transport.comparison import estimand_rows
+from transport.design import Design
+from transport.exceptions import DataError, TransportWarning
+from transport.inference import Progress, Seed, resample_counts, run_bootstrap
+from transport.manifest import verify
+from transport.policy import Policy
+from transport.shipping.codec import MODEL_FILE, model_fields, model_to_dict
+from transport.shipping.result import ShippedResult
+from transport.shipping.source import fit_fields, source_bootstrap
+from transport.survival._average import AveragedCurve, cox_hazards, pwexp_hazards
+from transport.survival._fixed_grid import FixedGridKM, read_curve
+from transport.survival.curve import kaplan_meier
+from transport.survival.model_curve import ModelCurve
+
+__all__ = ["TARGET_STREAM", "ModelKind", "ShippedModel", "TargetReplicate", "in_unit"]
+
+ModelKind = Literal["cox", "pwexp"]
+#: First spawn key of the target's resamples in :meth:`ShippedModel.apply` (the source's
+#: refits use the children ``(b,)``): the two resamples stay independent with one seed.
+TARGET_STREAM = 0x74617267
+
+
+class ShippedModel:
+    """A source outcome model made to travel: everything the g-formula needs in the target's
+    environment, and nothing at the level of a patient.
+
+    Build it in the source's environment with :meth:`fit`; release it with
+    ``tp.disclosure.release(model, directory, policy)``; in the target's environment read it
+    with :meth:`from_release` (or :meth:`from_json`) and call :meth:`apply`. The module
+    docstring gives the estimand, the inference and the release rules.
+
+    Attributes
+    ----------
+    kind
+        ``"cox"`` or ``"pwexp"``.
+    source, time_unit
+        The source cohort's name and time unit (times given to :meth:`apply` are in it).
+    design
+        The :class:`~transport.Design` rebuilt from the shipped spec (no source rows).
+    names, coef, cov
+        Coefficient names, estimates and covariance (inverse information).
+    grid, grid_step
+        The times the curve is given at (the policy's fixed grid; after release, its
+        released part) and the grid spacing.
+    hazard, center, ties
+        Cox: baseline cumulative hazard at ``grid`` for covariates equal to ``center``
+        (Breslow, or its Efron analogue, as R's ``survfit.coxph``), and the ties method.
+    breaks, shift, time_varying
+        Piecewise exponential: interior cut points (on the grid), ``log m_k - center`` of
+        each interval, and whether the log hazard ratios change with log time.
+    n, n_events, n_params
+        Patients, events and coefficients of the fit (counts rounded once released).
+    n_boot, boot_failed
+        Bootstrap refits shipped and how many of them failed.
+    released
+        Whether this model passed the gate (its counts are then rounded and the
+        per-level counts the gate needs are gone, so it cannot be released again).
+
+    Examples
+    --------
+    >>> import transport as tp
+    >>> us, jp = tp.datasets.load_synthetic("US"), tp.datasets.load_synthetic("JP")
+    >>> model = tp.ShippedModel.fit(us)  # in the source's environment
+    >>> model.grid[:3]  # the baseline is kept on the policy's monthly grid
+    array([30.4375, 60.875 , 91.3125])
+    >>> res = model.apply(jp, times=[365.25], tau=730.5)  # in the target's environment
+    >>> res.summary()["transported"].round(3).to_list()
+    [0.457, 322.57, 372.19]
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: ModelKind,
+        source: str,
+        time_unit: str,
+        design: Mapping[str, Any],
+        names: tuple[str, ...],
+        coef: np.ndarray,
+        cov: np.ndarray,
+        grid: np.ndarray,
+        grid_step: float,
+        grid_counts: Mapping[str, np.ndarray],
+        n: float,
+        n_events: float,
+        hazard: np.ndarray | None = None,
+        center: np.ndarray | None = None,
+        ties: str = "efron",
+        breaks: np.ndarray | None = None,
+        shift: np.ndarray | None = None,
+        time_varying: bool = False,
+        interval_counts: Mapping[str, np.ndarray] | None = None,
+        level_counts: Mapping[str, Mapping[str, float]] | None = None,
+        column_counts: np.ndarray | None = None,
+        column_binary: np.ndarray | None = None,
+        boot_coef: np.ndarray | None = None,
+        boot_extra: np.ndarray | None = None,
+        boot_entropy: str | None = None,
+        released: bool = False,
+        policy: str = "default",
+    ) -> None:
+        if kind not in ("cox", "pwexp"):
+            raise ValueError(
+                f"The 'kind' of a shipped model must be 'cox' or 'pwexp'. Got {kind!r}."
+            )
+        self.kind: ModelKind = kind
+        self.source = source
+        self.name = source
+        self.time_unit = time_unit
+        self.design_spec = dict(design)
+        self.design = Design.from_dict(design)
+        self.names = tuple(names)
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.cov = np.asarray(cov, dtype=np.float64)
+        self.grid = np.asarray(grid, dtype=np.float64)
+        self.grid_step = float(grid_step)
+        self.grid_counts = {k: np.asarray(v, dtype=np.float64) for k, v in grid_counts.items()}
+        self.n = float(n)
+        self.n_events = float(n_events)
+        self.hazard = None if hazard is None else np.asarray(hazard, dtype=np.float64)
+        self.center = None if center is None else np.asarray(center, dtype=np.float64)
+        self.ties = ties
+        self.breaks = None if breaks is None else np.asarray(breaks, dtype=np.float64)
+        self.shift = None if shift is None else np.asarray(shift, dtype=np.float64)
+        self.time_varying = bool(time_varying)
+        self.interval_counts = (
+            None
+            if interval_counts is None
+            else {k: np.asarray(v, dtype=np.float64) for k, v in interval_counts.items()}
+        )
+        self.level_counts = (
+            None
+            if level_counts is None
+            else {
+                str(v): {str(k): float(c) for k, c in lv.items()} for v, lv in level_counts.items()
+            }
+        )
+        self.column_counts = (
+            None if column_counts is None else np.asarray(column_counts, np.float64)
+        )
+        self.column_binary = None if column_binary is None else np.asarray(column_binary, bool)
+        self.boot_coef = None if boot_coef is None else np.asarray(boot_coef, dtype=np.float64)
+        self.boot_extra = None if boot_extra is None else np.asarray(boot_extra, dtype=np.float64)
+        self.boot_entropy = boot_entropy
+        self.released = bool(released)
+        self.policy = policy
+        self._check()
+
+    def _check(self) -> None:
+        """Shapes agree (a file edited by hand, say, is refused with the field named)."""
+        p, P, K = len(self.design.columns), self.coef.size, self.grid.size
+        problems = []
+        if len(self.names) != P or self.cov.shape != (P, P):
+            problems.append(
+                f"{P} coefficients, {len(self.names)} names, covariance {self.cov.shape}"
+            )
+        if K == 0 or np.any(np.diff(self.grid) <= 0) or self.grid[0] <= 0:
+            problems.append("grid is not increasing positive times")
+        for key, v in self.grid_counts.items():
+            if v.shape != (K,):
+                problems.append(f"grid_counts[{key!r}] has {v.size} values for {K} grid times")
+        if self.kind == "cox":
+            if self.hazard is None or self.hazard.shape != (K,):
+                problems.append("a Cox model needs one baseline hazard per grid time")
+            if self.center is None or self.center.shape != (p,) or p != P:
+                problems.append(f"a Cox model needs {p} coefficients and centres")
+        else:
+            if self.breaks is None or self.shift is None:
+                problems.append("a piecewise exponential model needs breaks and shifts")
+            else:
+                n_int = self.breaks.size + 1
+                if self.shift.shape != (n_int,) or n_int + p * (2 if self.time_varying else 1) != P:
+                    problems.append(f"{n_int} intervals, {p} columns, {P} coefficients disagree")
+        if self.boot_coef is not None:
+            B = self.boot_coef.shape[0]
+            width = K if self.kind == "cox" else (self.shift.size if self.shift is not None else 0)
+            if (
+                self.boot_coef.shape != (B, P)
+                or self.boot_extra is None
+                or self.boot_extra.shape != (B, width)
+            ):
+                problems.append("bootstrap replicates do not match the model's shape")
+        if problems:
+            raise DataError(
+                f"shipped model of {self.source!r} is inconsistent: " + "; ".join(problems)
+            )
+
+    # -- building it in the source ---------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        source: Cohort,
+        formula: str | None = None,
+        *,
+        model: ModelKind = "cox",
+        ties: Literal["efron", "breslow"] = "efron",
+        breaks: Any = None,
+        time_varying: bool = True,
+        n_boot: int = 0,
+        seed: int | np.random.SeedSequence | None = None,
+        n_jobs: int = 1,
+        policy: Policy | None = None,
+    ) -> ShippedModel:
+        """Fit the outcome model in the source's environment and keep what travels.
+
+        Parameters
+        ----------
+        source
+            The source :class:`~transport.Cohort` (right-censored; no delayed entry).
+        formula
+            Right-hand side of the outcome design (default main effects).
+        model, ties
+            ``"cox"`` (with ``ties`` "efron", as R's ``coxph``, or "breslow") or
+            ``"pwexp"`` (piecewise exponential, :class:`PiecewiseExponentialModel`).
+        breaks, time_varying
+            ``pwexp`` only: ``None`` (10 intervals at event-time quantiles), a number of
+            intervals, or cut points; **snapped to the policy's grid** and merged until
+            every interval has ``min_km_step`` events and starts with ``min_cell``
+            patients at risk, so that no cut point is an event time; the model is fitted
+            on the snapped cut points. ``time_varying`` as in the model.
+        n_boot, seed, n_jobs
+            Bootstrap refits on resamples of the source, shipped so that the target can
+            give intervals carrying the source model's uncertainty (0: none; otherwise at
+            least 2). Replicate ``b`` uses child ``b`` of ``SeedSequence(seed)``; the same
+            for any ``n_jobs``.
+        policy
+            The :class:`~transport.disclosure.Policy` whose grid the baseline is kept on
+            (release with the same policy).
+
+        Raises
+        ------
+        DataError
+            The model cannot be fitted (see :class:`CoxModel`), or its design cannot be
+            rebuilt from its spec.
+        """
+        policy = Policy() if policy is None else policy
+        if not isinstance(source, Cohort):
+            raise TypeError(
+                "The 'source' parameter of ShippedModel.fit must be a Cohort. "
+                f"Got {type(source).__name__} instead."
+            )
+        if not isinstance(policy, Policy):
+            raise TypeError(
+                "The 'policy' parameter must be a transport.disclosure.Policy. "
+                f"Got {type(policy).__name__} instead."
+            )
+        if model not in ("cox", "pwexp"):
+            raise ValueError(f"The 'model' parameter must be 'cox' or 'pwexp'. Got {model!r}.")
+        check_n_boot(n_boot)
+        if source.entry is not None:
+            raise DataError(
+                f"cohort {source.name!r} has delayed entry (column {source.entry!r}; "
+                f"{source.n} rows) (rule: a shipped outcome model is fitted to "
+                "right-censored data only)"
+            )
+        fields, X = fit_fields(source, formula, model, ties, breaks, time_varying, policy)
+        out = cls(**fields)
+        if n_boot:
+            out.boot_coef, out.boot_extra, out.boot_entropy = source_bootstrap(
+                out, source, X, int(n_boot), seed, n_jobs
+            )
+        return out
+
+    # -- properties ----------------------------------------------------------------------
+    @property
+    def n_params(self) -> int:
+        """Number of coefficients (the residual degrees of freedom are events minus it)."""
+        return int(self.coef.size)
+
+    @property
+    def n_boot(self) -> int:
+        """Bootstrap refits shipped (failed ones included)."""
+        return 0 if self.boot_coef is None else int(self.boot_coef.shape[0])
+
+    @property
+    def boot_failed(self) -> int:
+        """Bootstrap refits that did not converge (rows of ``nan``)."""
+        if self.boot_coef is None:
+            return 0
+        return int(np.sum(~np.all(np.isfinite(self.boot_coef), axis=1)))
+
+    @property
+    def estimand(self) -> str:
+        return (
+            "S_T(t) = mean over target patients of S_source(t | x_i), the g-formula "
+            "(Dahabreh et al. 2020)"
+        )
+
+    # -- predicting ------------------------------------------------------------------------
+    def _knots(self) -> np.ndarray:
+        if self.kind == "cox" or self.breaks is None:
+            return self.grid
+        inner = self.breaks[self.breaks < self.grid[-1]]
+        return np.union1d(self.grid, inner)
+
+    def _hazards(self, X: np.ndarray, b: int | None = None) -> np.ndarray | None:
+        """Cumulative hazards of the rows of ``X`` at :meth:`_knots` with the full-data
+        fit (``b=None``) or bootstrap refit ``b`` (``None`` if it failed)."""
+        coef = self.coef if b is None else self.boot_coef[b]  # type: ignore[index]
+        extra = None if b is None else self.boot_extra[b]  # type: ignore[index]
+        if not np.all(np.isfinite(coef)) or (extra is not None and not np.all(np.isfinite(extra))):
+            return None
+        if self.kind == "cox":
+            assert self.center is not None and self.hazard is not None
+            return cox_hazards(X, coef, self.center, self.hazard if extra is None else extra)
+        assert self.breaks is not None and self.shift is not None
+        shift = self.shift if extra is None else extra
+        return pwexp_hazards(X, coef, shift, self.breaks, self.time_varying, self._knots())
+
+    def _matrix(self, cohort: Cohort) -> np.ndarray:
+        if not isinstance(cohort, Cohort):
+            raise TypeError(
+                f"The 'target' parameter must be a Cohort. Got {type(cohort).__name__} instead."
+            )
+        return self.design.matrix(cohort)
+
+    def _check_times(self, times: np.ndarray, what: str) -> None:
+        last = float(self.grid[-1])
+        bad = times[(times > last * (1 + 1e-12)) | (times < 0) | ~np.isfinite(times)]
+        if bad.size:
+            raise DataError(
+                f"{what} {bad.tolist()} lie outside the shipped curve of {self.source!r}, which "
+                f"ends at {last:g} {self.time_unit} (rule: times within (0, {last:g}]: the "
+                "baseline stops where the source's risk set or its steps allowed)"
+            )
+
+    def predict_survival(self, cohort: Cohort, times: Any) -> np.ndarray:
+        """Each patient's ``S(t | x_i)`` from the shipped model: patients x times (the
+        Cox baseline read with a constant hazard between grid times)."""
+        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        cohort = in_unit(cohort, self.time_unit)
+        self._check_times(t, "times")
+        H = self._hazards(self._matrix(cohort))
+        assert H is not None
+        return np.exp(-AveragedCurve(self._knots(), H).hazard_at(t))
+
+    def marginal_survival(self, cohort: Cohort, times: Any) -> np.ndarray:
+        """The g-formula: the average of :meth:`predict_survival` over ``cohort``."""
+        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        cohort = in_unit(cohort, self.time_unit)
+        self._check_times(t, "times")
+        H = self._hazards(self._matrix(cohort))
+        assert H is not None
+        return AveragedCurve(self._knots(), H).survival(t)
+
+    # -- applying it in the target ---------------------------------------------------------
+    def apply(
+        self,
+        target: Cohort,
+        *,
+        times: Any = None,
+        tau: float | None = None,
+        margin: float | Mapping[str, float] | None = None,
+        seed: Seed = None,
+        ci_level: float = 0.95,
+        n_jobs: int = 1,
+        progress: Progress = None,
+    ) -> ShippedResult:
+        """Run the g-formula on the target's rows, inside the target's environment.
+
+        Estimand: ``S_T(t) = (1 / n_T) sum_i S_source(t | x_i)`` over the target's
+        patients (Dahabreh et al. 2020), with its median and RMST(tau), against the
+        target's own Kaplan–Meier curve.
+
+        Parameters
+        ----------
+        target
+            The target :class:`~transport.Cohort` (converted to the model's time unit if
+            needed; right-censored).
+        times, tau
+            Times for S(t) and the RMST horizon, in the model's time unit, at most the
+            last time of the shipped curve (:attr:`grid`).
+        margin
+            Equivalence margin(s), as in :func:`~transport.transport`.
+        seed
+            Seeds the target's resamples, one per shipped source refit: replicate ``b``
+            uses ``SeedSequence(seed, spawn_key=(TARGET_STREAM, b))``, never a child
+            the source's refits used, so that the two resamples are independent even
+            with the seed given to :meth:`fit`.
+        ci_level
+            Nominal coverage of the intervals.
+        n_jobs, progress
+            Worker processes for the bootstrap and its progress reporting, as in
+            :func:`~transport.transport` (the same numbers for any ``n_jobs``).
+
+        Raises
+        ------
+        DataError
+            A covariate of the design is missing, of another type or has a level the
+            source never saw (named with its rows); the target has delayed entry; a time
+            lies past the shipped curve.
+        """
+        if not isinstance(target, Cohort):
+            raise TypeError(
+                "The 'target' parameter of apply must be a Cohort. "
+                f"Got {type(target).__name__} instead."
+            )
+        if target.entry is not None:
+            raise DataError(
+                f"cohort {target.name!r} has delayed entry (column {target.entry!r}; "
+                f"{target.n} rows) (rule: the shipped g-formula needs right-censored data)"
+            )
+        check_ci_level(ci_level)
+        t = check_times(times, "ShippedModel.apply")
+        self._check_times(t, "times")
+        tau_ = check_tau(tau, "ShippedModel.apply")
+        if tau_ is not None:
+            self._check_times(np.array([tau_]), "tau")
+        estimands = estimand_rows(t, tau_)
+        margins = check_margins(margin, [e for e, _ in estimands])
+        target = in_unit(target, self.time_unit)
+        X = self._matrix(target)
+        H = self._hazards(X)
+        assert H is not None
+        knots = self._knots()
+        curve = AveragedCurve(knots, H)
+        transported = ModelCurve(
+            self.grid,
+            curve.at_knots()[np.isin(knots, self.grid)],
+            method="gformula",
+            name=f"{self.source} -> {target.name}",
+            time_unit=self.time_unit,
+            note=f"average over the target of the shipped {self.kind} model's predictions",
+        )
+        if self.boot_failed:
+            warnings.warn(
+                f"{self.boot_failed} of {self.n_boot} shipped bootstrap refits of "
+                f"{self.source!r} failed (no finite fit in the resample, e.g. a rare level "
+                "left out) and are left out of the intervals; see "
+                "summary()['n_boot_failed']",
+                TransportWarning,
+                stacklevel=2,
+            )
+        draws = failed = None
+        if self.n_boot:
+            rep = TargetReplicate(self, target, X, t, tau_)
+            boot = run_bootstrap(
+                rep,
+                self.n_boot,
+                seed,
+                n_jobs=n_jobs,
+                progress=progress,
+                label=f"shipped {self.kind} model of {self.source} in {target.name}",
+                stream=(TARGET_STREAM,),
+                indexed=True,
+            )
+            draws, failed = boot.values[:, :-1], np.isnan(boot.values[:, -1])
+        return ShippedResult(
+            model=self,
+            target=target.name,
+            n_target=target.n,
+            times=t,
+            tau=tau_,
+            estimands=estimands,
+            transported=transported,
+            transported_values=curve.read(t, tau_),
+            observed=kaplan_meier(target, conf_level=float(ci_level)),
+            draws=draws,
+            failed_rows=failed,
+            ci_level=float(ci_level),
+            margins=margins,
+        )
+
+    # -- JSON --------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: every field, numbers as floats, no patient-level values."""
+        return model_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShippedModel:
+        """The model from :meth:`to_dict` (a released one included)."""
+        fields = model_fields(data)
+        try:
+            return cls(**fields)
+        except (KeyError, TypeError) as exc:
+            raise DataError(
+                f"shipped model lacks or mistypes field {exc} (rule: the fields written by "
+                "ShippedModel.to_dict)"
+            ) from None
+
+    def to_json(self, path: str | Path) -> None:
+        """Write :meth:`to_dict` as JSON (in the source's environment; export goes through
+        ``tp.disclosure.release``)."""
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
+        Path(path).write_text(text + "\n")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> ShippedModel:
+        """Read a model written by :meth:`to_json` or released by the gate."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_release(cls, directory: str | Path) -> ShippedModel:
+        """Read a released model: the directory is checked against its manifest first
+        (:func:`~transport.disclosure.verify`)."""
+        directory = Path(directory)
+        manifest = verify(directory)
+        if manifest.get("object") != "ShippedModel":
+            raise DataError(
+                f"release {str(directory)!r} holds a {manifest.get('object')!r}, not a ShippedModel"
+            )
+        return cls.from_json(directory / MODEL_FILE)
+
+    def __repr__(self) -> str:
+        boot = f", {self.n_boot} bootstrap refits" if self.n_boot else ""
+        state = "released" if self.released else "not released"
+        return (
+            f"ShippedModel({self.source!r}: {self.kind}, {len(self.design.columns)} columns, "
+            f"grid of {self.grid.size} times to {self.grid[-1]:g} {self.time_unit}{boot}; "
+            f"{state})"
+        )
+
+
+def in_unit(cohort: Cohort, unit: str) -> Cohort:
+    """``cohort`` in time ``unit`` (converted exactly when it is in another)."""
+    if not isinstance(cohort, Cohort):
+        raise TypeError(f"expected a Cohort; got {type(cohort).__name__}")
+    return cohort if cohort.time_unit == unit else cohort.in_unit(unit)  # type: ignore[arg-type]
+
+
+class TargetReplicate:
+    """Replicate ``b`` in the target's environment (picklable): the ``b``-th shipped
+    source refit averaged over a resample of the target's rows, beside the resample's
+    Kaplan–Meier curve. Returns ``[transported (k), observed (k), 1]``, or ``nan`` when
+    the source refit failed (the last column tells a failed replicate from one whose
+    medians are not reached)."""
+
+    def __init__(
+        self,
+        model: ShippedModel,
+        target: Cohort,
+        X: np.ndarray,
+        times: np.ndarray,
+        tau: float | None,
+    ) -> None:
+        self.model, self.X, self.n = model, X, target.n
+        self.knots = model._knots()
+        self.km = FixedGridKM(target.time_values, target.event_values)
+        self.times, self.tau = times, tau
+        self.k = times.size + 1 + (tau is not None)
+
+    def __call__(self, b: int, rng: np.random.Generator) -> np.ndarray:
+        ct = resample_counts(rng, self.n)
+        H = self.model._hazards(self.X, b)
+        if H is None:
+            return np.full(2 * self.k + 1, np.nan)
+        transported = AveragedCurve(self.knots, H, ct).read(self.times, self.tau)
+        observed = read_curve(self.km.grid, self.km.survival(ct), self.times, self.tau)
+        return np.concatenate((transported, observed, [1.0]))
