@@ -325,6 +325,32 @@ def test_bootstrap_refits_are_seeded(src) -> None:
     np.testing.assert_allclose(a.boot_coef[0], fit.coef, rtol=1e-12)
 
 
+def test_target_resamples_run_on_the_common_engine(tgt) -> None:
+    """apply() runs its replicates on run_bootstrap: the same numbers for any n_jobs,
+    progress reported, and replicate b's target resample drawn from the seed's child
+    (TARGET_STREAM, b), as documented."""
+    from transport.inference import resample_counts
+    from transport.shipping import TARGET_STREAM
+
+    cohort = _cohort("US", "cox_source.csv", rows=300)
+    model = tp.ShippedModel.fit(cohort, "age + ecog", n_boot=6, seed=5)
+    seen: list[tuple[int, int]] = []
+    one = model.apply(
+        tgt, times=[365.25], tau=730.5, seed=8, progress=lambda d, n: seen.append((d, n))
+    )
+    two = model.apply(tgt, times=[365.25], tau=730.5, seed=8, n_jobs=2)
+    assert one.draws is not None and two.draws is not None
+    np.testing.assert_array_equal(one.draws, two.draws)
+    assert one.summary().equals(two.summary())
+    assert seen and seen[-1] == (6, 6)
+    ct = resample_counts(
+        np.random.default_rng(np.random.SeedSequence(8, spawn_key=(TARGET_STREAM, 2))), tgt.n
+    )
+    km = tp.kaplan_meier(tgt, weights=ct, weight_type="frequency")
+    k = one.k
+    assert one.draws[2, k] == pytest.approx(km.survival_at([365.25])[0], abs=1e-12)
+
+
 # -- inference -------------------------------------------------------------------------------
 def test_bootstrap_se_is_that_of_transports_bootstrap() -> None:
     """Source refits shipped and target resampled in its own environment give the spread
