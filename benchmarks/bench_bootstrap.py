@@ -12,7 +12,7 @@ three ways, one after the other in this process, single-process:
 * ours    ``tp.transport(src, tgt, method="iow", ..., n_boot=B, seed=1, n_jobs=1)``. The
   whole call is timed, and so is its bootstrap part alone (``run_bootstrap`` on the
   ``_Replicate``; each replicate also reads the naive source curve, the observed target
-  curve and their distance), by wrapping ``transport.result.run_bootstrap`` for the call:
+  curve and their distance), by wrapping ``transport.analysis.run_bootstrap`` for the call:
   the same replicates, not a second run;
 * peer    the plain loop: per replicate, draw row indices of each cohort with numpy
   (``rng.integers``, the draw behind ours' counts), fit ``sm.GLM(y, X, Binomial())`` on
@@ -51,7 +51,7 @@ import numpy as np
 import polars as pl
 
 import transport as tp
-import transport.analysis as tp_result
+import transport.analysis as tp_analysis
 from transport.datasets import COVARIATES, IDENTIFIERS, LEVELS
 from transport.inference import resample_counts
 from transport.simulate import simulate_cohort
@@ -98,7 +98,7 @@ class _Timed:
 
 def ours(src: tp.Cohort, tgt: tp.Cohort, n_boot: int) -> dict[str, Any]:
     """The whole ``tp.transport`` call, timed, with its bootstrap part timed inside it."""
-    real = tp_result.run_bootstrap
+    real = tp_analysis.run_bootstrap
     seen: dict[str, Any] = {}
 
     def spy(fn: Any, n: int, seed: Any, **kw: Any) -> Any:
@@ -108,7 +108,7 @@ def ours(src: tp.Cohort, tgt: tp.Cohort, n_boot: int) -> dict[str, Any]:
         seen.update(rep=fn, boot=time.perf_counter() - t0, per=np.array(timed.seconds))
         return draws
 
-    tp_result.run_bootstrap = spy  # type: ignore[assignment]
+    tp_analysis.run_bootstrap = spy  # type: ignore[assignment]
     try:
         t0 = time.perf_counter()
         res = tp.transport(
@@ -116,9 +116,9 @@ def ours(src: tp.Cohort, tgt: tp.Cohort, n_boot: int) -> dict[str, Any]:
         )
         whole = time.perf_counter() - t0
     finally:
-        tp_result.run_bootstrap = real  # type: ignore[assignment]
+        tp_analysis.run_bootstrap = real  # type: ignore[assignment]
     if "rep" not in seen:
-        raise RuntimeError("transport() did not call transport.result.run_bootstrap")
+        raise RuntimeError("transport() did not call transport.analysis.run_bootstrap")
     assert isinstance(res, tp.TransportResult) and res.bootstrap is not None
     k = len(ESTIMANDS)
     return {**seen, "whole": whole, "values": res.bootstrap.values[:, k : 2 * k]}
