@@ -74,28 +74,14 @@ KNOWN: set[str] = {
     "cycle: transport.comparison -> transport.plotting -> transport.result -> transport.summary -> transport.survival -> transport.survival.curve -> transport.weighting -> transport.weighting.entropy -> transport.weighting.iow -> transport.weighting.weights",  # noqa: E501
     "file over 600 lines: transport.cli",
     "file over 600 lines: transport.plotting",
-    "file over 600 lines: transport.report",
     "function over 80 lines: transport.cohort.__init__",
     "function over 80 lines: transport.plotting.plot_study_estimates",
-    "function over 80 lines: transport.report._weights",
     "function over 80 lines: transport.survival._kernel.kaplan_meier_arrays",
     "function over 80 lines: transport.weighting.entropy.entropy_balance",
     "function over 80 lines: transport.weighting.iow.inverse_odds_weights",
-    "private import: transport.study_report <- transport.report._DASH",
-    "private import: transport.study_report <- transport.report._Html",
-    "private import: transport.study_report <- transport.report._e",
-    "private import: transport.study_report <- transport.report._figure",
-    "private import: transport.study_report <- transport.report._json_safe",
-    "private import: transport.study_report <- transport.report._note",
-    "private import: transport.study_report <- transport.report._num",
-    "private import: transport.study_report <- transport.report._page",
-    "private import: transport.study_report <- transport.report._section",
-    "private import: transport.study_report <- transport.report._setting",
-    "private import: transport.study_report <- transport.report._table",
     "upward: transport.plotting -> transport.result",
     "upward: transport.plotting -> transport.survival.curve",
     "upward: transport.plotting -> transport.weighting.weights",
-    "upward: transport.study_report -> transport.simulate.study",
 }
 
 
