@@ -22,7 +22,7 @@ section with a stable ``id``:
     What was run (the study's configuration, plus the caller's ``settings``) and with
     what.
 
-The page reuses the analysis report's building blocks (:mod:`transport.report`): every
+The page reuses the analysis report's building blocks (:mod:`transport.report.html`): every
 string from the study (scenario names and descriptions, formulas, error messages,
 settings) is HTML-escaped, and apart from the figures' bytes the output is a
 deterministic function of the result, the settings and the installed versions.
@@ -33,32 +33,64 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
 from transport.methods import METHODS
-from transport.report import (
-    _DASH,
-    _e,
-    _figure,
-    _Html,
-    _json_safe,
-    _note,
-    _num,
-    _page,
-    _section,
-    _setting,
-    _table,
-    versions,
+from transport.report.html import (
+    DASH,
+    Html,
+    escape,
+    figure,
+    json_safe,
+    note,
+    num,
+    page,
+    section,
+    setting,
+    table,
 )
+from transport.report.tables import versions
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from transport.simulate.study import StudyResult
+__all__ = ["StudyResultLike", "render_study_report", "write_study_report"]
 
-__all__ = ["render_study_report", "write_study_report"]
+
+class StudyResultLike(Protocol):
+    """What the study report reads of a study's outcome, as
+    :class:`~transport.simulate.StudyResult` has it (the report names no type of
+    :mod:`transport.simulate`, which builds on it)."""
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The study's configuration: ``seed``, ``scenarios`` (each with ``name``,
+        ``description``, ``source`` and ``target`` with ``n``, ``formula``,
+        ``outcome_formula``, ``censoring``), ``methods``, ``time_unit``, ``ci_level``."""
+        ...
+
+    @property
+    def n_reps(self) -> int:
+        """Replicates per scenario."""
+        ...
+
+    @property
+    def replicates(self) -> pl.DataFrame:
+        """One row per scenario, method, estimand, time and replicate, with ``rep``,
+        ``error`` and ``warning``."""
+        ...
+
+    def metrics(self) -> pl.DataFrame:
+        """Performance measures with their Monte Carlo SEs, per scenario, method and
+        estimand."""
+        ...
+
+    def failures(self) -> pl.DataFrame:
+        """The replicates in which a method failed: scenario, method, rep, error."""
+        ...
+
 
 #: (measure, header, digits: None = the estimand's) of the metrics table, in order.
 METRIC_COLUMNS: tuple[tuple[str, str, int | None], ...] = (
@@ -82,10 +114,10 @@ def _digits(estimand: str) -> int:
 def _with_mcse(value: Any, mcse: Any, digits: int) -> str:
     """``value (mcse)``; the value alone when it has no MCSE; a dash when undefined."""
     if value is None:
-        return _DASH
+        return DASH
     if mcse is None:
-        return _num(value, digits)
-    return f"{_num(value, digits)} ({_num(mcse, digits)})"
+        return num(value, digits)
+    return f"{num(value, digits)} ({num(mcse, digits)})"
 
 
 def _estimand_label(estimand: str, time: float | None, unit: str) -> str:
@@ -124,7 +156,7 @@ def _ordered(metrics: pl.DataFrame, scenarios: list[str]) -> pl.DataFrame:
 
 
 # -- sections --------------------------------------------------------------------------------
-def _scenarios_section(result: StudyResult) -> _Html:
+def _scenarios_section(result: StudyResultLike) -> Html:
     config = result.config
     seed = config["seed"]
     rows = []
@@ -155,22 +187,22 @@ def _scenarios_section(result: StudyResult) -> _Html:
     ]
     k, m = len(config["scenarios"]), len(config["methods"])
     body = [
-        _Html(
-            f"<p>{k} scenario(s) × {m} method(s) ({_e(', '.join(config['methods']))}) × "
-            f"{result.n_reps:,} replicate(s), seed {_e(seed)}.</p>"
+        Html(
+            f"<p>{k} scenario(s) × {m} method(s) ({escape(', '.join(config['methods']))}) × "
+            f"{result.n_reps:,} replicate(s), seed {escape(seed)}.</p>"
         ),
-        _table(headers, rows, numeric=(2, 3, 7)),
-        _note(
+        table(headers, rows, numeric=(2, 3, 7)),
+        note(
             "Replicate r of the s-th scenario (counting from 0) draws its cohorts from "
             "SeedSequence(seed, spawn_key=(s, r, 0)) and its bootstrap from spawn_key=(s, r, "
             "1), the same for every method, so its numbers do not depend on where or in "
             "which order it ran."
         ),
     ]
-    return _section("scenarios", "Scenarios", body)
+    return section("scenarios", "Scenarios", body)
 
 
-def _metrics_section(result: StudyResult, metrics: pl.DataFrame, scenarios: list[str]) -> _Html:
+def _metrics_section(result: StudyResultLike, metrics: pl.DataFrame, scenarios: list[str]) -> Html:
     unit = str(result.config["time_unit"])
     rows = []
     for r in _ordered(metrics, scenarios).iter_rows(named=True):
@@ -195,8 +227,8 @@ def _metrics_section(result: StudyResult, metrics: pl.DataFrame, scenarios: list
     ]
     level = float(result.config["ci_level"])
     body = [
-        _table(headers, rows, cls="metrics", numeric=range(3, len(headers))),
-        _note(
+        table(headers, rows, cls="metrics", numeric=range(3, len(headers))),
+        note(
             "Monte Carlo standard errors in parentheses (Morris, White & Crowther 2019, "
             "Table 6). Every measure uses the replicates with a finite estimate "
             "('replicates'); the model SE those with an SE; the coverages those with an "
@@ -206,10 +238,10 @@ def _metrics_section(result: StudyResult, metrics: pl.DataFrame, scenarios: list
             f"S(t) to 4 decimals, medians and RMSTs ({unit}) to 3."
         ),
     ]
-    return _section("metrics", "Performance", body)
+    return section("metrics", "Performance", body)
 
 
-def _figures_section(result: StudyResult, metrics: pl.DataFrame, scenarios: list[str]) -> _Html:
+def _figures_section(result: StudyResultLike, metrics: pl.DataFrame, scenarios: list[str]) -> Html:
     from transport.plotting import plot_study_bias, plot_study_coverage, plot_study_estimates
 
     unit = str(result.config["time_unit"])
@@ -230,9 +262,9 @@ def _figures_section(result: StudyResult, metrics: pl.DataFrame, scenarios: list
             plot_study_bias(result, left, estimand=estimand, time=time)
             plot_study_coverage(result, right, estimand=estimand, time=time)
 
-        body.append(_Html(f"<h3>{_e(label)}</h3>"))
+        body.append(Html(f"<h3>{escape(label)}</h3>"))
         body.append(
-            _figure(
+            figure(
                 estimates,
                 (width, 7.5),
                 f"{label}: estimates and intervals",
@@ -244,7 +276,7 @@ def _figures_section(result: StudyResult, metrics: pl.DataFrame, scenarios: list
             )
         )
         body.append(
-            _figure(
+            figure(
                 performance,
                 (13.0, 1.4 + 0.26 * n_rows),
                 f"{label}: bias and coverage",
@@ -252,14 +284,14 @@ def _figures_section(result: StudyResult, metrics: pl.DataFrame, scenarios: list
                 "0 and at the nominal level.",
             )
         )
-    return _section("figures", "Figures", body)
+    return section("figures", "Figures", body)
 
 
-def _failures_section(result: StudyResult) -> _Html:
+def _failures_section(result: StudyResultLike) -> Html:
     fails = result.failures()
     total = result.replicates.select("scenario", "method", "rep").unique().height
     body: list[str] = [
-        _Html(f"<p>{fails.height:,} of {total:,} fits (scenario × method × replicate) failed.</p>")
+        Html(f"<p>{fails.height:,} of {total:,} fits (scenario × method × replicate) failed.</p>")
     ]
     if fails.height:
         grouped = fails.group_by("scenario", "method", "error", maintain_order=True).agg(
@@ -279,10 +311,10 @@ def _failures_section(result: StudyResult) -> _Html:
                 ]
             )
         body.append(
-            _table(["scenario", "method", "failed", "replicates", "error"], rows, numeric=(2,))
+            table(["scenario", "method", "failed", "replicates", "error"], rows, numeric=(2,))
         )
         body.append(
-            _note(
+            note(
                 "A failed fit has no estimate of any estimand in that replicate; it is "
                 "counted in the metrics table's 'failed' and enters no measure."
             )
@@ -298,19 +330,19 @@ def _failures_section(result: StudyResult) -> _Html:
             for name in dict.fromkeys(_WARNING_CLASS.findall(text)) or ["warning"]:
                 counts[(sc, method, name)] = counts.get((sc, method, name), 0) + 1
         rows = [[sc, m, w, f"{n:,}"] for (sc, m, w), n in counts.items()]
-        body.append(_Html("<h3>Warnings</h3>"))
-        body.append(_table(["scenario", "method", "warning", "replicates"], rows, numeric=(3,)))
+        body.append(Html("<h3>Warnings</h3>"))
+        body.append(table(["scenario", "method", "warning", "replicates"], rows, numeric=(3,)))
         body.append(
-            _note(
+            note(
                 "Fits that completed with a warning are in every measure; the replicates "
                 "table's 'warning' column has the messages."
             )
         )
-    return _section("failures", "Failures and warnings", body)
+    return section("failures", "Failures and warnings", body)
 
 
 def render_study_report(
-    result: StudyResult,
+    result: StudyResultLike,
     *,
     title: str | None = None,
     settings: Mapping[str, Any] | None = None,
@@ -337,16 +369,16 @@ def render_study_report(
     merged: dict[str, Any] = {k: v for k, v in config.items() if k not in ("scenarios", "format")}
     merged["n_reps"] = result.n_reps
     merged.update(settings or {})
-    srows = [[k, _setting(_json_safe(v))] for k, v in merged.items()]
-    parts.append(_section("settings", "Settings", [_table(["setting", "value"], srows)]))
+    srows = [[k, setting(json_safe(v))] for k, v in merged.items()]
+    parts.append(section("settings", "Settings", [table(["setting", "value"], srows)]))
     vrows = [[k, v] for k, v in versions().items()]
-    parts.append(_section("versions", "Versions", [_table(["package", "version"], vrows)]))
+    parts.append(section("versions", "Versions", [table(["package", "version"], vrows)]))
     toc += [("failures", "Failures"), ("settings", "Settings"), ("versions", "Versions")]
-    return _page(title, toc, parts)
+    return page(title, toc, parts, generator=f"transport {versions()['transport']}")
 
 
 def write_study_report(
-    result: StudyResult,
+    result: StudyResultLike,
     path: str | Path,
     *,
     title: str | None = None,
