@@ -1,0 +1,308 @@
+"""Analysis plans: reading and checking them, the cohorts and the disclosure policy they
+name, and writing a plan (or any table-of-tables document) back as TOML.
+
+The lowest module of :mod:`transport.cli`: :mod:`transport.cli.run` and
+:mod:`transport.cli.study` build on it, and it imports neither.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from transport.methods import METHODS, SUMMARY_METHODS
+
+__all__ = [
+    "ANALYSIS_KEYS",
+    "PlanError",
+    "check_plan",
+    "dump_plan",
+    "dump_toml",
+    "load_cohort",
+    "load_plan",
+    "policy_from_plan",
+    "read_frame",
+    "reject_unknown",
+    "resolve_path",
+]
+
+_COHORT_KEYS = {
+    "dataset",
+    "path",
+    "summary",
+    "time",
+    "event",
+    "covariates",
+    "identifiers",
+    "entry",
+    "name",
+    "time_unit",
+    "na_action",
+    "covariate_types",
+    "outcome",
+}
+#: The keys of a plan's ``[analysis]`` table.
+ANALYSIS_KEYS = {
+    "source",
+    "targets",
+    "methods",
+    "times",
+    "tau",
+    "formula",
+    "outcome_formula",
+    "outcome_model",
+    "margin",
+    "window",
+    "n_boot",
+    "seed",
+    "n_jobs",
+    "ci_level",
+    "moments",
+    "censoring",
+    "ties",
+}
+_PLAN_KEYS = {"title", "cohorts", "analysis", "output", "disclosure"}
+
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+class PlanError(ValueError):
+    """A plan that cannot be run: the message names the key and the rule."""
+
+
+def reject_unknown(given: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    """Raise :class:`PlanError` if ``given`` (a table of a plan or study file, found at
+    ``where``) has keys outside ``allowed``.
+
+    >>> reject_unknown({"directory": "out", "dir": "out"}, {"directory"}, "[output]")
+    Traceback (most recent call last):
+    ...
+    transport.cli.plan.PlanError: [output] has unknown key(s) ['dir'] (allowed: ['directory'])
+    """
+    extra = sorted(set(given) - allowed)
+    if extra:
+        raise PlanError(f"{where} has unknown key(s) {extra} (allowed: {sorted(allowed)})")
+
+
+def load_plan(path: str | Path) -> dict[str, Any]:
+    """Read and check an analysis plan (TOML). Relative paths in it are taken from the
+    plan's directory. See ``transport run --help`` for the keys."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        plan = tomllib.load(fh)
+    plan["_base"] = str(path.resolve().parent)
+    return check_plan(plan)
+
+
+def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan with its keys checked; raises :class:`PlanError` naming what is wrong."""
+    reject_unknown({k: v for k, v in plan.items() if k != "_base"}, _PLAN_KEYS, "the plan")
+    cohorts = plan.get("cohorts")
+    if not isinstance(cohorts, dict) or not cohorts:
+        raise PlanError("the plan has no [cohorts.<name>] tables (rule: at least a source)")
+    for name, spec in cohorts.items():
+        if not _NAME.fullmatch(name):
+            raise PlanError(
+                f"cohort name {name!r} must be letters, digits, '_', '-' or '.' (rule: names "
+                "become directory names)"
+            )
+        if not isinstance(spec, dict):
+            raise PlanError(f"cohort {name!r} must be a table [cohorts.{name}]")
+        reject_unknown(spec, _COHORT_KEYS, f"[cohorts.{name}]")
+        given = [k for k in ("dataset", "path", "summary") if k in spec]
+        if len(given) != 1:
+            raise PlanError(
+                f"[cohorts.{name}] needs exactly one of 'dataset', 'path' or 'summary' "
+                f"(got {given or 'none'})"
+            )
+        if "dataset" in spec and "name" in spec:
+            raise PlanError(
+                f"[cohorts.{name}] a synthetic cohort is named by its country: 'name' applies "
+                "to a cohort read from a file"
+            )
+        if "path" in spec and not {"time", "event"} <= set(spec):
+            raise PlanError(f"[cohorts.{name}] reads a file: it needs 'time' and 'event'")
+    analysis = plan.get("analysis")
+    if not isinstance(analysis, dict):
+        raise PlanError("the plan has no [analysis] table")
+    reject_unknown(analysis, ANALYSIS_KEYS, "[analysis]")
+    for key in ("source", "targets", "methods"):
+        if key not in analysis:
+            raise PlanError(f"[analysis] needs {key!r}")
+    if isinstance(analysis["targets"], str):
+        analysis["targets"] = [analysis["targets"]]
+    if isinstance(analysis["methods"], str):
+        analysis["methods"] = [analysis["methods"]]
+    for who in [analysis["source"], *analysis["targets"]]:
+        if who not in cohorts:
+            raise PlanError(
+                f"[analysis] names cohort {who!r}, which has no [cohorts.{who}] table "
+                f"(cohorts: {sorted(cohorts)})"
+            )
+    if "summary" in cohorts[analysis["source"]]:
+        raise PlanError(
+            f"the source {analysis['source']!r} is a summary: the source needs its rows"
+        )
+    for method in analysis["methods"]:
+        if method not in METHODS:
+            raise PlanError(f"[analysis] method {method!r} is not one of {list(METHODS)}")
+        for who in analysis["targets"]:
+            if "summary" in cohorts[who] and method not in SUMMARY_METHODS:
+                raise PlanError(
+                    f"target {who!r} is a released summary; method {method!r} needs the "
+                    f"target's rows (rule: a summary-only target takes {list(SUMMARY_METHODS)})"
+                )
+    for key in ("times", "window"):
+        if key in analysis and not isinstance(analysis[key], list):
+            raise PlanError(f"[analysis] {key!r} must be a list of numbers")
+    output = plan.get("output", {})
+    reject_unknown(output, {"directory"}, "[output]")
+    if "directory" in output and not isinstance(output["directory"], str):
+        raise PlanError("[output] directory must be a string")
+    return plan
+
+
+def resolve_path(base: str | None, p: str) -> Path:
+    """``p`` taken from the directory ``base`` (a plan's or study file's), unless it is
+    absolute or there is no base."""
+    path = Path(p)
+    return path if path.is_absolute() or base is None else Path(base) / path
+
+
+def load_cohort(name: str, spec: Mapping[str, Any], base: str | None = None) -> Any:
+    """A :class:`~transport.Cohort` (or, for ``summary = FILE``, a released
+    :class:`~transport.TargetSummary`) from a plan's cohort table."""
+    import transport as tp
+
+    if "summary" in spec:
+        return tp.TargetSummary.from_json(resolve_path(base, spec["summary"]))
+    if "dataset" in spec:
+        kind, _, country = str(spec["dataset"]).partition(":")
+        if kind != "synthetic" or not country:
+            raise PlanError(
+                f"[cohorts.{name}] dataset {spec['dataset']!r} is not 'synthetic:<country>' "
+                "(countries US, UK, DE, JP)"
+            )
+        unit = spec.get("time_unit", "days")
+        return tp.datasets.load_synthetic(
+            country, outcome=spec.get("outcome", "os"), time_unit=unit
+        )
+    path = resolve_path(base, spec["path"])
+    frame = read_frame(path)
+    return tp.Cohort(
+        frame,
+        time=spec["time"],
+        event=spec["event"],
+        covariates=spec.get("covariates", ()),
+        identifiers=spec.get("identifiers", ()),
+        entry=spec.get("entry"),
+        name=spec.get("name", name),
+        time_unit=spec.get("time_unit", "days"),
+        na_action=spec.get("na_action", "error"),
+        covariate_types=spec.get("covariate_types"),
+    )
+
+
+def read_frame(path: Path) -> pl.DataFrame:
+    """A CSV or Parquet file as a polars frame."""
+    if not path.is_file():
+        raise FileNotFoundError(f"cohort file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pl.read_parquet(path)
+    if suffix in (".csv", ".txt"):
+        return pl.read_csv(path, infer_schema_length=None)
+    raise PlanError(f"cohort file {str(path)!r}: only .csv and .parquet are read")
+
+
+def policy_from_plan(plan: Mapping[str, Any]) -> Any:
+    """The disclosure :class:`~transport.disclosure.Policy` of a plan: its
+    ``[disclosure]`` settings, the file its ``policy = FILE`` names, or the defaults."""
+    from transport.disclosure import Policy
+
+    spec = plan.get("disclosure")
+    if spec is None:
+        return Policy()
+    if isinstance(spec, dict) and set(spec) == {"policy"}:
+        return Policy.from_toml(resolve_path(plan.get("_base"), spec["policy"]))
+    if not isinstance(spec, dict):
+        raise PlanError("[disclosure] must be a table of policy settings or policy = FILE")
+    fields = dict(spec)
+    for key in ("forbidden_roles", "forbidden_names"):
+        if key in fields and not isinstance(fields[key], str):
+            fields[key] = tuple(fields[key])
+    reject_unknown(fields, set(Policy.__dataclass_fields__), "[disclosure]")
+    return Policy(**fields)
+
+
+# -- TOML out ------------------------------------------------------------------------------
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    if v is None:
+        raise PlanError("a plan value is None: leave the key out instead")
+    raise PlanError(f"cannot write {type(v).__name__} to a plan")
+
+
+def _toml_key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
+
+
+def _toml_table(header: str, table: Mapping[str, Any]) -> list[str]:
+    return [f"\n[{header}]", *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items())]
+
+
+def dump_toml(
+    doc: Mapping[str, Any],
+    comment: str,
+    tables: Sequence[str],
+    groups: Sequence[str] = (),
+) -> str:
+    """``doc`` as TOML: the ``comment`` line, its ``title``, then each of ``tables``
+    present in it as ``[table]``, then each entry of each of ``groups`` (required: a
+    table of tables) as ``[group.name]``. Other keys are not written.
+
+    >>> doc = {"title": "t", "run": {"n_jobs": 2}, "other": 1}
+    >>> print(dump_toml(doc, "# a study", ["study", "run"]))
+    # a study
+    title = "t"
+    <BLANKLINE>
+    [run]
+    n_jobs = 2
+    <BLANKLINE>
+    """
+    lines = [comment]
+    if "title" in doc:
+        lines.append(f"title = {_toml_value(doc['title'])}")
+    for table in tables:
+        if table in doc:
+            lines += _toml_table(table, doc[table])
+    for group in groups:
+        for name, spec in doc[group].items():
+            lines += _toml_table(f"{group}.{_toml_key(name)}", spec)
+    return "\n".join(lines) + "\n"
+
+
+def dump_plan(plan: Mapping[str, Any]) -> str:
+    """The plan as TOML (what :func:`load_plan` reads back)."""
+    return dump_toml(
+        plan,
+        "# transport analysis plan: run with `transport run <this file> --out DIRECTORY`",
+        ("analysis", "disclosure", "output"),
+        ("cohorts",),
+    )
