@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -406,3 +407,31 @@ def test_simulate_writes_metrics_and_report_and_resumes(tmp_path: Path) -> None:
     study.write_text('[study]\nscenario = "correct"\n')
     res = run("simulate", str(study), "--out", str(tmp_path / "bad"))
     assert res.returncode == 2 and "'scenario'" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("n_boot = 1", "'n_boot'"),
+        ("times = [365, -1]", "'times'"),
+        ("tau = 0", "'tau'"),
+        ("ci_level = 1.5", "'ci_level'"),
+        ("window = [5, 1]", "'window'"),
+        ('margin = {"survival" = -0.1}', "margin"),
+        ("n_jobs = 0", "'n_jobs'"),
+    ],
+)
+def test_plan_values_are_checked_before_any_cohort_is_read(setting: str, message: str) -> None:
+    """The plan reader applies transport()'s own checks (one home: _validate) at once: the
+    cohort file named here does not exist, so an error about it would mean the value was
+    only checked after loading."""
+    from transport.cli import PlanError, check_plan
+
+    plan = tomllib.loads(
+        '[cohorts.A]\npath = "missing.csv"\ntime = "t"\nevent = "e"\n'
+        '[cohorts.B]\npath = "missing.csv"\ntime = "t"\nevent = "e"\n'
+        f'[analysis]\nsource = "A"\ntargets = ["B"]\nmethods = ["iow"]\n{setting}\n'
+    )
+    with pytest.raises(PlanError, match=r"\[analysis\]") as err:
+        check_plan(plan)
+    assert message in str(err.value)

@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from transport import _validate as v
 from transport.methods import METHODS, SUMMARY_METHODS
 
 __all__ = [
@@ -162,6 +163,7 @@ def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
     for key in ("times", "window"):
         if key in analysis and not isinstance(analysis[key], list):
             raise PlanError(f"[analysis] {key!r} must be a list of numbers")
+    _check_analysis_values(analysis)
     output = plan.get("output", {})
     reject_unknown(output, {"directory"}, "[output]")
     if "directory" in output and not isinstance(output["directory"], str):
@@ -222,6 +224,26 @@ def read_frame(path: Path) -> pl.DataFrame:
     raise PlanError(f"cohort file {str(path)!r}: only .csv and .parquet are read")
 
 
+def _check_analysis_values(analysis: Mapping[str, Any]) -> None:
+    """The analysis settings under the rules transport() applies (:mod:`transport._validate`),
+    checked before any cohort is read, so that a wrong value costs no loading."""
+    checks = {
+        "times": lambda x: v.check_times(x, "transport"),
+        "tau": lambda x: v.check_tau(x, "transport"),
+        "n_boot": v.check_n_boot,
+        "n_jobs": v.check_n_jobs,
+        "ci_level": v.check_ci_level,
+        "window": v.check_window,
+        "margin": lambda x: v.check_margins(x, v.ESTIMANDS),
+    }
+    for key, check in checks.items():
+        if key in analysis:
+            try:
+                check(analysis[key])
+            except ValueError as exc:
+                raise PlanError(f"[analysis] {key!r}: {exc}") from None
+
+
 def policy_from_plan(plan: Mapping[str, Any]) -> Any:
     """The disclosure :class:`~transport.disclosure.Policy` of a plan: its
     ``[disclosure]`` settings, the file its ``policy = FILE`` names, or the defaults."""
@@ -234,12 +256,8 @@ def policy_from_plan(plan: Mapping[str, Any]) -> Any:
         return Policy.from_toml(resolve_path(plan.get("_base"), spec["policy"]))
     if not isinstance(spec, dict):
         raise PlanError("[disclosure] must be a table of policy settings or policy = FILE")
-    fields = dict(spec)
-    for key in ("forbidden_roles", "forbidden_names"):
-        if key in fields and not isinstance(fields[key], str):
-            fields[key] = tuple(fields[key])
-    reject_unknown(fields, set(Policy.__dataclass_fields__), "[disclosure]")
-    return Policy(**fields)
+    reject_unknown(spec, set(Policy.__dataclass_fields__), "[disclosure]")
+    return Policy.from_dict(spec, "[disclosure]")
 
 
 # -- TOML out ------------------------------------------------------------------------------
