@@ -23,8 +23,17 @@ from transport.simulate.dgp import COUNTRIES
 __all__ = ["COVARIATES", "IDENTIFIERS", "LEVELS", "data_dir", "load_synthetic", "load_truth"]
 
 #: Covariate columns of the synthetic cohorts.
-COVARIATES: tuple[str, ...] = ("age", "sex", "ecog", "stage", "histology", "smoking",
-                               "egfr_alk", "pdl1", "regimen")  # fmt: skip
+COVARIATES: tuple[str, ...] = (
+    "age",
+    "sex",
+    "ecog",
+    "stage",
+    "histology",
+    "smoking",
+    "egfr_alk",
+    "pdl1",
+    "regimen",
+)
 #: Identifier columns: kept for linkage, never in any output.
 IDENTIFIERS: tuple[str, ...] = ("patient_id", "practice_id")
 #: Level order of the categorical covariates; the first level is the reference.

@@ -143,8 +143,9 @@ class Design:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
-                mm = model_matrix(text, _pandas(cohort, cohort.covariates, all_levels),
-                                  na_action="raise")  # fmt: skip
+                mm = model_matrix(
+                    text, _pandas(cohort, cohort.covariates, all_levels), na_action="raise"
+                )
         except (FactorEvaluationError, Warning) as exc:
             raise DataError(
                 f"formula {text!r} cannot be evaluated on the covariates of cohort "
@@ -179,8 +180,15 @@ class Design:
                 f"formula {text!r} removes the intercept (rule: designs keep it; models add "
                 "their own intercept and categoricals are coded against a reference level)"
             )
-        self._setup(text, mm.model_spec, names, tuple(used),
-                    {v: types[v] for v in used}, levels, cohort.name)  # fmt: skip
+        self._setup(
+            text,
+            mm.model_spec,
+            names,
+            tuple(used),
+            {v: types[v] for v in used},
+            levels,
+            cohort.name,
+        )
         matrix = np.asarray(mm, dtype=np.float64)[:, self._keep]
         if source:
             self._check_rank(matrix)
@@ -245,8 +253,12 @@ class Design:
         used = tuple(str(v) for v in spec["covariates"])
         types = {str(k): str(v) for k, v in dict(spec["types"]).items()}
         levels = {str(k): tuple(str(x) for x in v) for k, v in dict(spec["levels"]).items()}
-        bad = [v for v in used if types.get(v) not in ("continuous", "categorical")
-               or (types[v] == "categorical") != (v in levels)]  # fmt: skip
+        bad = [
+            v
+            for v in used
+            if types.get(v) not in ("continuous", "categorical")
+            or (types[v] == "categorical") != (v in levels)
+        ]
         bad = sorted(set(bad) | (set(levels) - set(used)))
         if bad:
             raise DataError(
@@ -427,8 +439,9 @@ class Design:
                 )
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            mm = self._spec.get_model_matrix(_pandas(cohort, self._used, self._levels),
-                                             na_action="raise")  # fmt: skip
+            mm = self._spec.get_model_matrix(
+                _pandas(cohort, self._used, self._levels), na_action="raise"
+            )
         return np.ascontiguousarray(np.asarray(mm, dtype=np.float64)[:, self._keep])
 
     def to_dict(self) -> dict[str, Any]:

@@ -72,11 +72,13 @@ def _validate(data: dict[str, Any]) -> None:
             if len(shares) != len(c.get("levels", [])) or any(
                 x is not None and (x < 0 or x > 1) for x in shares
             ):
-                raise DataError(f"TargetSummary shares of covariate {v!r} must be one per level, "
-                                "each in [0, 1]")  # fmt: skip
+                raise DataError(
+                    f"TargetSummary shares of covariate {v!r} must be one per level, each in [0, 1]"
+                )
             if None not in shares and abs(sum(shares) - 1.0) > 1e-9:
-                raise DataError(f"TargetSummary shares of covariate {v!r} sum to {sum(shares)!r}, "
-                                "not 1")  # fmt: skip
+                raise DataError(
+                    f"TargetSummary shares of covariate {v!r} sum to {sum(shares)!r}, not 1"
+                )
 
 
 def _num(x: float) -> float | None:

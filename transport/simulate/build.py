@@ -50,10 +50,12 @@ def covers_truth(seed: int, truth: pl.DataFrame) -> bool:
         frame = shipped_cohort(country, seed)
         for outcome in ("os", "pfs"):
             own = truth.filter(
-                (pl.col("source") == country) & (pl.col("target") == country)
-                & (pl.col("quantity") == "target") & (pl.col("outcome") == outcome)
+                (pl.col("source") == country)
+                & (pl.col("target") == country)
+                & (pl.col("quantity") == "target")
+                & (pl.col("outcome") == outcome)
                 & (pl.col("estimand") == "survival")
-            )  # fmt: skip
+            )
             km = kaplan_meier(Cohort(frame, time=f"{outcome}_days", event=f"{outcome}_event"))
             at = km.at(own["time"].to_numpy())
             value = own["value"].to_numpy()

@@ -118,38 +118,94 @@ class CountryProfile:
 #: fewer U = 1; US largest with the most chemo-immunotherapy.
 PROFILES: dict[str, CountryProfile] = {
     "US": CountryProfile(
-        n=10_000, age_mean=68.0, age_sd=9.0, p_female=0.49,
-        never_logit=-1.9, never_female_logor=0.6, current_logit=-0.6,
-        current_female_logor=-0.2, squamous_logit=-2.3, driver_logit=-2.9,
-        pdl1_logit=-0.85, ecog1_logit=0.1, ecog2_logit=-1.9,
-        stage_probs=(0.14, 0.16, 0.70), io_logit=-1.2, chemo_io_logit=0.9,
-        targeted_logit=-4.0, setting_loghr=0.0, u_prevalence=0.25, n_practices=120,
+        n=10_000,
+        age_mean=68.0,
+        age_sd=9.0,
+        p_female=0.49,
+        never_logit=-1.9,
+        never_female_logor=0.6,
+        current_logit=-0.6,
+        current_female_logor=-0.2,
+        squamous_logit=-2.3,
+        driver_logit=-2.9,
+        pdl1_logit=-0.85,
+        ecog1_logit=0.1,
+        ecog2_logit=-1.9,
+        stage_probs=(0.14, 0.16, 0.70),
+        io_logit=-1.2,
+        chemo_io_logit=0.9,
+        targeted_logit=-4.0,
+        setting_loghr=0.0,
+        u_prevalence=0.25,
+        n_practices=120,
     ),
     "UK": CountryProfile(
-        n=1_000, age_mean=70.0, age_sd=9.0, p_female=0.47,
-        never_logit=-2.1, never_female_logor=0.6, current_logit=-0.5,
-        current_female_logor=-0.2, squamous_logit=-2.0, driver_logit=-3.0,
-        pdl1_logit=-0.85, ecog1_logit=0.4, ecog2_logit=-1.1,
-        stage_probs=(0.10, 0.15, 0.75), io_logit=-1.5, chemo_io_logit=0.2,
-        targeted_logit=-4.0, setting_loghr=0.10, u_prevalence=0.25, n_practices=30,
+        n=1_000,
+        age_mean=70.0,
+        age_sd=9.0,
+        p_female=0.47,
+        never_logit=-2.1,
+        never_female_logor=0.6,
+        current_logit=-0.5,
+        current_female_logor=-0.2,
+        squamous_logit=-2.0,
+        driver_logit=-3.0,
+        pdl1_logit=-0.85,
+        ecog1_logit=0.4,
+        ecog2_logit=-1.1,
+        stage_probs=(0.10, 0.15, 0.75),
+        io_logit=-1.5,
+        chemo_io_logit=0.2,
+        targeted_logit=-4.0,
+        setting_loghr=0.10,
+        u_prevalence=0.25,
+        n_practices=30,
     ),
     "DE": CountryProfile(
-        n=500, age_mean=71.5, age_sd=8.5, p_female=0.36,
-        never_logit=-2.0, never_female_logor=0.6, current_logit=-0.2,
-        current_female_logor=-0.2, squamous_logit=-1.8, driver_logit=-2.9,
-        pdl1_logit=-0.85, ecog1_logit=0.0, ecog2_logit=-1.9,
-        stage_probs=(0.12, 0.18, 0.70), io_logit=-1.3, chemo_io_logit=0.8,
-        targeted_logit=-4.0, setting_loghr=0.0, u_prevalence=0.25, n_practices=20,
+        n=500,
+        age_mean=71.5,
+        age_sd=8.5,
+        p_female=0.36,
+        never_logit=-2.0,
+        never_female_logor=0.6,
+        current_logit=-0.2,
+        current_female_logor=-0.2,
+        squamous_logit=-1.8,
+        driver_logit=-2.9,
+        pdl1_logit=-0.85,
+        ecog1_logit=0.0,
+        ecog2_logit=-1.9,
+        stage_probs=(0.12, 0.18, 0.70),
+        io_logit=-1.3,
+        chemo_io_logit=0.8,
+        targeted_logit=-4.0,
+        setting_loghr=0.0,
+        u_prevalence=0.25,
+        n_practices=20,
     ),
     "JP": CountryProfile(
-        n=800, age_mean=69.5, age_sd=8.5, p_female=0.31,
-        never_logit=-1.6, never_female_logor=2.2, current_logit=-0.4,
-        current_female_logor=-0.5, squamous_logit=-2.2, driver_logit=-1.7,
-        pdl1_logit=-0.95, ecog1_logit=-0.6, ecog2_logit=-2.4,
-        stage_probs=(0.18, 0.17, 0.65), io_logit=-1.6, chemo_io_logit=0.3,
-        targeted_logit=-3.7, setting_loghr=-0.15, u_prevalence=0.10, n_practices=25,
+        n=800,
+        age_mean=69.5,
+        age_sd=8.5,
+        p_female=0.31,
+        never_logit=-1.6,
+        never_female_logor=2.2,
+        current_logit=-0.4,
+        current_female_logor=-0.5,
+        squamous_logit=-2.2,
+        driver_logit=-1.7,
+        pdl1_logit=-0.95,
+        ecog1_logit=-0.6,
+        ecog2_logit=-2.4,
+        stage_probs=(0.18, 0.17, 0.65),
+        io_logit=-1.6,
+        chemo_io_logit=0.3,
+        targeted_logit=-3.7,
+        setting_loghr=-0.15,
+        u_prevalence=0.10,
+        n_practices=25,
     ),
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -267,9 +323,16 @@ def sample_covariates(
     stage = _pick(rng, np.broadcast_to(np.asarray(p.stage_probs), (n, 3)))
     regimen = _pick(rng, _regimen_probs(p, driver, pdl1, (ecog == 2).astype(float)))
     return {
-        "age": age, "female": female, "smoking": smoking, "squamous": squamous,
-        "driver": driver, "pdl1": pdl1, "ecog": ecog, "stage": stage, "regimen": regimen,
-    }  # fmt: skip
+        "age": age,
+        "female": female,
+        "smoking": smoking,
+        "squamous": squamous,
+        "driver": driver,
+        "pdl1": pdl1,
+        "ecog": ecog,
+        "stage": stage,
+        "regimen": regimen,
+    }
 
 
 def covariate_log_pmf(profile: CountryProfile, cov: dict[str, np.ndarray]) -> np.ndarray:
@@ -316,17 +379,24 @@ def linear_predictor(cov: dict[str, np.ndarray], m: OutcomeModel) -> np.ndarray:
     return (
         m.age_per_year * (cov["age"] - 65)
         + m.female * cov["female"]
-        + m.ecog1 * (cov["ecog"] == 1) + m.ecog2 * (cov["ecog"] == 2)
-        + m.stage_early * (cov["stage"] == 0) + m.stage_iii * (cov["stage"] == 1)
+        + m.ecog1 * (cov["ecog"] == 1)
+        + m.ecog2 * (cov["ecog"] == 2)
+        + m.stage_early * (cov["stage"] == 0)
+        + m.stage_iii * (cov["stage"] == 1)
         + m.squamous * cov["squamous"]
         + m.current_smoker * (cov["smoking"] == 2)
-        + m.driver * d + m.pdl1_high * pd1
-        + m.io * io + m.chemo_io * cio + m.targeted * tgt
-        + m.io_x_pdl1 * io * pd1 + m.chemo_io_x_pdl1 * cio * pd1
-        + m.targeted_x_driver * tgt * d + m.targeted_x_no_driver * tgt * (1 - d)
+        + m.driver * d
+        + m.pdl1_high * pd1
+        + m.io * io
+        + m.chemo_io * cio
+        + m.targeted * tgt
+        + m.io_x_pdl1 * io * pd1
+        + m.chemo_io_x_pdl1 * cio * pd1
+        + m.targeted_x_driver * tgt * d
+        + m.targeted_x_no_driver * tgt * (1 - d)
         + m.immuno_x_ecog2 * immuno * (cov["ecog"] == 2)
         + m.immuno_x_driver * immuno * d
-    )  # fmt: skip
+    )
 
 
 def hazard_multipliers(
@@ -478,15 +548,17 @@ def simulate_cohort(
     practice_sizes = rng.dirichlet(np.full(p.n_practices, 2.0))
     practice = rng.choice(p.n_practices, size=n, p=practice_sizes)
     width = len(str(n))
-    frame = pl.DataFrame({
-        "patient_id": [f"{country}-{i + 1:0{width}d}" for i in range(n)],
-        "practice_id": [f"{country}-P{k + 1:03d}" for k in practice],
-        **covariate_frame(cov),
-        "os_days": os_days.astype(np.int64),
-        "os_event": (t_death <= c).astype(np.int64),
-        "pfs_days": pfs_days.astype(np.int64),
-        "pfs_event": (t_pfs <= c).astype(np.int64),
-    })  # fmt: skip
+    frame = pl.DataFrame(
+        {
+            "patient_id": [f"{country}-{i + 1:0{width}d}" for i in range(n)],
+            "practice_id": [f"{country}-P{k + 1:03d}" for k in practice],
+            **covariate_frame(cov),
+            "os_days": os_days.astype(np.int64),
+            "os_event": (t_death <= c).astype(np.int64),
+            "pfs_days": pfs_days.astype(np.int64),
+            "pfs_event": (t_pfs <= c).astype(np.int64),
+        }
+    )
     if missing is not None:
         if missing == "mcar":
             prob = np.full(n, missing_rate)

@@ -52,10 +52,18 @@ _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(32)
 
 def covariate_patterns() -> dict[str, np.ndarray]:
     """Every covariate pattern, as integer codes (see ``sample_covariates``)."""
-    axes = [np.arange(AGE_MIN, AGE_MAX + 1), [0, 1], [0, 1, 2], [0, 1], [0, 1], [0, 1],
-            [0, 1, 2], [0, 1, 2], [0, 1, 2, 3]]  # fmt: skip
-    names = ["age", "female", "smoking", "squamous", "driver", "pdl1", "ecog", "stage",
-             "regimen"]  # fmt: skip
+    axes = [
+        np.arange(AGE_MIN, AGE_MAX + 1),
+        [0, 1],
+        [0, 1, 2],
+        [0, 1],
+        [0, 1],
+        [0, 1],
+        [0, 1, 2],
+        [0, 1, 2],
+        [0, 1, 2, 3],
+    ]
+    names = ["age", "female", "smoking", "squamous", "driver", "pdl1", "ecog", "stage", "regimen"]
     grids: tuple[np.ndarray, ...] = np.meshgrid(*axes, indexing="ij")
     return {k: g.reshape(-1).astype(np.int64) for k, g in zip(names, grids, strict=True)}
 

@@ -177,8 +177,7 @@ def fit_cox(
     cov = np.linalg.inv(info)
     dH = np.bincount(gg, weights=share / den, minlength=G.m)
     keep = G.has
-    return CoxFit(beta, cov, ll, it, converged, center, G.grid[keep],
-                  np.cumsum(dH)[keep], ties)  # fmt: skip
+    return CoxFit(beta, cov, ll, it, converged, center, G.grid[keep], np.cumsum(dH)[keep], ties)
 
 
 def robust_cov(

@@ -370,9 +370,19 @@ def fit_pwexp(
         raise ValueError(f"start has {np.size(start)} values; the model has {P}")
     if np.any((events <= 0) | (exposure <= 0)):  # no finite MLE (e.g. a bootstrap sample)
         nan = np.full(P, np.nan)
-        return PWExpFit(nan, np.full((P, P), np.nan), np.nan, 0, False, b,
-                        np.full(b.size + 1, np.nan), np.nan, time_varying, events,
-                        exposure)  # fmt: skip
+        return PWExpFit(
+            nan,
+            np.full((P, P), np.nan),
+            np.nan,
+            0,
+            False,
+            b,
+            np.full(b.size + 1, np.nan),
+            np.nan,
+            time_varying,
+            events,
+            exposure,
+        )
     mid, center = representative_times(t, b, w)
     s = np.log(mid) - center
     pr = _Problem(t, e, X, w, b, s, time_varying)

@@ -534,8 +534,15 @@ class SurvivalCurve:
         at risk under the axis."""
         from transport.plotting import plot_survival
 
-        return plot_survival(self, ax=ax, risk_times=risk_times, ci=ci, label=label,
-                             color=color, risk_table=risk_table)  # fmt: skip
+        return plot_survival(
+            self,
+            ax=ax,
+            risk_times=risk_times,
+            ci=ci,
+            label=label,
+            color=color,
+            risk_table=risk_table,
+        )
 
     @property
     def delayed_entry(self) -> bool:

@@ -101,8 +101,10 @@ class CoxModel(_Predicting):
         weights: Any = None,
     ) -> None:
         if not isinstance(cohort, Cohort):
-            raise TypeError(f"The 'cohort' parameter of CoxModel must be a Cohort. "
-                            f"Got {type(cohort).__name__} instead.")  # fmt: skip
+            raise TypeError(
+                f"The 'cohort' parameter of CoxModel must be a Cohort. "
+                f"Got {type(cohort).__name__} instead."
+            )
         if ties not in ("efron", "breslow"):
             raise ValueError(f"The 'ties' parameter must be 'efron' or 'breslow'. Got {ties!r}.")
         if cohort.entry is not None:
@@ -117,8 +119,9 @@ class CoxModel(_Predicting):
             )
         w = None if weights is None else validate_weights(weights, cohort.n)
         self.design = Design(cohort, formula)
-        self.fit: CoxFit = fit_cox(cohort.time_values, cohort.event_values,
-                                   self.design.source_matrix, w, ties=ties)  # fmt: skip
+        self.fit: CoxFit = fit_cox(
+            cohort.time_values, cohort.event_values, self.design.source_matrix, w, ties=ties
+        )
         if not self.fit.converged:
             raise DataError(
                 f"the Cox model of {cohort.name!r} did not converge in {self.fit.n_iter} "
@@ -235,8 +238,10 @@ class PiecewiseExponentialModel(_Predicting):
         start: Any = None,
     ) -> None:
         if not isinstance(cohort, Cohort):
-            raise TypeError(f"The 'cohort' parameter of PiecewiseExponentialModel must be a "
-                            f"Cohort. Got {type(cohort).__name__} instead.")  # fmt: skip
+            raise TypeError(
+                f"The 'cohort' parameter of PiecewiseExponentialModel must be a "
+                f"Cohort. Got {type(cohort).__name__} instead."
+            )
         if not isinstance(time_varying, bool | np.bool_):
             raise TypeError(f"The 'time_varying' parameter must be a bool. Got {time_varying!r}.")
         if cohort.entry is not None:
@@ -261,25 +266,7 @@ class PiecewiseExponentialModel(_Predicting):
             )
         cuts = self._breaks(breaks, time, event, w, cohort)
         K = cuts.size + 1
-        edges = np.concatenate(([0.0], cuts, [np.inf]))
-        labels = [f"({_number(edges[k])},{_number(edges[k + 1])}" + ("]" if k < K - 1 else ")")
-                  for k in range(K)]  # fmt: skip
-        if time_varying and K < 2:
-            raise DataError(
-                f"breaks give one interval for {cohort.name!r} (rule: time-varying "
-                "coefficients need at least two intervals; pass time_varying=False or more "
-                "breaks)"
-            )
-        events, exposure, rows = interval_totals(time, event, cuts, w)
-        for k in range(K):
-            if events[k] <= 0 or exposure[k] <= 0:
-                what = "no exposure (no row reaches it)" if exposure[k] <= 0 else "no events"
-                raise DataError(
-                    f"interval {labels[k]} of time column {cohort.time!r} has {what} "
-                    f"({int(rows[k])} of {cohort.n} rows with an event in it, exposure "
-                    f"{float(exposure[k]):.6g} {cohort.time_unit}) (rule: every interval "
-                    "has events and exposure; choose fewer or other breaks)"
-                )
+        labels = self._intervals(cuts, time, event, w, cohort, bool(time_varying))
         self.design = Design(cohort, formula)
         X = self.design.source_matrix
         init = None if start is None else np.asarray(start, dtype=np.float64).ravel()
@@ -290,8 +277,9 @@ class PiecewiseExponentialModel(_Predicting):
                 f"coefficients ({K} intervals, {X.shape[1]} design columns"
                 + (", time-varying)" if time_varying else ")")
             )
-        self.fit: PWExpFit = fit_pwexp(time, event, X, cuts, w,
-                                       time_varying=bool(time_varying), start=init)  # fmt: skip
+        self.fit: PWExpFit = fit_pwexp(
+            time, event, X, cuts, w, time_varying=bool(time_varying), start=init
+        )
         if not self.fit.converged:
             raise DataError(
                 f"the piecewise exponential model of {cohort.name!r} did not converge in "
@@ -314,18 +302,56 @@ class PiecewiseExponentialModel(_Predicting):
         )
 
     @staticmethod
-    def _breaks(breaks: Any, time: np.ndarray, event: np.ndarray, w: np.ndarray | None,
-                cohort: Cohort) -> np.ndarray:  # fmt: skip
+    def _intervals(
+        cuts: np.ndarray,
+        time: np.ndarray,
+        event: np.ndarray,
+        w: np.ndarray | None,
+        cohort: Cohort,
+        time_varying: bool,
+    ) -> list[str]:
+        """The intervals' labels, each checked to have events and exposure."""
+        K = cuts.size + 1
+        edges = np.concatenate(([0.0], cuts, [np.inf]))
+        labels = [
+            f"({_number(edges[k])},{_number(edges[k + 1])}" + ("]" if k < K - 1 else ")")
+            for k in range(K)
+        ]
+        if time_varying and K < 2:
+            raise DataError(
+                f"breaks give one interval for {cohort.name!r} (rule: time-varying "
+                "coefficients need at least two intervals; pass time_varying=False or more "
+                "breaks)"
+            )
+        events, exposure, rows = interval_totals(time, event, cuts, w)
+        for k in range(K):
+            if events[k] <= 0 or exposure[k] <= 0:
+                what = "no exposure (no row reaches it)" if exposure[k] <= 0 else "no events"
+                raise DataError(
+                    f"interval {labels[k]} of time column {cohort.time!r} has {what} "
+                    f"({int(rows[k])} of {cohort.n} rows with an event in it, exposure "
+                    f"{float(exposure[k]):.6g} {cohort.time_unit}) (rule: every interval "
+                    "has events and exposure; choose fewer or other breaks)"
+                )
+        return labels
+
+    @staticmethod
+    def _breaks(
+        breaks: Any, time: np.ndarray, event: np.ndarray, w: np.ndarray | None, cohort: Cohort
+    ) -> np.ndarray:
         """Interior cut points from the ``breaks`` argument."""
         if breaks is None:
             return default_breaks(time, event, N_INTERVALS, w)
         if isinstance(breaks, bool | np.bool_):
-            raise TypeError(f"The 'breaks' parameter must be None, an int or cut points. "
-                            f"Got {breaks!r}.")  # fmt: skip
+            raise TypeError(
+                f"The 'breaks' parameter must be None, an int or cut points. Got {breaks!r}."
+            )
         if isinstance(breaks, int | np.integer):
             if breaks < 1:
-                raise ValueError(f"The 'breaks' parameter, a number of intervals, must be at "
-                                 f"least 1. Got {breaks!r}.")  # fmt: skip
+                raise ValueError(
+                    f"The 'breaks' parameter, a number of intervals, must be at "
+                    f"least 1. Got {breaks!r}."
+                )
             return default_breaks(time, event, int(breaks), w)
         try:
             return check_breaks(np.asarray(breaks, dtype=np.float64))

@@ -102,8 +102,9 @@ def separating_columns(X: np.ndarray, y: np.ndarray, tol: float = 1e-7) -> np.nd
     s = np.where(y > 0, 1.0, -1.0)
     scale = np.maximum(np.abs(X).max(axis=0), 1e-12)
     A = s[:, None] * X / scale  # want A b >= 0
-    first = linprog(-A.sum(axis=0), A_ub=-A, b_ub=np.zeros(n), bounds=[(-1.0, 1.0)] * p,
-                    method="highs")  # fmt: skip
+    first = linprog(
+        -A.sum(axis=0), A_ub=-A, b_ub=np.zeros(n), bounds=[(-1.0, 1.0)] * p, method="highs"
+    )
     if first.status != 0 or -first.fun <= tol * n:
         return np.zeros(0, dtype=np.intp)
     # b = b_plus - b_minus, minimise sum over non-intercept columns of b_plus + b_minus

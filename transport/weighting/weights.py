@@ -101,8 +101,10 @@ class Weights:
         gets SMD 0 when the means agree and infinity otherwise.
         """
         if sd not in ("target", "pooled"):
-            raise ValueError(f"The 'sd' parameter of Weights.balance must be 'target' or "
-                             f"'pooled'. Got {sd!r} instead.")  # fmt: skip
+            raise ValueError(
+                f"The 'sd' parameter of Weights.balance must be 'target' or "
+                f"'pooled'. Got {sd!r} instead."
+            )
         X = self.design.source_matrix
         w = self.values
         mean_s = X.mean(axis=0)
@@ -122,14 +124,16 @@ class Weights:
                 same = np.abs(diff) <= 1e-9 * (1.0 + np.abs(mean_t))
                 return np.where(denom > 0, out, np.where(same, 0.0, np.inf * np.sign(diff)))
 
-        return pl.DataFrame({
-            "covariate": list(self.design.columns),
-            "mean_source": mean_s,
-            "mean_source_weighted": mean_w,
-            "mean_target": mean_t,
-            "smd_before": smd(mean_s - mean_t),
-            "smd_after": smd(mean_w - mean_t),
-        })  # fmt: skip
+        return pl.DataFrame(
+            {
+                "covariate": list(self.design.columns),
+                "mean_source": mean_s,
+                "mean_source_weighted": mean_w,
+                "mean_target": mean_t,
+                "smd_before": smd(mean_s - mean_t),
+                "smd_after": smd(mean_w - mean_t),
+            }
+        )
 
     def scores(self) -> pl.DataFrame:
         """Participation scores by cohort, for overlap: ``cohort``, ``score``.
@@ -141,10 +145,12 @@ class Weights:
         if "scores_source" not in self.details:
             raise ValueError(f"participation scores are not available for method {self.method!r}")
         s, t = self.details["scores_source"], self.details["scores_target"]
-        return pl.DataFrame({
-            "cohort": [self.source] * s.size + [self.target] * t.size,
-            "score": np.concatenate((s, t)),
-        })  # fmt: skip
+        return pl.DataFrame(
+            {
+                "cohort": [self.source] * s.size + [self.target] * t.size,
+                "score": np.concatenate((s, t)),
+            }
+        )
 
     def plot_balance(self, ax: Axes | None = None, *, threshold: float = 0.1) -> Axes:
         """Love plot of |SMD| before and after weighting."""
