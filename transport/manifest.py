@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from transport.exceptions import DisclosureError
 
@@ -26,6 +29,7 @@ __all__ = [
     "digest",
     "entries",
     "entry",
+    "json_safe",
     "listed",
     "verify",
     "write",
@@ -98,3 +102,23 @@ def verify(directory: str | Path) -> dict[str, Any]:
                 f"released file {name!r} changed after release (SHA-256 differs from the manifest)"
             )
     return manifest
+
+
+def json_safe(x: Any, *, nonfinite_as_none: bool = True) -> Any:
+    """``x`` ready for ``json.dumps``: string keys, lists for tuples and arrays, Python
+    scalars for numpy's, and (``nonfinite_as_none``) ``None`` for NaN and infinities,
+    which strict JSON has no word for. The one converter of every file the package writes.
+
+    >>> json_safe({"ratio": float("inf"), "s": (np.float64(0.5), float("nan")), 3: np.int64(2)})
+    {'ratio': None, 's': [0.5, None], '3': 2}
+    """
+    if isinstance(x, Mapping):
+        return {str(k): json_safe(v, nonfinite_as_none=nonfinite_as_none) for k, v in x.items()}
+    if isinstance(x, list | tuple | np.ndarray):
+        items = x.tolist() if isinstance(x, np.ndarray) else x
+        return [json_safe(v, nonfinite_as_none=nonfinite_as_none) for v in items]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if nonfinite_as_none and isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x

@@ -10,7 +10,6 @@ sibling that replaces the directory only once everything is written.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import sys
@@ -32,7 +31,7 @@ from transport.cli.plan import (
     policy_from_plan,
     resolve_path,
 )
-from transport.manifest import MANIFEST, RUN_SCHEMA
+from transport.manifest import MANIFEST, RUN_SCHEMA, json_safe
 
 __all__ = ["RUN_MANIFEST", "check_output", "finite", "run_plan", "say", "staged_output"]
 
@@ -237,18 +236,12 @@ def _portable(plan: Mapping[str, Any]) -> dict[str, Any]:
 
 def finite(x: Any) -> Any:
     """``x`` with every non-finite float in it (in dicts and lists too) as ``None``, so
-    that it can be written as strict JSON.
+    that it can be written as strict JSON (:func:`transport.manifest.json_safe`).
 
     >>> finite({"ratio": float("inf"), "s": [0.5, float("nan")]})
     {'ratio': None, 's': [0.5, None]}
     """
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [finite(v) for v in x]
-    return x
+    return json_safe(x)
 
 
 def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:

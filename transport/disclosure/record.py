@@ -4,19 +4,18 @@ manifest (:mod:`transport.manifest`) that lists them."""
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from transport import manifest as manifests
 from transport._version import __version__
+from transport.manifest import json_safe
 from transport.policy import Policy, refuse_forbidden
 
-__all__ = ["Release", "json_safe", "prepare_directory"]
+__all__ = ["Release", "prepare_directory"]
 
 
 class Release:
@@ -86,18 +85,3 @@ def prepare_directory(directory: Path, overwrite: bool) -> None:
         "release writes into an empty directory so that everything in it is listed in its "
         "manifest (overwrite=True replaces an earlier release there)"
     )
-
-
-def json_safe(x: Any) -> Any:
-    """``x`` with numpy values as Python ones and non-finite floats as ``None``."""
-    if isinstance(x, dict):
-        return {str(k): json_safe(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [json_safe(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return [json_safe(v) for v in x.tolist()]
-    if isinstance(x, np.floating | float):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x

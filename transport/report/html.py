@@ -18,9 +18,8 @@ import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from transport.exceptions import TransportWarning
+from transport.manifest import json_safe as manifest_json_safe
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -108,16 +107,9 @@ def setting(v: Any) -> str:
 
 
 def json_safe(x: Any) -> Any:
-    """``x`` with string keys, lists for tuples and arrays, and Python scalars for numpy's."""
-    if isinstance(x, Mapping):
-        return {str(k): json_safe(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [json_safe(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return [json_safe(v) for v in x.tolist()]
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
+    """``x`` with string keys, lists for tuples and arrays, and Python scalars for numpy's
+    (:func:`transport.manifest.json_safe`, non-finite values kept for display)."""
+    return manifest_json_safe(x, nonfinite_as_none=False)
 
 
 def table(
