@@ -192,12 +192,8 @@ class Cohort:
         covariate_types: Mapping[str, CovariateType] | None = None,
         na_action: NaAction = "error",
     ) -> None:
-        if isinstance(covariates, str):
-            covariates = [covariates]
-        if isinstance(identifiers, str):
-            identifiers = [identifiers]
-        covariates = list(covariates)
-        identifiers = list(identifiers)
+        covariates = [covariates] if isinstance(covariates, str) else list(covariates)
+        identifiers = [identifiers] if isinstance(identifiers, str) else list(identifiers)
         if time_unit not in TIME_UNITS:
             raise ValueError(
                 f"The 'time_unit' parameter of Cohort must be one of {sorted(TIME_UNITS)}. "
@@ -208,135 +204,15 @@ class Cohort:
                 "The 'na_action' parameter of Cohort must be 'error' or 'drop'. "
                 f"Got {na_action!r} instead."
             )
-        roles: list[tuple[str, str]] = [("time", time), ("event", event)]
-        if entry is not None:
-            roles.append(("entry", entry))
-        roles += [("covariate", c) for c in covariates]
-        roles += [("identifier", c) for c in identifiers]
-        seen: dict[str, str] = {}
-        for role, col in roles:
-            if not isinstance(col, str):
-                raise TypeError(f"column names must be strings; the {role} role got {col!r}")
-            if col in seen:
-                raise ValueError(
-                    f"column {col!r} is given two roles ({seen[col]} and {role}); "
-                    "each column may play one role"
-                )
-            seen[col] = role
-        overrides = dict(covariate_types or {})
-        for col, given_kind in overrides.items():
-            if col not in covariates:
-                raise ValueError(
-                    f"The 'covariate_types' parameter names {col!r}, which is not a covariate "
-                    f"(covariates: {covariates})."
-                )
-            if given_kind not in ("categorical", "continuous"):
-                raise ValueError(
-                    f"The 'covariate_types' entry for {col!r} must be 'categorical' or "
-                    f"'continuous'. Got {given_kind!r} instead."
-                )
-
-        needed = [c for _, c in roles]
-        frame = _as_polars(data, needed)
-        n_input = frame.height
-        if n_input == 0:
-            raise DataError("the cohort is empty (rule: at least one row; got 0 rows)")
-
-        # Types of the outcome columns.
-        for role, col in roles[: 3 if entry is not None else 2]:
-            dtype = frame.schema[col]
-            if role == "event" and dtype == pl.Boolean:
-                continue
-            if not dtype.is_numeric():
-                raise DataError(
-                    f"{role} column {col!r} must be numeric (rule: numeric type); "
-                    f"got dtype {dtype} for all {n_input} rows"
-                )
-
-        # Missing values: an error, or rows dropped and logged by reason.
-        exclusions: list[tuple[str, str, int]] = []
-        for role, col in roles:
-            if role == "identifier":
-                continue
-            mask = _missing_mask(frame[col])
-            k = int(mask.sum())
-            if k == 0:
-                continue
-            if na_action == "error":
-                raise DataError(
-                    f"{role} column {col!r} has {k} of {frame.height} rows missing "
-                    "(rule: no missing values; pass na_action='drop' to drop such rows, "
-                    "counted in Cohort.exclusions)"
-                )
-            frame = frame.filter(pl.Series(~mask))
-            exclusions.append((f"missing {role}", col, k))
+        roles = _roles(time, event, entry, covariates, identifiers)
+        overrides = _covariate_overrides(covariate_types, covariates)
+        frame = _as_polars(data, [c for _, c in roles])
         if frame.height == 0:
-            raise DataError(
-                f"the cohort is empty after dropping rows with missing values "
-                f"(rule: at least one row; all {n_input} rows were dropped)"
-            )
-
-        t = frame[time].cast(pl.Float64).to_numpy().astype(np.float64, copy=True)
-        _check_finite_nonneg(t, "time", time)
-        ev_col = frame[event]
-        ev = ev_col.cast(pl.Float64).to_numpy().astype(np.float64, copy=True)
-        bad = ~np.isin(ev, (0.0, 1.0))
-        if bad.any():
-            examples = sorted({repr(float(v)) for v in ev[bad][:1000]})[:5]
-            raise DataError(
-                f"event column {event!r} has {int(bad.sum())} of {ev.size} rows with values "
-                f"other than 0/1 (rule: 1 = event, 0 = censored); e.g. {', '.join(examples)}"
-            )
-        ent: np.ndarray | None = None
-        if entry is not None:
-            ent = frame[entry].cast(pl.Float64).to_numpy().astype(np.float64, copy=True)
-            _check_finite_nonneg(ent, "entry", entry)
-            late = ent >= t
-            if late.any():
-                raise DataError(
-                    f"entry column {entry!r} is not before time column {time!r} in "
-                    f"{int(late.sum())} of {t.size} rows (rule: entry < time)"
-                )
-
-        # Covariates: type, finiteness, categorical levels.
-        types: dict[str, CovariateType] = {}
-        levels: dict[str, tuple[str, ...]] = {}
-        cov_exprs: list[pl.Series] = []
-        for col in covariates:
-            s = frame[col]
-            given = overrides.get(col)
-            kind: CovariateType
-            if given is not None:
-                kind = given
-            else:
-                kind = "categorical" if isinstance(s.dtype, _CATEGORICAL_DTYPES) else "continuous"
-                if kind == "continuous" and not s.dtype.is_numeric():
-                    raise DataError(
-                        f"covariate column {col!r} has dtype {s.dtype}, which is neither "
-                        "numeric nor categorical (rule: numeric, string, categorical, enum or "
-                        "boolean)"
-                    )
-            if kind == "continuous":
-                if not s.dtype.is_numeric():
-                    raise DataError(
-                        f"covariate column {col!r} is declared continuous but has dtype "
-                        f"{s.dtype} in all {s.len()} rows (rule: continuous covariates are "
-                        "numeric)"
-                    )
-                x = s.cast(pl.Float64)
-                inf = np.isinf(x.to_numpy())
-                if inf.any():
-                    raise DataError(
-                        f"covariate column {col!r} has {int(inf.sum())} of {x.len()} rows "
-                        "infinite (rule: finite values)"
-                    )
-                cov_exprs.append(x)
-            else:
-                lv = _levels(s)
-                enum = pl.Enum(list(lv))
-                cov_exprs.append(_to_string(s).cast(enum))
-                levels[col] = lv
-            types[col] = kind
+            raise DataError("the cohort is empty (rule: at least one row; got 0 rows)")
+        _check_outcome_types(frame, roles[: 3 if entry is not None else 2])
+        frame, exclusions = _drop_missing(frame, roles, na_action)
+        t, ev, ent = _outcome_arrays(frame, time, event, entry)
+        columns, types, levels = _covariate_columns(frame, covariates, overrides)
 
         self._time = time
         self._event = event
@@ -350,7 +226,7 @@ class Cohort:
         self._time_values = _readonly(t)
         self._event_values = _readonly(ev)
         self._entry_values = None if ent is None else _readonly(ent)
-        self._frame = pl.DataFrame(cov_exprs) if cov_exprs else pl.DataFrame()
+        self._frame = pl.DataFrame(columns) if columns else pl.DataFrame()
         self._ids = frame.select(identifiers) if identifiers else None
         self._exclusions = pl.DataFrame(
             {
@@ -507,6 +383,167 @@ class Cohort:
             f"{self._event!r}{entry}; {len(self._covariates)} covariates "
             f"({n_cat} categorical))"
         )
+
+
+# -- the steps of Cohort.__init__, in the order it takes them -------------------------
+def _roles(
+    time: str, event: str, entry: str | None, covariates: list[str], identifiers: list[str]
+) -> list[tuple[str, str]]:
+    """``(role, column)`` pairs, outcomes first; every name a string playing one role."""
+    roles: list[tuple[str, str]] = [("time", time), ("event", event)]
+    if entry is not None:
+        roles.append(("entry", entry))
+    roles += [("covariate", c) for c in covariates]
+    roles += [("identifier", c) for c in identifiers]
+    seen: dict[str, str] = {}
+    for role, col in roles:
+        if not isinstance(col, str):
+            raise TypeError(f"column names must be strings; the {role} role got {col!r}")
+        if col in seen:
+            raise ValueError(
+                f"column {col!r} is given two roles ({seen[col]} and {role}); "
+                "each column may play one role"
+            )
+        seen[col] = role
+    return roles
+
+
+def _covariate_overrides(
+    covariate_types: Mapping[str, CovariateType] | None, covariates: list[str]
+) -> dict[str, CovariateType]:
+    overrides = dict(covariate_types or {})
+    for col, given_kind in overrides.items():
+        if col not in covariates:
+            raise ValueError(
+                f"The 'covariate_types' parameter names {col!r}, which is not a covariate "
+                f"(covariates: {covariates})."
+            )
+        if given_kind not in ("categorical", "continuous"):
+            raise ValueError(
+                f"The 'covariate_types' entry for {col!r} must be 'categorical' or "
+                f"'continuous'. Got {given_kind!r} instead."
+            )
+    return overrides
+
+
+def _check_outcome_types(frame: pl.DataFrame, outcomes: list[tuple[str, str]]) -> None:
+    """Time, event and entry columns are numeric (a boolean event too)."""
+    for role, col in outcomes:
+        dtype = frame.schema[col]
+        if role == "event" and dtype == pl.Boolean:
+            continue
+        if not dtype.is_numeric():
+            raise DataError(
+                f"{role} column {col!r} must be numeric (rule: numeric type); "
+                f"got dtype {dtype} for all {frame.height} rows"
+            )
+
+
+def _drop_missing(
+    frame: pl.DataFrame, roles: list[tuple[str, str]], na_action: str
+) -> tuple[pl.DataFrame, list[tuple[str, str, int]]]:
+    """Missing values: an error, or rows dropped and logged by reason."""
+    n_input = frame.height
+    exclusions: list[tuple[str, str, int]] = []
+    for role, col in roles:
+        if role == "identifier":
+            continue
+        mask = _missing_mask(frame[col])
+        k = int(mask.sum())
+        if k == 0:
+            continue
+        if na_action == "error":
+            raise DataError(
+                f"{role} column {col!r} has {k} of {frame.height} rows missing "
+                "(rule: no missing values; pass na_action='drop' to drop such rows, "
+                "counted in Cohort.exclusions)"
+            )
+        frame = frame.filter(pl.Series(~mask))
+        exclusions.append((f"missing {role}", col, k))
+    if frame.height == 0:
+        raise DataError(
+            f"the cohort is empty after dropping rows with missing values "
+            f"(rule: at least one row; all {n_input} rows were dropped)"
+        )
+    return frame, exclusions
+
+
+def _outcome_arrays(
+    frame: pl.DataFrame, time: str, event: str, entry: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Time, event and entry as float64 arrays, each checked against its rule."""
+    t = frame[time].cast(pl.Float64).to_numpy().astype(np.float64, copy=True)
+    _check_finite_nonneg(t, "time", time)
+    ev = frame[event].cast(pl.Float64).to_numpy().astype(np.float64, copy=True)
+    bad = ~np.isin(ev, (0.0, 1.0))
+    if bad.any():
+        examples = sorted({repr(float(v)) for v in ev[bad][:1000]})[:5]
+        raise DataError(
+            f"event column {event!r} has {int(bad.sum())} of {ev.size} rows with values "
+            f"other than 0/1 (rule: 1 = event, 0 = censored); e.g. {', '.join(examples)}"
+        )
+    if entry is None:
+        return t, ev, None
+    ent = frame[entry].cast(pl.Float64).to_numpy().astype(np.float64, copy=True)
+    _check_finite_nonneg(ent, "entry", entry)
+    late = ent >= t
+    if late.any():
+        raise DataError(
+            f"entry column {entry!r} is not before time column {time!r} in "
+            f"{int(late.sum())} of {t.size} rows (rule: entry < time)"
+        )
+    return t, ev, ent
+
+
+def _covariate_columns(
+    frame: pl.DataFrame, covariates: list[str], overrides: dict[str, CovariateType]
+) -> tuple[list[pl.Series], dict[str, CovariateType], dict[str, tuple[str, ...]]]:
+    """Covariates typed and checked: Float64 or Enum columns, their kinds and levels."""
+    types: dict[str, CovariateType] = {}
+    levels: dict[str, tuple[str, ...]] = {}
+    columns: list[pl.Series] = []
+    for col in covariates:
+        s = frame[col]
+        kind = _covariate_kind(s, col, overrides.get(col))
+        if kind == "continuous":
+            columns.append(_continuous(s, col))
+        else:
+            lv = _levels(s)
+            columns.append(_to_string(s).cast(pl.Enum(list(lv))))
+            levels[col] = lv
+        types[col] = kind
+    return columns, types, levels
+
+
+def _covariate_kind(s: pl.Series, col: str, given: CovariateType | None) -> CovariateType:
+    """The declared kind, else categorical for string-like dtypes and continuous for numbers."""
+    if given is not None:
+        return given
+    if isinstance(s.dtype, _CATEGORICAL_DTYPES):
+        return "categorical"
+    if not s.dtype.is_numeric():
+        raise DataError(
+            f"covariate column {col!r} has dtype {s.dtype}, which is neither numeric nor "
+            "categorical (rule: numeric, string, categorical, enum or boolean)"
+        )
+    return "continuous"
+
+
+def _continuous(s: pl.Series, col: str) -> pl.Series:
+    """A continuous covariate as Float64: numeric and finite."""
+    if not s.dtype.is_numeric():
+        raise DataError(
+            f"covariate column {col!r} is declared continuous but has dtype {s.dtype} in all "
+            f"{s.len()} rows (rule: continuous covariates are numeric)"
+        )
+    x = s.cast(pl.Float64)
+    inf = np.isinf(x.to_numpy())
+    if inf.any():
+        raise DataError(
+            f"covariate column {col!r} has {int(inf.sum())} of {x.len()} rows "
+            "infinite (rule: finite values)"
+        )
+    return x
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

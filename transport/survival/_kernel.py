@@ -207,32 +207,9 @@ def kaplan_meier_arrays(
     if weights is not None and variance == "ij":
         scale = float(w.max())
         w = w / scale
-    if entry is None:
-        # Rows are taken in sorted order when a sort happened: the per-row arrays kept
-        # for the variance and the RMST then follow that order (sums do not care).
-        grid, exit_idx, order = group_times(time, tol)
-        if order is not None:
-            w, ev = w[order], ev[order]
-        entry_idx = None
-    else:
-        grid, idx = snap_unique(np.concatenate((time, entry)), tol)
-        exit_idx, entry_idx = idx[:n], idx[n:]
-        clash = entry_idx >= exit_idx
-        if clash.any():
-            raise DataError(
-                f"{int(clash.sum())} of {n} rows have entry equal to exit once times closer "
-                f"than {tol:.3g} (absolutely or relative to the mean time) are treated as "
-                "tied (rule: entry < time after snapping, as R's aeqSurv)"
-            )
+    grid, exit_idx, entry_idx, w, ev = _time_grid(time, entry, w, ev, tol)
     m = grid.size
-
-    n_event = np.bincount(exit_idx, weights=w * ev, minlength=m)
-    n_exit = np.bincount(exit_idx, weights=w, minlength=m)
-    n_risk = _revcumsum(n_exit)
-    if entry_idx is not None:
-        n_risk -= _revcumsum(np.bincount(entry_idx, weights=w, minlength=m))
-        # Guard float residue of the subtraction: a risk set is never negative.
-        np.maximum(n_risk, 0.0, out=n_risk)
+    n_risk, n_event, n_exit = _weighted_counts(w, ev, exit_idx, entry_idx, m)
     has_event = n_event > 0
 
     # Counts of rows with positive weight: the same arrays without weights; deferred
@@ -242,39 +219,10 @@ def kaplan_meier_arrays(
         counts = (n_risk, n_event, n_exit)
     elif entry_idx is not None:
         counts = _count_rows(w, ev, exit_idx, entry_idx, m)
-
-    # The curve drops to exactly zero at t_k when every positive-weight row at risk has
-    # the event there (an exact count comparison, free of the rounding in weighted sums).
-    if counts is not None:
-        c_risk, c_event, _ = counts
-        dead_at = np.flatnonzero(has_event & (c_event >= c_risk))
-        stop = int(dead_at[0]) if dead_at.size else m  # S > 0 exactly on grid[:stop]
-    else:
-        # Without delayed entry that can only happen at the last time a positive-weight
-        # row leaves, when all such rows leaving then have the event.
-        positive = w > 0
-        last = int(exit_idx[positive].max()) if float(w.min()) <= 0 else m - 1
-        leaving = (exit_idx == last) & positive
-        stop = last if bool(np.all(ev[leaving] > 0)) else m
+    stop = _stop_index(counts, has_event, w, ev, exit_idx, m)  # S > 0 exactly on grid[:stop]
 
     left = n_risk - n_event  # weighted rows still at risk just after t_k
-    if float(n_risk.min()) > 0 and bool(np.all(left[:stop] > 0)):
-        # the usual case: every grid time has someone at risk, nobody empties the risk
-        # set before S = 0, so plain divisions are safe
-        hazard = n_event / n_risk
-        with np.errstate(divide="ignore", invalid="ignore"):
-            G = hazard / left  # inf only from ``stop`` on, zeroed below
-    else:
-        hazard = np.divide(n_event, n_risk, out=np.zeros(m), where=has_event)
-        G = np.divide(hazard, left, out=np.zeros(m), where=has_event & (left > 0))
-    # G_k = sum_{j <= k} d_j / (Y_j (Y_j - d_j)), frozen once S = 0
-    G[stop:] = 0.0
-    np.cumsum(G, out=G)
-    np.subtract(1.0, hazard, out=hazard)
-    np.clip(hazard, 0.0, 1.0, out=hazard)
-    hazard[stop:] = 0.0
-    surv = np.cumprod(hazard, out=hazard)
-
+    surv, G = _product_limit(n_risk, n_event, left, has_event, stop)
     if variance == "greenwood":
         var = G * surv
         var *= surv
@@ -303,6 +251,95 @@ def kaplan_meier_arrays(
         entry_index=entry_idx,
         counts=counts,
     )
+
+
+def _time_grid(
+    time: np.ndarray, entry: np.ndarray | None, w: np.ndarray, ev: np.ndarray, tol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """``(grid, exit_idx, entry_idx, w, ev)``: distinct snapped times and each row's place.
+
+    Without delayed entry, rows are taken in sorted order when a sort happened: the
+    per-row arrays kept for the variance and the RMST (``w``, ``ev`` and the indices) then
+    follow that order (sums do not care). With delayed entry they keep the input order.
+    """
+    if entry is None:
+        grid, exit_idx, order = group_times(time, tol)
+        if order is not None:
+            w, ev = w[order], ev[order]
+        return grid, exit_idx, None, w, ev
+    n = time.size
+    grid, idx = snap_unique(np.concatenate((time, entry)), tol)
+    exit_idx, entry_idx = idx[:n], idx[n:]
+    clash = entry_idx >= exit_idx
+    if clash.any():
+        raise DataError(
+            f"{int(clash.sum())} of {n} rows have entry equal to exit once times closer "
+            f"than {tol:.3g} (absolutely or relative to the mean time) are treated as "
+            "tied (rule: entry < time after snapping, as R's aeqSurv)"
+        )
+    return grid, exit_idx, entry_idx, w, ev
+
+
+def _weighted_counts(
+    w: np.ndarray, ev: np.ndarray, exit_idx: np.ndarray, entry_idx: np.ndarray | None, m: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted ``(Y_k, d_k, exits_k)`` per grid time: at risk, events, rows leaving."""
+    n_event = np.bincount(exit_idx, weights=w * ev, minlength=m)
+    n_exit = np.bincount(exit_idx, weights=w, minlength=m)
+    n_risk = _revcumsum(n_exit)
+    if entry_idx is not None:
+        n_risk -= _revcumsum(np.bincount(entry_idx, weights=w, minlength=m))
+        # Guard float residue of the subtraction: a risk set is never negative.
+        np.maximum(n_risk, 0.0, out=n_risk)
+    return n_risk, n_event, n_exit
+
+
+def _stop_index(
+    counts: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    has_event: np.ndarray,
+    w: np.ndarray,
+    ev: np.ndarray,
+    exit_idx: np.ndarray,
+    m: int,
+) -> int:
+    """First grid index at which S drops to exactly 0, or ``m``.
+
+    That happens at ``t_k`` when every positive-weight row at risk has the event there
+    (an exact count comparison, free of the rounding in weighted sums).
+    """
+    if counts is not None:
+        c_risk, c_event, _ = counts
+        dead_at = np.flatnonzero(has_event & (c_event >= c_risk))
+        return int(dead_at[0]) if dead_at.size else m
+    # Without delayed entry that can only happen at the last time a positive-weight
+    # row leaves, when all such rows leaving then have the event.
+    positive = w > 0
+    last = int(exit_idx[positive].max()) if float(w.min()) <= 0 else m - 1
+    leaving = (exit_idx == last) & positive
+    return last if bool(np.all(ev[leaving] > 0)) else m
+
+
+def _product_limit(
+    n_risk: np.ndarray, n_event: np.ndarray, left: np.ndarray, has_event: np.ndarray, stop: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(S, G)`` on the grid, both frozen once S = 0 (from ``stop`` on)."""
+    m = n_risk.size
+    if float(n_risk.min()) > 0 and bool(np.all(left[:stop] > 0)):
+        # the usual case: every grid time has someone at risk, nobody empties the risk
+        # set before S = 0, so plain divisions are safe
+        hazard = n_event / n_risk
+        with np.errstate(divide="ignore", invalid="ignore"):
+            G = hazard / left  # inf only from ``stop`` on, zeroed below
+    else:
+        hazard = np.divide(n_event, n_risk, out=np.zeros(m), where=has_event)
+        G = np.divide(hazard, left, out=np.zeros(m), where=has_event & (left > 0))
+    # G_k = sum_{j <= k} d_j / (Y_j (Y_j - d_j)), frozen once S = 0
+    G[stop:] = 0.0
+    np.cumsum(G, out=G)
+    np.subtract(1.0, hazard, out=hazard)
+    np.clip(hazard, 0.0, 1.0, out=hazard)
+    hazard[stop:] = 0.0
+    return np.cumprod(hazard, out=hazard), G
 
 
 def _count_rows(

@@ -25,6 +25,7 @@ Josey KP, Berkowitz SA, Ghosh D, Raghavan S (2021). Transporting experimental re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -107,10 +108,64 @@ def entropy_balance(
         match them: the covariates are named), or the solver fails to reach ``tol``.
     """
     if not isinstance(source, Cohort):
-        raise TypeError(f"The 'source' parameter of entropy_balance must be a Cohort. "
-                        f"Got {type(source).__name__} instead.")  # fmt: skip
+        raise TypeError(
+            "The 'source' parameter of entropy_balance must be a Cohort. "
+            f"Got {type(source).__name__} instead."
+        )
     if isinstance(moments, bool) or moments not in (1, 2):
         raise ValueError(f"The 'moments' parameter must be 1 or 2. Got {moments!r} instead.")
+    design, t_mean, t_sd, t_n, t_sq = _target_moments(source, target, formula)
+    Xs = design.source_matrix
+    C, labels, sq = moment_columns(Xs, design.columns, moments)
+    m = np.concatenate((t_mean, t_sq[sq])) if moments == 2 else t_mean
+    scale = C.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    Z = (C - m) / scale  # centred at the target, standardised
+    keep = independent_columns(Z)
+    kept = set(keep.tolist())
+    dropped = [labels[j] for j in range(Z.shape[1]) if j not in kept]
+    base_of = [j if j < Xs.shape[1] else int(sq[j - Xs.shape[1]]) for j in range(len(labels))]
+    _check_feasible(Z, labels, base_of, design, source.name, getattr(target, "name", "target"))
+    Z = Z[:, keep]
+    lam, n_iter = _solve_dual(Z, tol, max_iter)
+    p = softmax(Z @ lam)
+    full = (C - m) / scale  # dependent columns too: they must come out balanced
+    imbalance = float(np.max(np.abs(p @ full)))
+    if not np.isfinite(imbalance) or imbalance > tol:
+        raise DataError(
+            f"entropy balancing of {source.name!r} did not converge: largest standardised "
+            f"imbalance {imbalance:.3g} > {tol:g} after {n_iter} trust-region iterations "
+            "(rule: exact balance; the target may sit at the edge of what the source can "
+            "reach, so check Weights diagnostics of a coarser formula)"
+        )
+    w = p * source.n
+    w.setflags(write=False)
+    details: dict[str, Any] = {
+        "moments": moments,
+        "balanced": labels,
+        "implied_by_others": dropped,
+        "lambda": dict(zip([labels[j] for j in keep], (lam / scale[keep]).tolist(), strict=True)),
+        "max_standardised_imbalance": imbalance,
+        "iterations": int(n_iter),
+        "target_kind": "summary" if isinstance(target, TargetSummary) else "cohort",
+    }
+    return Weights(
+        values=w,
+        method="entropy",
+        source=source.name,
+        target=target.name,
+        design=design,
+        target_mean=t_mean,
+        target_sd=t_sd,
+        target_n=t_n,
+        details=details,
+    )
+
+
+def _target_moments(
+    source: Cohort, target: Cohort | TargetSummary, formula: str | None
+) -> tuple[Design, np.ndarray, np.ndarray, int, np.ndarray]:
+    """The source's design and the target's means, SDs (n - 1), size and means of squares."""
     if isinstance(target, TargetSummary):
         design = Design(source, formula)
         t_mean, t_sd = target.moments_for(design)
@@ -128,31 +183,33 @@ def entropy_balance(
             "The 'target' parameter of entropy_balance must be a Cohort or a TargetSummary. "
             f"Got {type(target).__name__} instead."
         )
-    Xs = design.source_matrix
-    C, labels, sq = moment_columns(Xs, design.columns, moments)
-    m = np.concatenate((t_mean, t_sq[sq])) if moments == 2 else t_mean
-    scale = C.std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
-    Z = (C - m) / scale  # centred at the target, standardised
-    keep = independent_columns(Z)
-    kept = set(keep.tolist())
-    dropped = [labels[j] for j in range(Z.shape[1]) if j not in kept]
-    base_of = [j if j < Xs.shape[1] else int(sq[j - Xs.shape[1]]) for j in range(len(labels))]
+    return design, t_mean, t_sd, t_n, t_sq
 
+
+def _check_feasible(
+    Z: np.ndarray, labels: list[str], base_of: list[int], design: Design, source: str, target: str
+) -> None:
+    """Raise, naming the covariates, when no positive weights reach the target moments."""
     bad = _infeasible_columns(Z)
     if bad is None:  # the check itself failed numerically: let the solver decide
         bad = np.zeros(0, dtype=np.intp)
     if bad.size:
         cols = [labels[j] for j in bad]
         raise DataError(
-            f"entropy balancing of {source.name!r} to {getattr(target, 'name', 'target')!r} is "
+            f"entropy balancing of {source!r} to {target!r} is "
             f"infeasible: no positive weights give the source the target's moments of "
             f"{cols} (covariates {design.covariates_of([base_of[j] for j in bad])}); the "
             "target values lie outside the range the source's rows can reach (rule: target "
             "moments inside the convex hull of the source; coarsen, drop or restrict these "
             "covariates)"
         )
-    Z = Z[:, keep]
+
+
+def _solve_dual(Z: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, int]:
+    """``lambda`` minimising the dual ``log sum_i exp(lambda' z_i)``, and the iterations.
+
+    Trust-region Newton (``trust-exact``), then :func:`_polish` on the balance equations.
+    """
 
     def dual(lam: np.ndarray) -> float:
         return float(logsumexp(Z @ lam))
@@ -165,18 +222,34 @@ def entropy_balance(
         mean = p @ Z
         return np.asarray((Z * p[:, None]).T @ Z - np.outer(mean, mean))
 
-    res = minimize(dual, np.zeros(Z.shape[1]), jac=grad, hess=hess, method="trust-exact",
-                   options={"gtol": tol * 1e-2, "maxiter": max_iter})  # fmt: skip
-    lam = res.x
-    # Polish: Newton on the balance equations grad(lam) = 0, backtracking on the residual
-    # |grad| (Armijo on |grad|^2 / 2), not on the dual. Near the optimum a Newton step
-    # lowers the dual by about g' H^-1 g / 2, which once |g| < ~1e-8 is below the dual's
-    # own rounding (eps * dual, ~1e-15): compared by the dual, the full step that would
-    # bring |g| from 3e-9 to 1e-17 looks like an increase of one ulp and is refused (and
-    # trust-exact stops there too, "failure to predict improvement"), so an iterate left
-    # in that window stalled above tol. The gradient, the standardised imbalance itself,
-    # is computed to ~eps max|Z|; the Newton direction descends |g|^2 (slope -2|g|^2,
-    # H positive definite), so a step is found until |g| reaches its own rounding.
+    res = minimize(
+        dual,
+        np.zeros(Z.shape[1]),
+        jac=grad,
+        hess=hess,
+        method="trust-exact",
+        options={"gtol": tol * 1e-2, "maxiter": max_iter},
+    )
+    return _polish(res.x, grad, hess, tol), res.nit
+
+
+def _polish(
+    lam: np.ndarray,
+    grad: Callable[[np.ndarray], np.ndarray],
+    hess: Callable[[np.ndarray], np.ndarray],
+    tol: float,
+) -> np.ndarray:
+    """Newton on the balance equations ``grad(lam) = 0``, backtracking on ``|grad|``.
+
+    Armijo on ``|grad|^2 / 2``, not on the dual. Near the optimum a Newton step lowers the
+    dual by about ``g' H^-1 g / 2``, which once ``|g| < ~1e-8`` is below the dual's own
+    rounding (``eps * dual``, ~1e-15): compared by the dual, the full step that would
+    bring ``|g|`` from 3e-9 to 1e-17 looks like an increase of one ulp and is refused (and
+    trust-exact stops there too, "failure to predict improvement"), so an iterate left in
+    that window stalled above ``tol``. The gradient, the standardised imbalance itself, is
+    computed to ~eps max|Z|; the Newton direction descends ``|g|^2`` (slope ``-2|g|^2``,
+    H positive definite), so a step is found until ``|g|`` reaches its own rounding.
+    """
     g = grad(lam)
     for _ in range(20):
         if np.max(np.abs(g)) <= tol * 1e-2:
@@ -195,35 +268,4 @@ def entropy_balance(
         else:  # no step lowers the residual: it is at rounding level
             break
         lam, g = trial, g_trial
-    p = softmax(Z @ lam)
-    full = (C - m) / scale  # dependent columns too: they must come out balanced
-    imbalance = float(np.max(np.abs(p @ full)))
-    if not np.isfinite(imbalance) or imbalance > tol:
-        raise DataError(
-            f"entropy balancing of {source.name!r} did not converge: largest standardised "
-            f"imbalance {imbalance:.3g} > {tol:g} after {res.nit} trust-region iterations "
-            "(rule: exact balance; the target may sit at the edge of what the source can "
-            "reach, so check Weights diagnostics of a coarser formula)"
-        )
-    w = p * source.n
-    w.setflags(write=False)
-    details: dict[str, Any] = {
-        "moments": moments,
-        "balanced": labels,
-        "implied_by_others": dropped,
-        "lambda": dict(zip([labels[j] for j in keep], (lam / scale[keep]).tolist(), strict=True)),
-        "max_standardised_imbalance": imbalance,
-        "iterations": int(res.nit),
-        "target_kind": "summary" if isinstance(target, TargetSummary) else "cohort",
-    }
-    return Weights(
-        values=w,
-        method="entropy",
-        source=source.name,
-        target=target.name,
-        design=design,
-        target_mean=t_mean,
-        target_sd=t_sd,
-        target_n=t_n,
-        details=details,
-    )
+    return lam

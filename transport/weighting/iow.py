@@ -21,7 +21,7 @@ from scipy.special import expit
 from transport.cohort import Cohort
 from transport.design import Design
 from transport.exceptions import DataError, PositivityWarning
-from transport.weighting._logistic import fit_logistic, separating_columns
+from transport.weighting._logistic import LogisticFit, fit_logistic, separating_columns
 from transport.weighting.weights import Weights
 
 __all__ = ["inverse_odds_weights"]
@@ -81,8 +81,10 @@ def inverse_odds_weights(
         converge, or any design error (unseen level, missing covariate, zero variance).
     """
     if not isinstance(source, Cohort):
-        raise TypeError(f"The 'source' parameter of inverse_odds_weights must be a Cohort. "
-                        f"Got {type(source).__name__} instead.")  # fmt: skip
+        raise TypeError(
+            "The 'source' parameter of inverse_odds_weights must be a Cohort. "
+            f"Got {type(source).__name__} instead."
+        )
     if not isinstance(target, Cohort):
         raise TypeError(
             "The 'target' parameter of inverse_odds_weights must be a Cohort: inverse odds "
@@ -90,83 +92,32 @@ def inverse_odds_weights(
             f"(a TargetSummary) use entropy_balance. Got {type(target).__name__} instead."
         )
     if normalize not in (None, "mean", "target_n"):
-        raise ValueError(f"The 'normalize' parameter must be None, 'mean' or 'target_n'. "
-                         f"Got {normalize!r} instead.")  # fmt: skip
+        raise ValueError(
+            "The 'normalize' parameter must be None, 'mean' or 'target_n'. "
+            f"Got {normalize!r} instead."
+        )
     overlap = _interval(overlap, "overlap")
     design = Design(source, formula)
     Xs, Xt = design.source_matrix, design.matrix(target)
+    fit = _participation_model(design, Xs, Xt, source.name, target.name)
     ns, nt = Xs.shape[0], Xt.shape[0]
-    X = np.column_stack((np.ones(ns + nt), np.vstack((Xs, Xt))))
-    y = np.concatenate((np.ones(ns), np.zeros(nt)))
-    fit = fit_logistic(X, y)
-    if not fit.converged or np.max(np.abs(fit.eta)) > 30:
-        cols = separating_columns(X, y)
-        named = design.covariates_of([c - 1 for c in cols if c > 0])
-        if cols.size:
-            raise DataError(
-                f"separation in the participation model of {source.name!r} vs "
-                f"{target.name!r}: covariates {named} (design columns "
-                f"{[design.columns[c - 1] for c in cols if c > 0]}) separate the cohorts, so "
-                "some patients have no counterpart in the other cohort (rule: overlapping "
-                "cohorts; coarsen or drop these covariates, or restrict the cohorts)"
-            )
-        if not fit.converged:
-            raise DataError(
-                f"the participation model of {source.name!r} vs {target.name!r} did not "
-                f"converge in {fit.n_iter} Newton steps (rule: a finite maximum-likelihood "
-                "estimate)"
-            )
     eta_s, eta_t = fit.eta[:ns], fit.eta[ns:]
     w = np.exp(-eta_s)
     shift = np.log(ns / nt)
     scores_s, scores_t = expit(-eta_s + shift), expit(-eta_t + shift)
     details: dict[str, Any] = {}
     if trim is not None:
-        lo_t, hi_t = _interval(trim, "trim")
-        out_s = (scores_s < lo_t) | (scores_s > hi_t)
-        out_t = (scores_t < lo_t) | (scores_t > hi_t)
-        details["trimming"] = {
-            "range": (lo_t, hi_t),
-            "source_rows": int(out_s.sum()),
-            "target_rows": int(out_t.sum()),
-            "source_weight_share": float(w[out_s].sum() / w.sum()),
-        }
-        if out_s.all():
-            raise DataError(
-                f"trimming at {trim} removes all {ns} source rows (rule: some source rows "
-                "keep a positive weight)"
-            )
-        w = np.where(out_s, 0.0, w)
+        w, details["trimming"] = _trimmed(w, scores_s, scores_t, trim)
     if truncate is not None:
-        q_lo, q_hi = _interval(truncate, "truncate")
-        kept = w > 0
-        a, b = np.quantile(w[kept], [q_lo, q_hi])
-        changed = kept & ((w < a) | (w > b))
-        details["truncation"] = {
-            "quantiles": (q_lo, q_hi),
-            "bounds": (float(a), float(b)),
-            "rows": int(changed.sum()),
-            "weight_share": float(w[changed].sum() / w.sum()),
-        }
-        w = np.where(kept, np.clip(w, a, b), 0.0)
+        w, details["truncation"] = _truncated(w, truncate)
     if normalize == "mean":
         w = w / w.mean()
     elif normalize == "target_n":
         w = w * (nt / w.sum())
-    lo, hi = overlap
-    extreme_s = float(np.mean((scores_s < lo) | (scores_s > hi)))
-    extreme_t = float(np.mean((scores_t < lo) | (scores_t > hi)))
-    extreme = (extreme_s * ns + extreme_t * nt) / (ns + nt)
-    if extreme > max_extreme_share:
-        warnings.warn(
-            f"poor overlap between {source.name!r} and {target.name!r}: "
-            f"{100 * extreme:.1f}% of patients ({100 * extreme_s:.1f}% of the source, "
-            f"{100 * extreme_t:.1f}% of the target) have balanced participation scores "
-            f"outside [{lo:g}, {hi:g}]. Weights will be extreme; inspect Weights.scores() and "
-            "summary(), and consider a coarser model, truncation or a restricted target.",
-            PositivityWarning,
-            stacklevel=2,
-        )
+    extreme = _extreme_share(
+        scores_s, scores_t, overlap, max_extreme_share, source.name, target.name
+    )
+    names = ("(intercept)", *design.columns)
     return Weights(
         values=_readonly(w),
         method="iow",
@@ -177,14 +128,8 @@ def inverse_odds_weights(
         target_sd=Xt.std(axis=0, ddof=1) if nt > 1 else np.zeros(Xt.shape[1]),
         target_n=nt,
         details={
-            "coef": dict(zip(("(intercept)", *design.columns), fit.coef.tolist(), strict=True)),
-            "coef_se": dict(
-                zip(
-                    ("(intercept)", *design.columns),
-                    np.sqrt(np.diag(fit.cov)).tolist(),
-                    strict=True,
-                )
-            ),
+            "coef": dict(zip(names, fit.coef.tolist(), strict=True)),
+            "coef_se": dict(zip(names, np.sqrt(np.diag(fit.cov)).tolist(), strict=True)),
             "n_iter": fit.n_iter,
             "normalize": normalize,
             "scores_source": scores_s,
@@ -193,6 +138,102 @@ def inverse_odds_weights(
             **details,
         },
     )
+
+
+def _participation_model(
+    design: Design, Xs: np.ndarray, Xt: np.ndarray, source: str, target: str
+) -> LogisticFit:
+    """Logistic model of membership (1 = source) on the stacked cohorts, with an intercept.
+
+    A fit that does not converge, or whose linear predictor runs off (|eta| > 30), is
+    diagnosed: covariates that separate the cohorts are named; a fit that merely did not
+    converge is an error of its own.
+    """
+    ns, nt = Xs.shape[0], Xt.shape[0]
+    X = np.column_stack((np.ones(ns + nt), np.vstack((Xs, Xt))))
+    y = np.concatenate((np.ones(ns), np.zeros(nt)))
+    fit = fit_logistic(X, y)
+    if not fit.converged or np.max(np.abs(fit.eta)) > 30:
+        cols = separating_columns(X, y)
+        named = design.covariates_of([c - 1 for c in cols if c > 0])
+        if cols.size:
+            raise DataError(
+                f"separation in the participation model of {source!r} vs "
+                f"{target!r}: covariates {named} (design columns "
+                f"{[design.columns[c - 1] for c in cols if c > 0]}) separate the cohorts, so "
+                "some patients have no counterpart in the other cohort (rule: overlapping "
+                "cohorts; coarsen or drop these covariates, or restrict the cohorts)"
+            )
+        if not fit.converged:
+            raise DataError(
+                f"the participation model of {source!r} vs {target!r} did not "
+                f"converge in {fit.n_iter} Newton steps (rule: a finite maximum-likelihood "
+                "estimate)"
+            )
+    return fit
+
+
+def _trimmed(
+    w: np.ndarray, scores_s: np.ndarray, scores_t: np.ndarray, trim: tuple[float, float]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Weight 0 for source rows whose balanced score is outside ``trim``, and the report."""
+    lo_t, hi_t = _interval(trim, "trim")
+    out_s = (scores_s < lo_t) | (scores_s > hi_t)
+    out_t = (scores_t < lo_t) | (scores_t > hi_t)
+    report = {
+        "range": (lo_t, hi_t),
+        "source_rows": int(out_s.sum()),
+        "target_rows": int(out_t.sum()),
+        "source_weight_share": float(w[out_s].sum() / w.sum()),
+    }
+    if out_s.all():
+        raise DataError(
+            f"trimming at {trim} removes all {w.size} source rows (rule: some source rows "
+            "keep a positive weight)"
+        )
+    return np.where(out_s, 0.0, w), report
+
+
+def _truncated(w: np.ndarray, truncate: tuple[float, float]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Positive weights winsorised at quantiles ``truncate`` of themselves, and the report."""
+    q_lo, q_hi = _interval(truncate, "truncate")
+    kept = w > 0
+    a, b = np.quantile(w[kept], [q_lo, q_hi])
+    changed = kept & ((w < a) | (w > b))
+    report = {
+        "quantiles": (q_lo, q_hi),
+        "bounds": (float(a), float(b)),
+        "rows": int(changed.sum()),
+        "weight_share": float(w[changed].sum() / w.sum()),
+    }
+    return np.where(kept, np.clip(w, a, b), 0.0), report
+
+
+def _extreme_share(
+    scores_s: np.ndarray,
+    scores_t: np.ndarray,
+    overlap: tuple[float, float],
+    max_extreme_share: float,
+    source: str,
+    target: str,
+) -> float:
+    """Share of patients with a balanced score outside ``overlap``; warns above the limit."""
+    lo, hi = overlap
+    ns, nt = scores_s.size, scores_t.size
+    extreme_s = float(np.mean((scores_s < lo) | (scores_s > hi)))
+    extreme_t = float(np.mean((scores_t < lo) | (scores_t > hi)))
+    extreme = (extreme_s * ns + extreme_t * nt) / (ns + nt)
+    if extreme > max_extreme_share:
+        warnings.warn(
+            f"poor overlap between {source!r} and {target!r}: "
+            f"{100 * extreme:.1f}% of patients ({100 * extreme_s:.1f}% of the source, "
+            f"{100 * extreme_t:.1f}% of the target) have balanced participation scores "
+            f"outside [{lo:g}, {hi:g}]. Weights will be extreme; inspect Weights.scores() and "
+            "summary(), and consider a coarser model, truncation or a restricted target.",
+            PositivityWarning,
+            stacklevel=3,  # the caller of inverse_odds_weights
+        )
+    return extreme
 
 
 def _interval(pair: tuple[float, float], name: str) -> tuple[float, float]:
