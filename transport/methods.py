@@ -14,7 +14,6 @@ the method's name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,7 +24,6 @@ __all__ = [
     "Method",
     "MethodInfo",
     "check_method",
-    "in_order",
 ]
 
 Method = Literal["naive", "iow", "entropy", "gformula", "aipw"]
@@ -133,11 +131,3 @@ def check_method(method: object) -> MethodInfo:
     if not isinstance(method, str) or method not in REGISTRY:
         raise ValueError(f"The 'method' parameter must be one of {list(METHODS)}. Got {method!r}.")
     return REGISTRY[method]
-
-
-def in_order(methods: Iterable[str]) -> list[str]:
-    """``methods`` without repeats, in the registry's order (unknown names last, as
-    given)."""
-    rank = {m: i for i, m in enumerate(METHODS)}
-    distinct = list(dict.fromkeys(methods))
-    return sorted(distinct, key=lambda m: (rank.get(m, len(rank)), distinct.index(m)))
