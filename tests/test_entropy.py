@@ -177,6 +177,8 @@ def test_summary_path_matches_covariate_names_exactly() -> None:
 def test_summary_refuses_non_treatment_contrasts_and_missing_covariates() -> None:
     jp = tp.datasets.load_synthetic("JP")
     with pytest.raises(DataError, match="contrasts other than treatment"):
+        tp.TargetSummary.from_cohort(jp, "age + C(ecog, contr.sum)")
+    with pytest.raises(DataError, match=r"'contr\.poly' .* not a contrast of the closed grammar"):
         tp.TargetSummary.from_cohort(jp, "age + C(ecog, contr.poly)")
     us = tp.datasets.load_synthetic("US")
     with pytest.raises(DataError, match="contrasts other than treatment"):

@@ -5,7 +5,8 @@ The layers (lowest first; a module may import from its own layer or a lower one,
 from a higher one, and the import graph has no cycle, lazy imports inside functions and
 ``TYPE_CHECKING`` blocks included):
 
-0. leaves: exceptions, estimate, methods, _version, _validate, manifest, inference, plotting
+0. leaves: exceptions, estimate, methods, _version, _validate, manifest, formula, inference,
+   plotting
 1. data: cohort, design
 2. kernels: survival/_*, weighting/_*, assess
 3. estimates and rules: survival (curve, model_curve, models), summary, weighting (iow,
@@ -38,6 +39,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "_version",
         "_validate",
         "manifest",
+        "formula",
         "inference",
         "plotting",
         "plotting.*",

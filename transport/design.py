@@ -24,6 +24,7 @@ from scipy.linalg import qr
 
 from transport.cohort import Cohort
 from transport.exceptions import DataError
+from transport.formula import closed_formula
 
 __all__ = ["Design"]
 
@@ -62,6 +63,18 @@ def _pandas(cohort: Cohort, names: Sequence[str], levels: dict[str, tuple[str, .
     return pd.DataFrame(cols)
 
 
+def closed_text(text: str, covariates: Sequence[str], where: str) -> str:
+    """``text`` read in the closed grammar, every name it uses a covariate."""
+    parsed = closed_formula(text, where)
+    unknown = [v for v in parsed.variables if v not in covariates]
+    if unknown:
+        raise DataError(
+            f"{where} {text!r} uses {unknown}, which are not covariates (rule: formulas are "
+            f"over the declared covariates {list(covariates)})"
+        )
+    return parsed.text
+
+
 def _plain(x: Any) -> Any:
     """A transform's state as JSON types (numpy scalars and arrays to floats and lists)."""
     if isinstance(x, Mapping):
@@ -94,6 +107,11 @@ class Design:
         Give every categorical a phantom reference level, so that each real level (and
         each interaction of real levels) has its own treatment dummy: the columns any
         source's treatment coding can ask for, whatever its reference. For summaries.
+    closed
+        Read ``formula`` in the closed grammar of :mod:`transport.formula` (as data,
+        never run as code), for a formula that came from, or will go to, another
+        environment; the design's :attr:`formula` is then the text written back from
+        the parse. ``False``: full formulaic, for a user's own analysis.
 
     Raises
     ------
@@ -120,6 +138,7 @@ class Design:
         *,
         source: bool = True,
         every_level: bool = False,
+        closed: bool = False,
     ) -> None:
         if not isinstance(cohort, Cohort):
             raise TypeError(
@@ -131,6 +150,8 @@ class Design:
         if not cohort.covariates:
             raise DataError(f"cohort {cohort.name!r} has no covariates to build a design from")
         text = default_formula(cohort.covariates) if formula is None else formula
+        if closed:
+            text = closed_text(text, cohort.covariates, f"formula over cohort {cohort.name!r}")
         if "~" in text or "|" in text:
             raise DataError(
                 f"formula {text!r} has a left-hand side or parts (rule: a right-hand side "
@@ -233,12 +254,15 @@ class Design:
         each categorical covariate, and the source's state of any stateful transform
         (``center``, ``scale``...) replaces the placeholders' own; :meth:`matrix` then
         gives the columns the source design gives, with the same checks and errors.
-        The rebuilt design has no :attr:`source_matrix`.
+        The rebuilt design has no :attr:`source_matrix`. The formula is read in the
+        closed grammar of :mod:`transport.formula` (a spec comes from another
+        environment: its text is data, never run as code).
 
         Raises
         ------
         DataError
-            ``spec`` lacks a key, or its formula does not give back its columns (an
+            ``spec`` lacks a key, its formula is outside the closed grammar or uses a name
+            that is not one of its covariates, or it does not give back its columns (an
             encoding that depends on the source's values, such as ``C()`` of a continuous
             covariate, cannot be rebuilt from levels).
         """
@@ -249,8 +273,10 @@ class Design:
                 f"design spec lacks {missing} (rule: a spec written by Design.to_dict has "
                 f"{list(keys)})"
             )
-        text = str(spec["formula"])
         used = tuple(str(v) for v in spec["covariates"])
+        # the spec came from another environment: its formula is data, read in the
+        # closed grammar and written back, never given to formulaic as it came
+        text = closed_text(spec["formula"], used, "design spec formula")
         types = {str(k): str(v) for k, v in dict(spec["types"]).items()}
         levels = {str(k): tuple(str(x) for x in v) for k, v in dict(spec["levels"]).items()}
         bad = [

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from transport.cohort import Cohort
-from transport.design import Design
+from transport.design import Design, closed_text
 from transport.exceptions import DataError
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "TargetSummary"]
@@ -175,7 +175,9 @@ class TargetSummary:
         interaction of levels), so the summary describes the columns of any source
         design with the same formula, whichever reference level the source has.
 
-        ``formula`` must not use stateful transforms (``center``, ``scale``, splines):
+        ``formula`` is read in the closed grammar of :mod:`transport.formula` (it is
+        chosen by the source, and the summary leaves the environment), and must not use
+        stateful transforms (``center``, ``scale``, splines):
         their values depend on the data they are fitted on, so the target's summary and
         the source's design would not describe the same columns. ``km_times`` adds the
         cohort's Kaplan–Meier curve at those times (in increasing order, each once), with
@@ -183,7 +185,8 @@ class TargetSummary:
         (:func:`transport.disclosure.release`) checks; it keeps only times on its
         policy's grid, so take them from :meth:`transport.disclosure.Policy.grid`.
         """
-        design = Design(cohort, formula, source=False, every_level=True)
+        # the formula is chosen by the source and the summary leaves: the closed grammar
+        design = Design(cohort, formula, source=False, every_level=True, closed=True)
         check_summary_design(design)
         X = design.source_matrix
         frame = cohort.covariate_frame
@@ -266,11 +269,12 @@ class TargetSummary:
             )
         cov = data["covariates"]
         _validate(data)
+        formula = closed_text(data["formula"], list(cov), "TargetSummary formula")
         return cls(
             name=data["name"],
             n=data["n"],
             time_unit=data["time_unit"],
-            formula=data["formula"],
+            formula=formula,
             columns=data["columns"],
             mean=[np.nan if x is None else x for x in data["mean"]],
             sd=[np.nan if x is None else x for x in data["sd"]],

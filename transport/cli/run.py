@@ -31,6 +31,7 @@ from transport.cli.plan import (
     policy_from_plan,
     resolve_path,
 )
+from transport.design import closed_text
 from transport.manifest import MANIFEST, RUN_SCHEMA, json_safe
 
 __all__ = ["RUN_MANIFEST", "check_output", "finite", "run_plan", "say", "staged_output"]
@@ -127,6 +128,9 @@ def run_plan(
     source = cohorts[a["source"]]
     targets = {n: cohorts[n] for n in a["targets"]}
     kw = {k: a[k] for k in ANALYSIS_KEYS - {"source", "targets", "methods", "margin"} if k in a}
+    for key in ("formula", "outcome_formula"):  # a plan is text from elsewhere: data, not code
+        if kw.get(key) is not None:
+            kw[key] = closed_text(kw[key], source.covariates, f"plan [analysis] {key}")
     margin = a.get("margin")
     results: dict[str, Any] = {}
     started = time.perf_counter()

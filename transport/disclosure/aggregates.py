@@ -55,6 +55,7 @@ def release_summary(obj: TargetSummary, policy: Policy, record: Release) -> None
 def _check_summary(obj: TargetSummary, policy: Policy, record: Release) -> None:
     record.check_names(list(obj.types), f"target summary {obj.name!r}")
     record.check_names(list(obj.columns), f"target summary {obj.name!r}")
+    record.check_formula(obj.formula, list(obj.types), f"target summary {obj.name!r}")
     if obj.counts is None:
         raise DisclosureError(
             f"target summary {obj.name!r} carries no per-column counts (it was released "

@@ -39,6 +39,7 @@ def release_model(obj: ShippedModel, policy: Policy, record: Release) -> None:
     where = f"shipped model of {obj.source!r}"
     record.check_names(list(obj.design.covariates), where)
     record.check_names(list(obj.design.columns), where)
+    record.check_formula(obj.design.formula, obj.design.covariates, where)
     refuse_forbidden_levels(obj.design.levels, policy, f"the {where}")
     check_model(obj, policy, where)
     data = obj.to_dict()

@@ -12,6 +12,8 @@ import polars as pl
 
 from transport import manifest as manifests
 from transport._version import __version__
+from transport.design import closed_text
+from transport.exceptions import DataError, DisclosureError
 from transport.manifest import json_safe
 from transport.policy import Policy, refuse_forbidden
 
@@ -38,6 +40,17 @@ class Release:
     def check_names(self, names: Sequence[str], where: str) -> None:
         """Refuse a column with a forbidden role (:func:`~transport.policy.refuse_forbidden`)."""
         refuse_forbidden(names, self.policy, where)
+
+    def check_formula(self, text: str, covariates: Sequence[str], where: str) -> None:
+        """Refuse a formula outside the closed grammar of :mod:`transport.formula` (rule
+        ``formula_closed``): whoever reads the release reads its formula as data."""
+        try:
+            closed_text(text, covariates, f"formula of the {where}")
+        except DataError as exc:
+            raise DisclosureError(
+                f"{exc} (rule formula_closed: a released formula is read in the closed "
+                "grammar where it arrives)"
+            ) from None
 
     def add_json(self, filename: str, data: Any) -> None:
         text = json.dumps(json_safe(data), indent=2, allow_nan=False, sort_keys=False)

@@ -14,7 +14,7 @@ import polars as pl
 from formulaic.errors import FactorEvaluationError
 
 from transport.cohort import Cohort
-from transport.design import Design
+from transport.design import Design, closed_text
 from transport.exceptions import DataError
 from transport.inference import Seed, resample_counts, run_bootstrap
 from transport.policy import Policy
@@ -239,6 +239,8 @@ def fit_fields(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The fields of a :class:`~transport.ShippedModel` fitted on ``source`` (its
     constructor's keywords) and the source's design matrix (for the bootstrap refits)."""
+    if formula is not None:  # the model's design travels: its formula must be data there
+        formula = closed_text(formula, source.covariates, "formula of a shipped model")
     time, event = source.time_values, source.event_values
     step = policy.grid_step_in(source.time_unit)
     grid = policy.grid(float(time.max()), source.time_unit)

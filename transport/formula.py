@@ -1,0 +1,391 @@
+"""Formulas that cross an environment boundary, read as data in a closed grammar.
+
+A formula written in one environment and used in another (a shipped model's design, a
+summary's formula chosen by the source, an analysis plan, a command-line flag) must
+never run as code where it arrives: formulaic evaluates a formula's terms as Python, so
+``I(__import__('os').system(...))`` would run inside a trusted research environment.
+:func:`closed_formula` reads such text as data: it tokenises it, parses it in the
+grammar below, refuses anything else with a :class:`~transport.DataError` naming the
+token, and writes the formula back from its parse. Only that text, made of covariate
+names, numbers, the operators and the named transforms, ever reaches formulaic.
+
+The grammar (a right-hand side)::
+
+    formula   := term ('+' term)*
+    term      := factor ((':' | '*') factor)*
+    factor    := '(' formula ')' | name | transform
+    transform := 'C' '(' name [',' contrast] ')'
+               | 'I' '(' expr ')'
+               | ('center' | 'scale' | 'standardize') '(' expr ')'
+               | 'poly' '(' expr [',' int] [',' 'degree' '=' int] [',' 'raw' '=' bool] ')'
+               | ('bs' | 'cr' | 'cs') '(' expr (',' key '=' number | numbers)* ')'
+               | math '(' expr ')'
+    contrast  := ('Treatment' | 'contr.treatment') '(' ['reference' '='] level ')'
+               | 'Treatment' | 'contr.treatment' | 'Sum' | 'contr.sum'
+    expr      := arithmetic on names and numbers: + - * / **, unary -, parentheses,
+                 one comparison (< <= > >=), math functions
+    math      := log | log2 | log10 | exp | np.log | np.log2 | np.log10 | np.log1p
+               | np.exp | np.sqrt | np.abs
+
+with ``name`` a Python identifier or a backquoted column name (no backquote, quote,
+backslash or line break inside), never a dunder, keyword or transform name; ``level`` a
+quoted string or a number; spline keys ``df``, ``degree``, ``knots`` (a list of numbers),
+``lower_bound``, ``upper_bound``. The Python API keeps full formulaic for a user's own
+analysis in their own environment (:class:`~transport.Design` with ``closed=False``).
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+
+from transport.exceptions import DataError
+
+__all__ = ["MAX_LENGTH", "ClosedFormula", "closed_formula"]
+
+#: Longest formula text read from another environment, and deepest nesting.
+MAX_LENGTH = 4000
+_MAX_DEPTH = 32
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<string>'[^'"`\\\n]*'|"[^'"`\\\n]*")
+  | (?P<quoted>`[^`'"\\\n]+`)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)
+  | (?P<op>\*\*|<=|>=|[-+*/:(),=<>\[\]])
+    """,
+    re.VERBOSE,
+)
+
+_MATH = frozenset(
+    {"log", "log2", "log10", "exp"}
+    | {f"np.{f}" for f in ("log", "log2", "log10", "log1p", "exp", "sqrt", "abs")}
+)
+_CENTRING = frozenset({"center", "scale", "standardize"})
+_SPLINES = frozenset({"bs", "cr", "cs"})
+_SPLINE_KEYS = frozenset({"df", "degree", "knots", "lower_bound", "upper_bound"})
+_TREATMENT = frozenset({"Treatment", "contr.treatment"})
+_SUM = frozenset({"Sum", "contr.sum"})
+_RESERVED = frozenset(
+    {"C", "I", "np", "contr", "poly", "True", "False", "None"}
+    | _MATH
+    | _CENTRING
+    | _SPLINES
+    | _TREATMENT
+    | _SUM
+)
+
+_NAMED = "C, I, center, scale, standardize, poly, bs, cr, cs, " + ", ".join(sorted(_MATH))
+
+
+@dataclass(frozen=True)
+class ClosedFormula:
+    """A formula read in the closed grammar: its text as written back from the parse
+    (what formulaic is given) and the column names it uses."""
+
+    text: str
+    variables: tuple[str, ...]
+
+
+def closed_formula(text: object, where: str = "formula") -> ClosedFormula:
+    """Read ``text`` in the closed grammar of this module (never evaluating it).
+
+    Raises
+    ------
+    DataError
+        ``text`` is not a string, is too long or too deeply nested, or has a token or a
+        construct outside the grammar (named, with its position).
+
+    Examples
+    --------
+    >>> closed_formula("center(age) + C(ecog, Treatment('1')) + age:sex").text
+    "center(age) + C(ecog, Treatment('1')) + age:sex"
+    >>> closed_formula("I(__import__('os').system('id'))")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    transport.exceptions.DataError: formula "I(__import__('os').system('id'))": '__import__' ...
+    """
+    if not isinstance(text, str):
+        raise DataError(f"{where} must be a string; got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise DataError(
+            f"{where} has {len(text)} characters, more than {MAX_LENGTH} (rule: a formula "
+            "from another environment is a short right-hand side)"
+        )
+    parser = _Parser(text, where)
+    out = parser.formula()
+    if parser.peek() is not None:
+        parser.fail(parser.peek(), "is not expected here (rule: terms joined by +, : or *)")
+    if not parser.variables:
+        raise DataError(f"{where} {text!r} names no covariate (rule: a right-hand side)")
+    return ClosedFormula(out, tuple(dict.fromkeys(parser.variables)))
+
+
+class _Parser:
+    """Recursive descent over the tokens, writing the formula back as it goes."""
+
+    def __init__(self, text: str, where: str) -> None:
+        self.text, self.where = text, where
+        self.tokens: list[tuple[str, str, int]] = []
+        pos = 0
+        while pos < len(text):
+            m = _TOKEN.match(text, pos)
+            if m is None:  # refused when the parser reaches it, after what precedes it
+                self.tokens.append(("bad", text[pos], pos))
+                break
+            kind = m.lastgroup
+            assert kind is not None
+            if kind != "ws":
+                self.tokens.append((kind, m.group(), pos))
+            pos = m.end()
+        self.i = 0
+        self.depth = 0
+        self.variables: list[str] = []
+
+    # -- tokens -----------------------------------------------------------------------------
+    def peek(self) -> tuple[str, str, int] | None:
+        token = self.tokens[self.i] if self.i < len(self.tokens) else None
+        if token is not None and token[0] == "bad":
+            raise DataError(
+                f"{self.where} {self.text!r}: character {token[1]!r} at position {token[2]} is "
+                "outside the closed grammar of formulas from another environment (rule: "
+                "names, numbers, + : * ( ) and the named transforms, never run as code)"
+            )
+        return token
+
+    def fail(self, token: tuple[str, str, int] | None, why: str) -> None:
+        what = "the end" if token is None else f"{token[1]!r} at position {token[2]}"
+        raise DataError(
+            f"{self.where} {self.text!r}: {what} {why}; formulas from another environment are "
+            "read in a closed grammar, never run as code (see transport.formula)"
+        )
+
+    def take(self, value: str | None = None, kind: str | None = None) -> str:
+        token = self.peek()
+        if token is None or (value is not None and token[1] != value):
+            self.fail(token, f"where {value!r} was expected")
+        assert token is not None
+        if kind is not None and token[0] != kind:
+            self.fail(token, f"where a {kind} was expected")
+        self.i += 1
+        return token[1]
+
+    def at(self, *values: str) -> bool:
+        token = self.peek()
+        return token is not None and token[1] in values and token[0] == "op"
+
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            self.fail(self.peek(), f"is nested more than {_MAX_DEPTH} deep")
+
+    # -- formula level ----------------------------------------------------------------------
+    def formula(self) -> str:
+        parts = [self.term()]
+        while self.at("+"):
+            self.take("+")
+            parts.append(self.term())
+        return " + ".join(parts)
+
+    def term(self) -> str:
+        out = self.factor()
+        while self.at(":", "*"):
+            op = self.take()
+            out += ":" if op == ":" else " * "
+            out += self.factor()
+        return out
+
+    def factor(self) -> str:
+        token = self.peek()
+        if self.at("("):
+            self.take("(")
+            self.nest()
+            inner = self.formula()
+            self.depth -= 1
+            self.take(")")
+            return f"({inner})"
+        if token is not None and token[0] == "name" and self._is_call():
+            return self.transform()
+        return self.variable()
+
+    def _is_call(self) -> bool:
+        nxt = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
+        return nxt is not None and nxt[1] == "("
+
+    def variable(self) -> str:
+        token = self.peek()
+        if token is None or token[0] not in ("name", "quoted"):
+            self.fail(token, "where a covariate name was expected")
+        assert token is not None
+        name = token[1][1:-1] if token[0] == "quoted" else token[1]
+        if (token[0] == "name" and "." in name) or (
+            name.isidentifier()
+            and (name.startswith("__") or keyword.iskeyword(name) or name in _RESERVED)
+        ):
+            self.fail(token, "is not a covariate name (rule: no dunder, keyword or transform)")
+        if token[0] == "quoted" and (name.strip() != name or not name.isprintable()):
+            self.fail(token, "is not a covariate name (rule: printable, no outer spaces)")
+        self.i += 1
+        self.variables.append(name)
+        return token[1]
+
+    def transform(self) -> str:
+        token = self.peek()
+        assert token is not None
+        fn = token[1]
+        self.i += 1
+        self.take("(")
+        self.nest()
+        if fn == "C":
+            body = self.variable() + (self.contrast() if self.at(",") else "")
+        elif fn == "I" or fn in _MATH or fn in _CENTRING:
+            body = self.expr()
+        elif fn == "poly":
+            body = self.expr() + self.keywords({"degree": "int", "raw": "bool"}, ("degree",))
+        elif fn in _SPLINES:
+            kinds = {"df": "int", "degree": "int", "knots": "list"}
+            kinds |= {"lower_bound": "number", "upper_bound": "number"}
+            body = self.expr() + self.keywords(kinds, ())
+        else:
+            self.i -= 2
+            self.fail(token, f"is not a transform of the closed grammar (rule: {_NAMED})")
+        self.depth -= 1
+        self.take(")")
+        return f"{fn}({body})"
+
+    def contrast(self) -> str:
+        self.take(",")
+        token = self.peek()
+        name = self.take(kind="name")
+        if name in _SUM:
+            return f", {name}"
+        if name not in _TREATMENT:
+            self.fail(token, "is not a contrast of the closed grammar (rule: Treatment or Sum)")
+        if not self.at("("):
+            return f", {name}"
+        self.take("(")
+        key = ""
+        if self.peek() is not None and self.peek()[1] == "reference":  # type: ignore[index]
+            self.take("reference")
+            self.take("=")
+            key = "reference="
+        level = self.peek()
+        if level is None or level[0] not in ("string", "number"):
+            self.fail(level, "where a reference level (a quoted string or number) was expected")
+        self.i += 1
+        self.take(")")
+        return f", {name}({key}{level[1]})"  # type: ignore[index]
+
+    def keywords(self, kinds: dict[str, str], positional: tuple[str, ...]) -> str:
+        """``, key=value`` arguments of a transform, values numbers (or a list of them,
+        or True/False), the first ones possibly given by position."""
+        out = ""
+        pos = 0
+        while self.at(","):
+            self.take(",")
+            token = self.peek()
+            nxt = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
+            if token is not None and token[0] == "name" and nxt is not None and nxt[1] == "=":
+                key = token[1]
+                if key not in kinds:
+                    self.fail(token, f"is not an argument of the closed grammar ({sorted(kinds)})")
+                self.i += 2
+                out += f", {key}={self.value(kinds[key])}"
+            elif pos < len(positional):
+                out += f", {self.value(kinds[positional[pos]])}"
+                pos += 1
+            else:
+                self.fail(token, "where a keyword argument (key=number) was expected")
+        return out
+
+    def value(self, kind: str) -> str:
+        token = self.peek()
+        if kind == "bool":
+            if token is None or token[1] not in ("True", "False"):
+                self.fail(token, "where True or False was expected")
+            self.i += 1
+            return token[1]  # type: ignore[index]
+        if kind == "list":
+            self.take("[")
+            items = [self.number()]
+            while self.at(","):
+                self.take(",")
+                items.append(self.number())
+            self.take("]")
+            return "[" + ", ".join(items) + "]"
+        text = self.number()
+        if kind == "int" and not re.fullmatch(r"-?\d+", text):
+            self.fail(token, "where a whole number was expected")
+        return text
+
+    def number(self) -> str:
+        sign = ""
+        if self.at("-"):
+            self.take("-")
+            sign = "-"
+        return sign + self.take(kind="number")
+
+    # -- arithmetic inside a transform ------------------------------------------------------
+    def expr(self) -> str:
+        out = self.arith()
+        if self.at("<", "<=", ">", ">="):
+            op = self.take()
+            out = f"{out} {op} {self.arith()}"
+        return out
+
+    def arith(self) -> str:
+        out = self.product()
+        while self.at("+", "-"):
+            op = self.take()
+            out = f"{out} {op} {self.product()}"
+        return out
+
+    def product(self) -> str:
+        out = self.unary()
+        while self.at("*", "/"):
+            op = self.take()
+            out = f"{out} {op} {self.unary()}"
+        return out
+
+    def unary(self) -> str:
+        if self.at("-", "+"):
+            op = self.take()
+            self.nest()
+            inner = self.unary()
+            self.depth -= 1
+            return f"{op}{inner}"
+        base = self.atom()
+        if self.at("**"):
+            self.take("**")
+            self.nest()
+            exponent = self.unary()
+            self.depth -= 1
+            return f"{base} ** {exponent}"
+        return base
+
+    def atom(self) -> str:
+        token = self.peek()
+        if token is not None and token[0] == "number":
+            self.i += 1
+            return token[1]
+        if self.at("("):
+            self.take("(")
+            self.nest()
+            inner = self.expr()
+            self.depth -= 1
+            self.take(")")
+            return f"({inner})"
+        if token is not None and token[0] == "name" and self._is_call():
+            if token[1] not in _MATH:
+                self.fail(token, f"is not a function of the closed grammar (rule: {_NAMED})")
+            self.i += 1
+            self.take("(")
+            self.nest()
+            inner = self.expr()
+            self.depth -= 1
+            self.take(")")
+            return f"{token[1]}({inner})"
+        return self.variable()
