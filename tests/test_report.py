@@ -20,6 +20,7 @@ from polars.testing import assert_frame_equal
 
 import transport as tp
 import transport.plotting
+from transport import disclosure as dc
 from transport.disclosure import Policy
 from transport.report import (
     analysis_settings,
@@ -29,6 +30,9 @@ from transport.report import (
     versions,
     write_report,
 )
+
+#: The default policy's grid step (days), to which released medians are rounded.
+STEP = 30.4375
 
 METHODS = ["naive", "iow", "entropy", "gformula", "aipw"]
 TIMES, TAU = [365.0, 730.0], 1095.0
@@ -257,7 +261,15 @@ def test_strings_from_the_data_are_escaped(cohorts: dict[str, tp.Cohort]) -> Non
     assert f'data-target="{html.escape(evil)}"' in text
 
 
-def test_tidy_tables_hold_the_results_numbers(results: dict[str, tp.TransportResults]) -> None:
+def _released_summary(r: tp.TransportResult, directory: Path) -> pl.DataFrame:
+    """What the release gate writes for ``r``: the numbers the report may show."""
+    dc.release(r, directory)
+    return pl.read_csv(directory / "transport_summary.csv", schema=r.summary().schema)
+
+
+def test_tidy_tables_hold_the_results_numbers(
+    results: dict[str, tp.TransportResults], tmp_path: Path
+) -> None:
     tables = tidy_tables(results)
     assert set(tables) == {
         "cohorts",
@@ -273,12 +285,19 @@ def test_tidy_tables_hold_the_results_numbers(results: dict[str, tp.TransportRes
     for m, res in results.items():
         for target, r in res.items():
             pick = (pl.col("method") == m) & (pl.col("target") == target)
+            # the report can leave the environment: it shows what the gate releases
             mine = summary.filter(pick).select(r.summary().columns)
-            assert_frame_equal(mine, r.summary())
+            assert_frame_equal(mine, _released_summary(r, tmp_path / f"{m}-{target}"))
+            timed = pl.col("estimand") != "median"
             dec = tables["decomposition"].filter(pick).drop("source", "target", "method")
-            assert_frame_equal(dec, r.decomposition())
+            assert_frame_equal(dec.filter(timed), r.decomposition().filter(timed))
+            medians = dec.filter(~timed)
+            assert medians["se"].null_count() == medians.height  # an SE gives the median back
+            assert all(abs(v / STEP - round(v / STEP)) < 1e-9 for v in medians["value"])
             eq = tables["equivalence"].filter(pick).drop("source", "target", "method")
-            assert_frame_equal(eq, r.equivalence(), check_column_order=False)
+            assert_frame_equal(
+                eq.filter(timed), r.equivalence().filter(timed), check_column_order=False
+            )
             dist = tables["curve_distance"].filter(pick)
             assert dist["value"].to_list() == [r.curve_distance().value]
             w = tables["weights"].filter(pick)
@@ -306,8 +325,12 @@ def test_report_shows_the_tidy_numbers(
     assert row[5].replace("−", "-").startswith(f"{r['difference']:.3f} [")
     assert r["verdict"] in row
     median = next(x for x in rows if x[:2] == ["iow", "median (days)"])
-    value = results["iow"]["JP"].summary().filter(pl.col("estimand") == "median")["transported"]
-    assert median[3].startswith(f"{value.item():,.1f} [")
+    released = tidy_tables(results)["summary"].filter(
+        (pl.col("method") == "iow") & (pl.col("target") == "JP") & (pl.col("estimand") == "median")
+    )
+    exact = results["iow"]["JP"].summary().filter(pl.col("estimand") == "median")["transported"]
+    assert released["transported"].item() != exact.item()  # the grid's, not the patient's
+    assert median[3].startswith(f"{released['transported'].item():,.1f} [")
     # verdicts only where a margin was set: none for the median
     assert median[-2] == "—"
 
@@ -374,7 +397,8 @@ def test_a_single_result_and_every_input_form(results: dict[str, tp.TransportRes
     backwards = tidy_tables(flat[::-1])["summary"].filter(pl.col("estimand") == "median")
     assert backwards["target"].to_list() == ["JP"] * 5 + ["UK"] * 5
     assert backwards["method"].to_list() == METHODS * 2
-    assert_frame_equal(tidy_tables(single)["summary"], single.summary())
+    timed = pl.col("estimand") != "median"
+    assert_frame_equal(tidy_tables(single)["summary"].filter(timed), single.summary().filter(timed))
     assert collect_results(results["naive"]) == list(results["naive"].values())
     with pytest.raises(ValueError, match="two results"):
         collect_results([single, single])

@@ -65,6 +65,9 @@ class TransportResult(ComparisonResult):
         The :class:`~transport.Weights` (``iow``, ``entropy``), else ``None``.
     bootstrap
         The :class:`~transport.inference.BootstrapDraws`, or ``None``.
+    covariates
+        The source's declared covariates, which every method may use (the release gate
+        refuses a result with an identifier, practice or physician among them).
     times, tau, window, ci_level, time_unit
         Settings.
     """
@@ -89,6 +92,7 @@ class TransportResult(ComparisonResult):
         self.method = method
         self.source = source.name
         self.target = target.name
+        self.covariates = tuple(source.covariates)
         self.time_unit = source.time_unit
         self.times = times
         self.tau = tau

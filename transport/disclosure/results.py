@@ -30,8 +30,10 @@ def release_result(obj: TransportResult, policy: Policy, record: Release) -> Non
     ns = float(obj.naive.n_risk_unweighted[0])
     nt = float(obj.observed.n_risk_unweighted[0]) if obj.observed is not None else math.inf
     refuse_small_cohorts([(obj.source, ns), (obj.target, nt)], policy)
+    # every method, the naive and model-based ones too: a covariate may be a practice
+    record.check_names(list(obj.covariates), f"result {obj.source!r}")
     if obj.weights is not None:
-        record.check_names(list(obj.weights.design.covariates), f"result {obj.source!r}")
+        record.check_names(list(obj.weights.design.columns), f"result {obj.source!r}")
     for curve in (obj.naive, obj.transported, obj.observed):
         if isinstance(curve, SurvivalCurve) and curve.delayed_entry:
             raise DisclosureError(

@@ -25,6 +25,8 @@ from transport.policy import (
     Policy,
     balance_withheld,
     forbidden_role,
+    guard_summary,
+    outward,
     released_count,
     top_share,
     weight_quantiles,
@@ -312,6 +314,84 @@ def _weights_row(r: TransportResult, policy: Policy) -> dict[str, Any]:
     return row
 
 
+def _released_summary(
+    r: TransportResult, kind: IntervalKind, policy: Policy
+) -> tuple[pl.DataFrame, set[tuple[str, Any]]]:
+    """The result's summary as the release gate releases it (:func:`guard_summary`: S(t)
+    and RMST rows the unweighted curves do not support withheld, medians on the grid,
+    their SEs withheld), and the (estimand, time) rows it withheld. The report and its
+    tidy tables can leave the environment: they show what the gate would release."""
+    table = r.summary(kind)
+    cols = table.to_dict(as_series=False)
+    before = list(cols["transported"])
+    curves = [r.naive] + ([r.observed] if r.observed is not None else [])
+    guard_summary(cols, curves, policy, lambda *_: None, policy.grid_step_in(r.time_unit))
+    gone = {
+        (e, t)
+        for e, t, b, a in zip(
+            cols["estimand"], cols["time"], before, cols["transported"], strict=True
+        )
+        if b is not None and a is None
+    }
+    return pl.DataFrame(cols, schema=table.schema), gone
+
+
+def _guard_rows(
+    frame: pl.DataFrame,
+    gone: set[tuple[str, Any]],
+    step: float,
+    values: Sequence[str],
+    limits: Sequence[tuple[str, bool]],
+    hidden: Sequence[str],
+) -> pl.DataFrame:
+    """``frame`` (rows keyed by ``estimand`` and ``time``) under the summary's rules: the
+    rows the summary withheld withheld, median rows' ``values`` rounded to the grid step,
+    their ``limits`` outwards (``True``: up), and their ``hidden`` columns (SEs, p-values
+    that would give the exact difference back) withheld."""
+    rows = frame.to_dicts()
+    for row in rows:
+        if (row["estimand"], row["time"]) in gone:
+            for c in (*values, *(c for c, _ in limits), *hidden):
+                row[c] = None
+        elif row["estimand"] == "median":
+            for c in values:
+                v = row[c]
+                row[c] = v if v is None or not math.isfinite(v) else step * round(v / step)
+            for c, up in limits:
+                row[c] = outward(row[c], step, up)
+            for c in hidden:
+                row[c] = None
+    return pl.DataFrame(rows, schema=frame.schema)
+
+
+def _released_parts(
+    r: TransportResult, kind: IntervalKind, policy: Policy
+) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame]:
+    """The result's summary, equivalence (``None`` without a margin) and decomposition
+    tables as the gate would release them."""
+    summary, gone = _released_summary(r, kind, policy)
+    step = policy.grid_step_in(r.time_unit)
+    equivalence = None
+    if "verdict" in summary.columns:
+        equivalence = _guard_rows(
+            r.equivalence(interval_kind=kind),
+            gone,
+            step,
+            ["difference"],
+            [("lower", False), ("upper", True)],
+            ["equivalence_p"],
+        )
+    decomposition = _guard_rows(
+        r.decomposition(kind),
+        gone,
+        step,
+        ["value"],
+        [("ci_lower", False), ("ci_upper", True)],
+        ["se"],
+    )
+    return summary, equivalence, decomposition
+
+
 def _distance(r: TransportResult, kind: IntervalKind) -> dict[str, Any]:
     assert r.window is not None
     d = r.curve_distance(kind)
@@ -345,12 +425,15 @@ def tidy_tables(
         unknown, with a ``note``).
     ``summary``
         Every result's :meth:`~transport.TransportResult.summary`, stacked (with the
-        equivalence columns when a margin was given).
+        equivalence columns when a margin was given), as the release gate releases it
+        (:func:`~transport.policy.guard_summary`): S(t) and RMST rows the patients do
+        not support withheld, medians rounded outwards to the grid, their SEs withheld.
     ``equivalence``
         :meth:`~transport.TransportResult.equivalence` of the results given a margin,
-        with ``source``, ``target`` and ``method`` (no rows when none was).
+        with ``source``, ``target`` and ``method`` (no rows when none was), under the
+        same rules (a median's difference to the grid step, its p-value withheld).
     ``decomposition``
-        :meth:`~transport.TransportResult.decomposition`, stacked.
+        :meth:`~transport.TransportResult.decomposition`, stacked, under the same rules.
     ``curve_distance``
         Mean absolute distance between transported and observed curves over the window,
         per result with an observed curve.
@@ -369,18 +452,18 @@ def tidy_tables(
     """
     flat = collect_results(results)
     pol = resolve_policy(policy)
-    summaries = [r.summary(interval_kind) for r in flat]
-    margins = [r for r, s in zip(flat, summaries, strict=True) if "verdict" in s.columns]
+    parts = [_released_parts(r, interval_kind, pol) for r in flat]
     weighted = [r for r in flat if r.weights is not None]
     return {
         "cohorts": _cohorts(flat, pol),
-        "summary": pl.concat(summaries, how="diagonal_relaxed"),
+        "summary": pl.concat([s for s, _, _ in parts], how="diagonal_relaxed"),
         "equivalence": _stack(
-            [_keyed(r, r.equivalence(interval_kind=interval_kind)) for r in margins],
+            [_keyed(r, e) for r, (_, e, _) in zip(flat, parts, strict=True) if e is not None],
             "equivalence",
         ),
         "decomposition": pl.concat(
-            [_keyed(r, r.decomposition(interval_kind)) for r in flat], how="diagonal_relaxed"
+            [_keyed(r, d) for r, (_, _, d) in zip(flat, parts, strict=True)],
+            how="diagonal_relaxed",
         ),
         "curve_distance": pl.DataFrame(
             [_distance(r, interval_kind) for r in flat if r.observed is not None and r.window],
