@@ -78,3 +78,32 @@ def test_the_report_gives_no_patient_s_event_time_as_a_median(
     text = page.read_text()
     for v in (exact["observed"], exact["transported"], exact["naive"]):
         assert f"{v:,.1f}" not in text
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "method"), [("US", "JP", "iow"), ("UK", "DE", "aipw")]
+)
+def test_the_report_s_figures_draw_no_exact_event_time(
+    source: str, target: str, method: str
+) -> None:
+    """The attacker reads the figure's line coordinates (a vector image or a careful
+    digitisation gives them): every step is on the release grid, fixed in advance, so
+    the steps tell no exit time."""
+    import matplotlib.pyplot as plt
+
+    from transport.plotting import plot_transport_methods
+    from transport.report.released import released_views
+
+    src, tgt = tp.datasets.load_synthetic(source), tp.datasets.load_synthetic(target)
+    res = tp.transport(src, tgt, method=method, times=[365.25])
+    policy = dc.Policy()
+    (view,), refused = released_views([res], "percentile", policy)
+    assert not refused
+    fig, ax = plt.subplots()
+    plot_transport_methods([view], ax)
+    xs = np.concatenate([np.asarray(line.get_xdata(), float) for line in ax.get_lines()])
+    plt.close(fig)
+    step = policy.grid_step_in(res.time_unit)
+    assert xs.size > 10 and np.allclose(xs / step, np.round(xs / step), atol=1e-9)
+    counts = view.naive.n_risk
+    assert np.all(counts % policy.round_to == 0)

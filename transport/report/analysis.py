@@ -13,6 +13,7 @@ from typing import Any
 from transport.inference import IntervalKind
 from transport.policy import Policy
 from transport.report.html import Html, escape, json_safe, page, section, setting, table
+from transport.report.released import released_views
 from transport.report.sections import (
     cohorts_section,
     curves_section,
@@ -61,11 +62,12 @@ def render_report(
     for i, group in enumerate(groups, start=1):
         sid = f"target-{i}"
         src, tgt = group[0].source, group[0].target
+        views = released_views(group, interval_kind, pol)  # the figures show the gate's
         inner = [
-            curves_section(group, sid, pol, figures),
+            curves_section(group, views, sid, pol, figures),
             weights_section(group, tables, sid, pol, figures),
             transportability_section(group, tables, sid),
-            decomposition_section(group, tables, sid, figures),
+            decomposition_section(group, views, tables, sid, figures),
         ]
         methods = ", ".join(r.method for r in group)
         parts.append(

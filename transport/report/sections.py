@@ -28,6 +28,7 @@ from transport.report.html import (
     section,
     table,
 )
+from transport.report.released import Released, nice_ticks
 from transport.result import TransportResult
 from transport.survival.model_curve import ModelCurve
 
@@ -166,16 +167,27 @@ def overview_section(summary: pl.DataFrame, unit: str, figures: bool) -> Html:
     return section("overview", "Overview: transported − observed", [fig])
 
 
-def curves_section(group: list[TransportResult], sid: str, policy: Policy, figures: bool) -> Html:
-    """``<sid>-curves``: the group's naive, observed and transported curves, numbers at
-    risk rounded by ``policy``, and the notes of model-based curves."""
+def curves_section(
+    group: list[TransportResult],
+    views: Released,
+    sid: str,
+    policy: Policy,
+    figures: bool,
+) -> Html:
+    """``<sid>-curves``: the group's naive, observed and transported curves as the gate
+    releases them (on the grid, numbers at risk rounded by ``policy``), and the notes of
+    model-based curves."""
     from transport.plotting import plot_transport_methods
+
+    shown, refused = views
 
     def label(n: float) -> str:
         return f"<{policy.min_cell}" if 0 < n < policy.min_cell else f"{policy.round_count(n):,}"
 
     def draw(fig: Figure) -> None:
-        plot_transport_methods(group, fig.add_subplot(), count_label=label)
+        last = float(shown[0].naive.time[-1])
+        ticks = [t for t in nice_ticks(last) if t <= last]
+        plot_transport_methods(shown, fig.add_subplot(), risk_times=ticks, count_label=label)
 
     body = [
         figure(
@@ -183,12 +195,15 @@ def curves_section(group: list[TransportResult], sid: str, policy: Policy, figur
             (8.0, 5.5),
             f"survival curves, {group[0].source} to {group[0].target}",
             "The source's naive curve and the target's observed curve (Kaplan–Meier, with "
-            "pointwise bands), and each method's transported curve. Numbers at risk are "
-            f"rounded to {policy.round_to}.",
+            "pointwise bands), and each method's transported curve, as the release gate "
+            f"releases them: on the grid of {policy.km_grid_step:g} {policy.time_unit}, "
+            f"numbers at risk rounded to {policy.round_to}.",
         )
-        if figures
+        if figures and shown
         else Html("<p>Figures were not drawn.</p>")
     ]
+    if refused:
+        body.append(note("Not drawn, refused by the release gate: " + "; ".join(refused)))
     notes = [
         f"{r.method}: {r.transported.note}"
         for r in group
@@ -281,7 +296,11 @@ def transportability_section(
 
 
 def decomposition_section(
-    group: list[TransportResult], tables: dict[str, pl.DataFrame], sid: str, figures: bool
+    group: list[TransportResult],
+    views: Released,
+    tables: dict[str, pl.DataFrame],
+    sid: str,
+    figures: bool,
 ) -> Html:
     """``<sid>-decomposition``: the raw gap split into patient mix and residual per
     method and estimand, as a table and (with ``figures``) a figure."""
@@ -326,12 +345,13 @@ def decomposition_section(
             "patient mix explains and the residual, which the measured covariates do not."
         ),
     ]
-    if figures:
-        keys = list(shown[0].estimands)
+    drawn = [v for v in views[0] if v.method != "naive"] or views[0]
+    if figures and drawn:
+        keys = list(drawn[0].estimands)
 
         def draw(fig: Figure) -> None:
             for ax, (e, t) in zip(panels(fig, len(keys), 2), keys, strict=True):
-                plot_decomposition_methods(shown, estimand=e, time=t, ax=ax)
+                plot_decomposition_methods(drawn, estimand=e, time=t, ax=ax)
                 ax.set_title(_estimand(e, t, unit), fontsize=10)
 
         nrow, ncol = grid(len(keys), 2)

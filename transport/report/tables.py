@@ -25,13 +25,12 @@ from transport.policy import (
     Policy,
     balance_withheld,
     forbidden_role,
-    guard_summary,
-    outward,
     released_count,
     top_share,
     weight_quantiles,
 )
 from transport.report.html import json_safe
+from transport.report.released import released_parts
 from transport.result import TransportResult, TransportResults
 
 if TYPE_CHECKING:
@@ -314,84 +313,6 @@ def _weights_row(r: TransportResult, policy: Policy) -> dict[str, Any]:
     return row
 
 
-def _released_summary(
-    r: TransportResult, kind: IntervalKind, policy: Policy
-) -> tuple[pl.DataFrame, set[tuple[str, Any]]]:
-    """The result's summary as the release gate releases it (:func:`guard_summary`: S(t)
-    and RMST rows the unweighted curves do not support withheld, medians on the grid,
-    their SEs withheld), and the (estimand, time) rows it withheld. The report and its
-    tidy tables can leave the environment: they show what the gate would release."""
-    table = r.summary(kind)
-    cols = table.to_dict(as_series=False)
-    before = list(cols["transported"])
-    curves = [r.naive] + ([r.observed] if r.observed is not None else [])
-    guard_summary(cols, curves, policy, lambda *_: None, policy.grid_step_in(r.time_unit))
-    gone = {
-        (e, t)
-        for e, t, b, a in zip(
-            cols["estimand"], cols["time"], before, cols["transported"], strict=True
-        )
-        if b is not None and a is None
-    }
-    return pl.DataFrame(cols, schema=table.schema), gone
-
-
-def _guard_rows(
-    frame: pl.DataFrame,
-    gone: set[tuple[str, Any]],
-    step: float,
-    values: Sequence[str],
-    limits: Sequence[tuple[str, bool]],
-    hidden: Sequence[str],
-) -> pl.DataFrame:
-    """``frame`` (rows keyed by ``estimand`` and ``time``) under the summary's rules: the
-    rows the summary withheld withheld, median rows' ``values`` rounded to the grid step,
-    their ``limits`` outwards (``True``: up), and their ``hidden`` columns (SEs, p-values
-    that would give the exact difference back) withheld."""
-    rows = frame.to_dicts()
-    for row in rows:
-        if (row["estimand"], row["time"]) in gone:
-            for c in (*values, *(c for c, _ in limits), *hidden):
-                row[c] = None
-        elif row["estimand"] == "median":
-            for c in values:
-                v = row[c]
-                row[c] = v if v is None or not math.isfinite(v) else step * round(v / step)
-            for c, up in limits:
-                row[c] = outward(row[c], step, up)
-            for c in hidden:
-                row[c] = None
-    return pl.DataFrame(rows, schema=frame.schema)
-
-
-def _released_parts(
-    r: TransportResult, kind: IntervalKind, policy: Policy
-) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame]:
-    """The result's summary, equivalence (``None`` without a margin) and decomposition
-    tables as the gate would release them."""
-    summary, gone = _released_summary(r, kind, policy)
-    step = policy.grid_step_in(r.time_unit)
-    equivalence = None
-    if "verdict" in summary.columns:
-        equivalence = _guard_rows(
-            r.equivalence(interval_kind=kind),
-            gone,
-            step,
-            ["difference"],
-            [("lower", False), ("upper", True)],
-            ["equivalence_p"],
-        )
-    decomposition = _guard_rows(
-        r.decomposition(kind),
-        gone,
-        step,
-        ["value"],
-        [("ci_lower", False), ("ci_upper", True)],
-        ["se"],
-    )
-    return summary, equivalence, decomposition
-
-
 def _distance(r: TransportResult, kind: IntervalKind) -> dict[str, Any]:
     assert r.window is not None
     d = r.curve_distance(kind)
@@ -452,7 +373,7 @@ def tidy_tables(
     """
     flat = collect_results(results)
     pol = resolve_policy(policy)
-    parts = [_released_parts(r, interval_kind, pol) for r in flat]
+    parts = [released_parts(r, interval_kind, pol) for r in flat]
     weighted = [r for r in flat if r.weights is not None]
     return {
         "cohorts": _cohorts(flat, pol),

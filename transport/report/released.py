@@ -1,0 +1,202 @@
+"""What the report shows is what the release gate releases: the report can leave the
+environment of the rows, so its tables and figures are built from the gate's output.
+
+:func:`released_parts` gives a result's summary, equivalence and decomposition tables
+under the gate's summary rules (:func:`~transport.policy.guard_summary`);
+:func:`released_views` gives, for the figures, each result as the gate releases it
+(:class:`ReleasedResult`: its curves on the released grid, from the gate's own
+``transport_curves.csv``, never the exact event times).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from transport.disclosure.record import Release
+from transport.disclosure.results import release_result
+from transport.exceptions import DisclosureError
+from transport.inference import IntervalKind
+from transport.policy import Policy, guard_summary, outward
+from transport.result import TransportResult
+
+__all__ = [
+    "Released",
+    "ReleasedCurve",
+    "ReleasedResult",
+    "nice_ticks",
+    "released_parts",
+    "released_summary",
+    "released_views",
+]
+
+
+def released_summary(
+    r: TransportResult, kind: IntervalKind, policy: Policy
+) -> tuple[pl.DataFrame, set[tuple[str, Any]]]:
+    """The result's summary as the release gate releases it (:func:`guard_summary`: S(t)
+    and RMST rows the unweighted curves do not support withheld, medians on the grid,
+    their SEs withheld), and the (estimand, time) rows it withheld. The report and its
+    tidy tables can leave the environment: they show what the gate would release."""
+    table = r.summary(kind)
+    cols = table.to_dict(as_series=False)
+    before = list(cols["transported"])
+    curves = [r.naive] + ([r.observed] if r.observed is not None else [])
+    guard_summary(cols, curves, policy, lambda *_: None, policy.grid_step_in(r.time_unit))
+    gone = {
+        (e, t)
+        for e, t, b, a in zip(
+            cols["estimand"], cols["time"], before, cols["transported"], strict=True
+        )
+        if b is not None and a is None
+    }
+    return pl.DataFrame(cols, schema=table.schema), gone
+
+
+def _guard_rows(
+    frame: pl.DataFrame,
+    gone: set[tuple[str, Any]],
+    step: float,
+    values: Sequence[str],
+    limits: Sequence[tuple[str, bool]],
+    hidden: Sequence[str],
+) -> pl.DataFrame:
+    """``frame`` (rows keyed by ``estimand`` and ``time``) under the summary's rules: the
+    rows the summary withheld withheld, median rows' ``values`` rounded to the grid step,
+    their ``limits`` outwards (``True``: up), and their ``hidden`` columns (SEs, p-values
+    that would give the exact difference back) withheld."""
+    rows = frame.to_dicts()
+    for row in rows:
+        if (row["estimand"], row["time"]) in gone:
+            for c in (*values, *(c for c, _ in limits), *hidden):
+                row[c] = None
+        elif row["estimand"] == "median":
+            for c in values:
+                v = row[c]
+                row[c] = v if v is None or not math.isfinite(v) else step * round(v / step)
+            for c, up in limits:
+                row[c] = outward(row[c], step, up)
+            for c in hidden:
+                row[c] = None
+    return pl.DataFrame(rows, schema=frame.schema)
+
+
+def released_parts(
+    r: TransportResult, kind: IntervalKind, policy: Policy
+) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame]:
+    """The result's summary, equivalence (``None`` without a margin) and decomposition
+    tables as the gate would release them."""
+    summary, gone = released_summary(r, kind, policy)
+    step = policy.grid_step_in(r.time_unit)
+    equivalence = None
+    if "verdict" in summary.columns:
+        equivalence = _guard_rows(
+            r.equivalence(interval_kind=kind),
+            gone,
+            step,
+            ["difference"],
+            [("lower", False), ("upper", True)],
+            ["equivalence_p"],
+        )
+    decomposition = _guard_rows(
+        r.decomposition(kind),
+        gone,
+        step,
+        ["value"],
+        [("ci_lower", False), ("ci_upper", True)],
+        ["se"],
+    )
+    return summary, equivalence, decomposition
+
+
+class ReleasedCurve:
+    """One curve of a released ``transport_curves.csv`` (a step curve on the kept grid
+    times, its band, and the released rounded numbers at risk), drawn like a
+    Kaplan–Meier curve."""
+
+    def __init__(self, rows: pl.DataFrame, name: str, time_unit: str) -> None:
+        self.time = rows["time"].to_numpy().astype(float)
+        self.survival = rows["survival"].to_numpy().astype(float)
+        self.ci_lower = rows["ci_lower"].fill_null(np.nan).to_numpy().astype(float)
+        self.ci_upper = rows["ci_upper"].fill_null(np.nan).to_numpy().astype(float)
+        self.n_risk = rows["n_risk"].fill_null(0).to_numpy().astype(float)
+        self.name = name
+        self.time_unit = time_unit
+        self.weighted = False
+
+    def risk_table(self, times: np.ndarray) -> pl.DataFrame:
+        """The released number at risk just after each of ``times`` (at 0 the first
+        step's), for times within the released grid."""
+        idx = np.minimum(
+            np.searchsorted(self.time, np.asarray(times, float), side="right"), self.time.size - 1
+        )
+        n = self.n_risk[idx]
+        return pl.DataFrame({"n_risk": n, "n_risk_unweighted": n})
+
+
+class ReleasedResult:
+    """A :class:`~transport.TransportResult` as the gate releases it, for the figures:
+    the same names, its curves from the gate's ``transport_curves.csv``, its summary and
+    decomposition from :func:`released_parts`."""
+
+    def __init__(
+        self, r: TransportResult, curves: pl.DataFrame, kind: IntervalKind, policy: Policy
+    ) -> None:
+        self.method, self.source, self.target = r.method, r.source, r.target
+        self.time_unit = r.time_unit
+        self.estimands = r.estimands
+        self._summary, _, self._decomposition = released_parts(r, kind, policy)
+
+        def curve(label: str, name: str) -> ReleasedCurve | None:
+            rows = curves.filter(pl.col("curve") == label)
+            return ReleasedCurve(rows, name, r.time_unit) if rows.height else None
+
+        naive = curve("naive", f"{r.source} (naive)")
+        transported = curve("transported", f"{r.source} transported ({r.method})")
+        assert naive is not None and transported is not None  # the gate always writes them
+        self.naive, self.transported = naive, transported
+        self.observed = curve("observed", f"{r.target} (observed)")
+
+    def summary(self) -> pl.DataFrame:
+        return self._summary
+
+    def decomposition(self) -> pl.DataFrame:
+        return self._decomposition
+
+
+def released_views(
+    results: Sequence[TransportResult], kind: IntervalKind, policy: Policy
+) -> Released:
+    """Each of ``results`` as the gate releases it, and the gate's reasons for those it
+    refuses (a result the gate refuses is not drawn)."""
+    views, refused = [], []
+    for r in results:
+        record = Release(policy, "TransportResult", r.source)
+        try:
+            release_result(r, policy, record)
+        except DisclosureError as exc:
+            # the message may name the column it refused: the report names the rule only
+            rule = re.search(r"rule:? (\w+)", str(exc))
+            refused.append(f"{r.method} (rule {rule.group(1) if rule else 'of the gate'})")
+            continue
+        curves = pl.read_csv(io.BytesIO(record.files["transport_curves.csv"]))
+        views.append(ReleasedResult(r, curves, kind, policy))
+    return views, refused
+
+
+#: What :func:`released_views` returns: the views the gate releases, and its refusals.
+Released = tuple[list[ReleasedResult], list[str]]
+
+
+def nice_ticks(top: float, k: int = 6) -> list[float]:
+    """Round tick times from 0 to ``top`` (where the numbers at risk are shown)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ticks = MaxNLocator(nbins=k, steps=[1, 2, 2.5, 3, 5, 6, 10]).tick_values(0.0, top)
+    return [float(t) for t in ticks if 0 <= t <= top]
