@@ -184,3 +184,22 @@ def test_closed_formulas_still_give_formulaic_s_columns() -> None:
         full = tp.Design(jp, text)
         assert closed.columns == full.columns
         assert (closed.source_matrix == full.source_matrix).all()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "age + I(9 ** 9 ** 9)",  # Python integers: never ends
+        "age + I(age * (99 ** 99) ** 99)",
+        "I(age ** 1000000)",
+        "bs(age, df=10000000)",  # a design of ten million columns
+        "poly(age, degree=100000)",
+        "I(" * 40 + "age" + ")" * 40,  # deeper than the parser goes
+        "age + " * 2000 + "age",  # longer than a right-hand side
+    ],
+)
+def test_a_formula_cannot_make_the_target_compute_for_ever(text: str) -> None:
+    """Denial of service is an attack on the environment too: each would run for hours
+    or exhaust memory when formulaic evaluates it; the grammar refuses it first."""
+    with pytest.raises(DataError, match=r"rule|closed grammar"):
+        closed_formula(text, "formula from elsewhere")

@@ -23,14 +23,16 @@ The grammar (a right-hand side)::
     contrast  := ('Treatment' | 'contr.treatment') '(' ['reference' '='] level ')'
                | 'Treatment' | 'contr.treatment' | 'Sum' | 'contr.sum'
     expr      := arithmetic on names and numbers: + - * / **, unary -, parentheses,
-                 one comparison (< <= > >=), math functions
+                 one comparison (< <= > >=), math functions; a power's base holds a
+                 covariate and its exponent is a number of at most MAX_POWER
     math      := log | log2 | log10 | exp | np.log | np.log2 | np.log10 | np.log1p
                | np.exp | np.sqrt | np.abs
 
 with ``name`` a Python identifier or a backquoted column name (no backquote, quote,
 backslash or line break inside), never a dunder, keyword or transform name; ``level`` a
 quoted string or a number; spline keys ``df``, ``degree``, ``knots`` (a list of numbers),
-``lower_bound``, ``upper_bound``. The Python API keeps full formulaic for a user's own
+``lower_bound``, ``upper_bound``; whole-number arguments (``df``, ``degree``) at most
+``MAX_DEGREE``. The Python API keeps full formulaic for a user's own
 analysis in their own environment (:class:`~transport.Design` with ``closed=False``).
 """
 
@@ -42,11 +44,15 @@ from dataclasses import dataclass
 
 from transport.exceptions import DataError
 
-__all__ = ["MAX_LENGTH", "ClosedFormula", "closed_formula"]
+__all__ = ["MAX_DEGREE", "MAX_LENGTH", "MAX_POWER", "ClosedFormula", "closed_formula"]
 
 #: Longest formula text read from another environment, and deepest nesting.
 MAX_LENGTH = 4000
 _MAX_DEPTH = 32
+#: Largest exponent of a power, and largest degree or degrees of freedom of a transform
+#: (a formula from elsewhere must not make the target's environment compute for ever).
+MAX_POWER = 100
+MAX_DEGREE = 50
 
 _TOKEN = re.compile(
     r"""
@@ -319,6 +325,8 @@ class _Parser:
         text = self.number()
         if kind == "int" and not re.fullmatch(r"-?\d+", text):
             self.fail(token, "where a whole number was expected")
+        if kind == "int" and not 0 <= int(text) <= MAX_DEGREE:
+            self.fail(token, f"is outside 0 to {MAX_DEGREE} (rule: bounded degrees of freedom)")
         return text
 
     def number(self) -> str:
@@ -357,12 +365,20 @@ class _Parser:
             inner = self.unary()
             self.depth -= 1
             return f"{op}{inner}"
+        seen = len(self.variables)
         base = self.atom()
         if self.at("**"):
+            # a power of numbers alone is evaluated as Python integers (9 ** 9 ** 9 would
+            # never end): the base holds a covariate, the exponent is a bounded number
+            power = self.peek()
+            if len(self.variables) == seen:
+                why = f"names no covariate (rule: powers of covariates, up to {MAX_POWER})"
+                self.fail(power, f"follows {base!r}, which {why}")
             self.take("**")
-            self.nest()
-            exponent = self.unary()
-            self.depth -= 1
+            at = self.peek()
+            exponent = self.number()
+            if abs(float(exponent)) > MAX_POWER:
+                self.fail(at, f"is a larger exponent than {MAX_POWER} (rule: bounded powers)")
             return f"{base} ** {exponent}"
         return base
 
