@@ -189,6 +189,92 @@ def test_a_shipped_model_edited_to_carry_its_counts_is_refused(
     print(err.value)
 
 
+def release_of(kind: str, root: Path) -> tuple[Path, str]:
+    """A release of ``kind`` (US source, JP target) and the file an attacker edits."""
+    us, jp = tp.datasets.load_synthetic("US"), tp.datasets.load_synthetic("JP")
+    d = root / kind
+    if kind in ("TransportResult", "Weights"):
+        res = tp.transport(us, jp, method="iow", times=[365.25])
+        dc.release(res if kind == "TransportResult" else res.weights, d)
+        return d, "transport_curves.csv" if kind == "TransportResult" else "weights.json"
+    model = tp.ShippedModel.fit(us, "age + ecog")
+    dc.release(model, root / "model")
+    if kind == "ShippedModel":
+        return root / "model", "shipped_model.json"
+    shipped = tp.ShippedModel.from_release(root / "model")
+    dc.release(shipped.apply(jp, times=[365.25]), d)
+    return d, "shipped_curves.csv"
+
+
+def bump_a_count(path: Path) -> None:
+    """Add one patient to the first released count of the file."""
+    if path.suffix == ".csv":
+        frame = pl.read_csv(path)
+        col = next(c for c in ("n_risk", "n_event") if c in frame.columns)
+        first = frame[col].drop_nulls()[0]
+        index = frame[col].to_list().index(first)
+        frame = frame.with_columns(frame[col].scatter(index, first + 1))
+        frame.write_csv(path)
+        return
+    data = json.loads(path.read_text())
+    key = "n_source" if "n_source" in data else "n"
+    data[key] = data[key] + 1
+    path.write_text(json.dumps(data, indent=2))
+
+
+def move_an_estimate(path: Path) -> None:
+    if path.suffix == ".csv":
+        frame = pl.read_csv(path)
+        pl.DataFrame(frame.with_columns(pl.col("survival") * 0.999)).write_csv(path)
+        return
+    data = json.loads(path.read_text())
+    if "coef" in data:
+        data["coef"][0] += 1e-3
+    else:
+        data["ess"] += 0.1
+    path.write_text(json.dumps(data, indent=2))
+
+
+@pytest.mark.parametrize("kind", ["TransportResult", "Weights", "ShippedModel", "ShippedResult"])
+def test_every_kind_of_release_edited_after_the_gate_is_refused(
+    tmp_path: Path, keyed: pytest.MonkeyPatch, kind: str
+) -> None:
+    d, name = release_of(kind, tmp_path)
+    assert dc.verify(d).signature == "valid"
+    original = (d / name).read_bytes()
+    bump_a_count(d / name)  # a count off the policy's lattice: refused by content
+    rehash(d)
+    keyed.delenv(manifests.KEY_ENV)
+    with pytest.raises(tp.DisclosureError, match="release_counts") as err:
+        dc.verify(d)
+    print(f"{kind}: {err.value}")
+    (d / name).write_bytes(original)
+    move_an_estimate(d / name)  # an estimate moved, every count kept
+    rehash(d)
+    assert dc.verify(d).signature == "not checked"  # only the key tells this one
+    keyed.setenv(manifests.KEY_ENV, KEY)
+    with pytest.raises(tp.DisclosureError, match="release_signature"):
+        dc.verify(d)
+
+
+def test_a_plan_reads_a_summary_release_only_once_verified(
+    tmp_path: Path, unkeyed: pytest.MonkeyPatch
+) -> None:
+    from transport.cli.plan import load_cohort
+
+    d = tmp_path / "jp-release"
+    dc.release(tp.TargetSummary.from_cohort(tp.datasets.load_synthetic("JP")), d)
+    assert load_cohort("JP", {"summary": str(d)}).n == 800
+    path = d / "target_summary.json"
+    data = json.loads(path.read_text())
+    data["covariates"]["ecog"]["shares"][2] = 3 / 800  # three patients' level
+    path.write_text(json.dumps(data, indent=2))
+    rehash(d)
+    for spec in (str(d), str(path)):
+        with pytest.raises(tp.DisclosureError, match="release_counts"):
+            load_cohort("JP", {"summary": spec})
+
+
 # -- class 8: paths outside the directory, symbolic links, unlisted files ------------------
 @pytest.mark.parametrize("country", ["US", "DE"])
 @pytest.mark.parametrize("where", ["parent", "absolute", "dotted", "symlink", "symlink_manifest"])
