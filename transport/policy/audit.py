@@ -35,7 +35,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,9 @@ def _grid_step(docs: Mapping[str, Any], policy: Policy) -> float | None:
     return policy.grid_step_in(units.pop()) if units else None
 
 
+Refusal = Callable[[str], DisclosureError]
+
+
 def _values(x: Any) -> list[Any]:
     return [v for v in (x if isinstance(x, list) else [x]) if v is not None]
 
@@ -224,7 +227,7 @@ def _check_node(
             raise bad(f"{node['n_events']!r} events leave fewer residual df than min_residual_df")
 
 
-def _check_count(key: str, kind: str, v: Any, policy: Policy, bad: Any) -> None:
+def _check_count(key: str, kind: str, v: Any, policy: Policy, bad: Refusal) -> None:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
         raise bad(f"{key} {v!r} is not a count")
     if v != round(v) or (
@@ -236,7 +239,7 @@ def _check_count(key: str, kind: str, v: Any, policy: Policy, bad: Any) -> None:
         raise bad(f"{key} {v!r} is below min_cell {policy.min_cell}")
 
 
-def _check_steps(node: Mapping[str, Any], policy: Policy, bad: Any) -> None:
+def _check_steps(node: Mapping[str, Any], policy: Policy, bad: Refusal) -> None:
     """Each curve step none or at least ``min_km_step`` exits (as rounded: each count is
     within ``round_to / 2`` of its own); risk sets not increasing."""
     events, censor = node.get("n_event"), node.get("n_censor")
