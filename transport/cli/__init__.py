@@ -16,9 +16,14 @@
     A methods-validation study (TOML: scenarios, methods, replicates, seed, times, tau,
     bootstrap; backend, workers, checkpoint, Dask scheduler): the metrics table with
     Monte Carlo SEs, the replicates, and the HTML study report.
-``transport release curve COHORT`` / ``transport release verify DIRECTORY``
+``transport release curve COHORT`` / ``transport release verify DIRECTORY [--key-file K]``
     Release a cohort's Kaplan–Meier curve through the gate; check a release directory
-    against its manifest before it is exported.
+    against its manifest, its content against the policy it states, and (with the
+    environment's release key) its signature, before it is exported.
+
+The environment's disclosure policy (``--policy FILE``, else the file ``TRANSPORT_POLICY``
+names, else the defaults) is a floor: a plan's ``[disclosure]`` may tighten it, never
+loosen it.
 
 A cohort is a CSV or Parquet file with its roles given as options (``--time``,
 ``--event``, ``--covariates``, ...), or a bundled synthetic cohort, ``synthetic:JP``.
@@ -125,9 +130,11 @@ def _split(text: str) -> list[str]:
 
 
 def _load_policy(path: str | None) -> Any:
-    from transport.disclosure import Policy
+    """The policy file ``path``, else the environment's (``TRANSPORT_POLICY``, else the
+    defaults)."""
+    from transport.policy import environment_policy
 
-    return Policy() if path is None else Policy.from_toml(path)
+    return environment_policy(path)
 
 
 def _print_manifest(manifest: Mapping[str, Any], directory: Path) -> None:
@@ -166,7 +173,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     default = f"{Path(args.plan).stem}-output"
     out = args.out or resolve_path(plan["_base"], plan.get("output", {}).get("directory", default))
     run_plan(
-        plan, out, overwrite=args.overwrite, progress=not args.quiet, figures=not args.no_figures
+        plan,
+        out,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        figures=not args.no_figures,
+        policy=_load_policy(args.policy),
     )
     print(f"report: {Path(out) / 'report.html'}")
     return 0
@@ -218,11 +230,19 @@ def cmd_release_curve(args: argparse.Namespace) -> int:
 def cmd_release_verify(args: argparse.Namespace) -> int:
     from transport.disclosure import verify
 
-    manifest = verify(args.directory)
+    manifest = verify(args.directory, args.key_file)
     print(
         f"{args.directory}: {len(manifest['files'])} file(s) match manifest.json "
         f"({manifest['object']} {manifest['name']!r}, policy {manifest['policy']['name']!r})"
     )
+    if manifest.signature == "valid":
+        print("signature: valid (hmac-sha256 under the release key)")
+    else:
+        state = "signed" if "signature" in manifest else "unsigned"
+        print(
+            f"signature: not checked ({state}; no release key: set TRANSPORT_RELEASE_KEY or "
+            "pass --key-file)"
+        )
     return 0
 
 
@@ -236,7 +256,10 @@ def _cohort_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="cohort name (default: the file's stem)")
     p.add_argument("--time-unit", choices=["days", "weeks", "months", "years"])
     p.add_argument("--na-action", choices=["error", "drop"])
-    p.add_argument("--policy", help="disclosure policy (TOML; default: the package defaults)")
+    p.add_argument(
+        "--policy",
+        help="disclosure policy (TOML; default: TRANSPORT_POLICY, else the package defaults)",
+    )
     p.add_argument("--out", required=True, help="release directory (must be empty)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier release")
 
@@ -261,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run an analysis plan (TOML)")
     run.add_argument("plan", help="the plan file")
     run.add_argument("--out", help="output directory (default: the plan's [output])")
+    run.add_argument(
+        "--policy",
+        help="the environment's disclosure policy (TOML), the floor the plan's [disclosure] "
+        "may only tighten (default: TRANSPORT_POLICY, else the package defaults)",
+    )
     run.set_defaults(func=cmd_run)
     for p in (demo, run):
         p.add_argument("--overwrite", action="store_true", help="replace an earlier run")
@@ -294,6 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
     curve.set_defaults(func=cmd_release_curve)
     ver = rsub.add_parser("verify", help="check a release directory against its manifest")
     ver.add_argument("directory")
+    ver.add_argument(
+        "--key-file",
+        help="the release key (default: TRANSPORT_RELEASE_KEY, or the signing_key_file of "
+        "the policy TRANSPORT_POLICY names); without one the signature is not checked",
+    )
     ver.set_defaults(func=cmd_release_verify)
     return parser
 

@@ -29,6 +29,7 @@ __all__ = [
     "load_plan",
     "policy_from_plan",
     "read_frame",
+    "read_summary",
     "reject_unknown",
     "resolve_path",
 ]
@@ -184,7 +185,7 @@ def load_cohort(name: str, spec: Mapping[str, Any], base: str | None = None) -> 
     import transport as tp
 
     if "summary" in spec:
-        return tp.TargetSummary.from_json(resolve_path(base, spec["summary"]))
+        return read_summary(resolve_path(base, spec["summary"]))
     if "dataset" in spec:
         kind, _, country = str(spec["dataset"]).partition(":")
         if kind != "synthetic" or not country:
@@ -210,6 +211,29 @@ def load_cohort(name: str, spec: Mapping[str, Any], base: str | None = None) -> 
         na_action=spec.get("na_action", "error"),
         covariate_types=spec.get("covariate_types"),
     )
+
+
+def read_summary(path: Path) -> Any:
+    """A released :class:`~transport.TargetSummary`: ``target_summary.json`` of the
+    release directory ``path``, or the file ``path``. A summary inside a release
+    directory (one with a manifest) is read only after the directory is verified
+    and audited (:func:`transport.disclosure.verify`, as a release from another
+    environment)."""
+    import transport as tp
+    from transport.disclosure import verify
+    from transport.manifest import MANIFEST
+
+    directory = path if path.is_dir() else path.parent
+    if path.is_dir() or (directory / MANIFEST).exists():
+        manifest = verify(directory, environment=False)
+        name = "target_summary.json" if path.is_dir() else path.name
+        if manifest["object"] != "TargetSummary" or name != "target_summary.json":
+            raise PlanError(
+                f"release {str(directory)!r} holds a {manifest['object']!r}; a plan's summary "
+                "is the target_summary.json of a TargetSummary release"
+            )
+        path = directory / name
+    return tp.TargetSummary.from_json(path)
 
 
 def read_frame(path: Path) -> pl.DataFrame:
@@ -244,20 +268,26 @@ def _check_analysis_values(analysis: Mapping[str, Any]) -> None:
                 raise PlanError(f"[analysis] {key!r}: {exc}") from None
 
 
-def policy_from_plan(plan: Mapping[str, Any]) -> Any:
-    """The disclosure :class:`~transport.disclosure.Policy` of a plan: its
-    ``[disclosure]`` settings, the file its ``policy = FILE`` names, or the defaults."""
-    from transport.disclosure import Policy
+def policy_from_plan(plan: Mapping[str, Any], floor: Any = None) -> Any:
+    """The disclosure :class:`~transport.disclosure.Policy` of a plan: the environment's
+    policy ``floor`` (default :func:`transport.policy.environment_policy`: the file
+    ``TRANSPORT_POLICY`` names, else the defaults), tightened by the plan's
+    ``[disclosure]`` settings or by those of the file its ``policy = FILE`` names. A
+    setting that loosens the floor is refused, naming the field, the floor's value and
+    the plan's (rule ``policy_floor``)."""
+    from transport.policy import Policy, environment_policy
 
+    floor = environment_policy() if floor is None else floor
     spec = plan.get("disclosure")
     if spec is None:
-        return Policy()
+        return floor
     if isinstance(spec, dict) and set(spec) == {"policy"}:
-        return Policy.from_toml(resolve_path(plan.get("_base"), spec["policy"]))
+        path = resolve_path(plan.get("_base"), spec["policy"])
+        return floor.tightened(Policy.read_table(path), f"the plan's policy file {str(path)!r}")
     if not isinstance(spec, dict):
         raise PlanError("[disclosure] must be a table of policy settings or policy = FILE")
     reject_unknown(spec, set(Policy.__dataclass_fields__), "[disclosure]")
-    return Policy.from_dict(spec, "[disclosure]")
+    return floor.tightened(spec, "the plan's [disclosure]")
 
 
 # -- TOML out ------------------------------------------------------------------------------

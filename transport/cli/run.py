@@ -105,8 +105,11 @@ def run_plan(
     overwrite: bool = False,
     progress: bool = True,
     figures: bool = True,
+    policy: Any = None,
 ) -> dict[str, Any]:
-    """Run a checked plan and write its outputs; returns the run manifest.
+    """Run a checked plan and write its outputs; returns the run manifest. ``policy`` is
+    the environment's disclosure policy, the floor the plan's ``[disclosure]`` may only
+    tighten (default: the file ``TRANSPORT_POLICY`` names, else the defaults).
 
     Writes ``report.html``; ``results/`` (the report's tables as CSV, and all of them in
     ``results.json``); ``release/<source>-<target>-<method>/`` (each result through the
@@ -120,7 +123,7 @@ def run_plan(
     plan = check_plan(plan)
     out = Path(directory or plan.get("output", {}).get("directory", "transport-output"))
     check_output(out, overwrite)
-    policy = policy_from_plan(plan)
+    policy = policy_from_plan(plan, policy)
     a = plan["analysis"]
     base = plan.get("_base")
     names = [a["source"], *a["targets"]]

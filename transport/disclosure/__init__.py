@@ -65,10 +65,22 @@ and model shipping call too; this package is the gate that applies them: ``gate`
 and withholds), ``curves``, ``aggregates`` (summaries, weights), ``results`` (transport
 results) and ``models`` (shipped models and their results).
 
+``policy_floor``
+    The environment's policy (the TOML file ``TRANSPORT_POLICY`` names) is a floor: the
+    gate refuses a policy looser than it, and a plan's ``[disclosure]`` may only tighten
+    it (:meth:`Policy.tightened`; each field's direction in
+    :data:`transport.policy.TIGHTER`).
+
 Every release writes its files and ``manifest.json``: the SHA-256 and size of each file,
-the policy, and what was withheld and why (never the withheld value or its count). The
-directory must be empty, so that everything in it is in the manifest; :func:`verify`
-re-checks a directory against its manifest before it is exported.
+the policy, and what was withheld and why (never the withheld value or its count), and,
+when the environment holds a release key (``TRANSPORT_RELEASE_KEY`` or the policy's
+``signing_key_file``, at least 16 bytes), its HMAC-SHA256 signature. The directory must
+be empty, so that everything in it is in the manifest; :func:`verify` re-checks a
+directory before it is exported: plain listed files only (``release_path``), unchanged
+(``release_hash``), the manifest as the gate writes it (``release_manifest``), the
+released counts consistent with its policy (``release_counts``), that policy no looser
+than the environment's (``policy_floor``), and, with the key, the signature
+(``release_signature``; without one it reports the signature "not checked").
 
 Reference: Griffiths E. et al. (2019) *Handbook on Statistical Disclosure Control for
 Outputs*, Safe Data Access Professionals Working Group (thresholds, dominance,
@@ -76,7 +88,7 @@ differencing, survival tables).
 """
 
 from transport.disclosure.gate import release
-from transport.manifest import MANIFEST, verify
+from transport.manifest import MANIFEST
 from transport.policy import (
     FORBIDDEN_TOKENS,
     Policy,
@@ -85,6 +97,7 @@ from transport.policy import (
     guard_timed_rows,
     level_dummies,
 )
+from transport.policy import verify_release as verify
 
 __all__ = [
     "FORBIDDEN_TOKENS",

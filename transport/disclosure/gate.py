@@ -22,7 +22,7 @@ from transport.disclosure.models import release_model, release_shipped_result
 from transport.disclosure.record import Release
 from transport.disclosure.results import release_result
 from transport.exceptions import DisclosureError
-from transport.policy import Policy, forbidden_role
+from transport.policy import Policy, floor_policy, forbidden_role
 from transport.result import TransportResult, TransportResults
 from transport.shipping import ShippedModel, ShippedResult
 from transport.summary import TargetSummary
@@ -64,21 +64,30 @@ def release(
     (``shipped_summary.csv``, ``shipped_curves.csv``, ``shipped_result.json``). The rules
     are those of :mod:`transport.policy`.
 
+    ``policy`` defaults to the environment's (the file ``TRANSPORT_POLICY`` names, else
+    the defaults); when ``TRANSPORT_POLICY`` is set, a policy looser than it is refused
+    (rule ``policy_floor``). With a release key (``policy.signing_key_file``, else
+    ``TRANSPORT_RELEASE_KEY``) the manifest is signed (HMAC-SHA256; rule
+    ``release_signature``).
+
     Raises
     ------
     DisclosureError
         ``obj`` cannot be made safe (patient rows, an identifier column, too few
-        patients); the message names the rule.
+        patients), or ``policy`` loosens the environment's; the message names the rule.
     FileExistsError
         ``directory`` is not empty (``overwrite=True`` replaces an earlier release).
     """
-    policy = Policy() if policy is None else policy
+    floor = floor_policy()
+    policy = (floor or Policy()) if policy is None else policy
     if not isinstance(policy, Policy):
         raise TypeError(
             "The 'policy' parameter of release must be a transport.disclosure.Policy (or "
-            f"None for the defaults; Policy.from_toml reads a file). Got "
-            f"{type(policy).__name__} instead."
+            f"None for the environment's: TRANSPORT_POLICY, else the defaults; "
+            f"Policy.from_toml reads a file). Got {type(policy).__name__} instead."
         )
+    if floor is not None:
+        floor.refuse_looser(policy, f"the policy {policy.name!r} of this release")
     if isinstance(obj, Cohort) or _is_rows(obj):
         n = obj.n if isinstance(obj, Cohort) else _n_rows(obj)
         raise DisclosureError(

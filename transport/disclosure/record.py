@@ -1,5 +1,6 @@
 """The record of one release: the files it writes, what was withheld and why, and the
-manifest (:mod:`transport.manifest`) that lists them."""
+manifest (:mod:`transport.manifest`) that lists them, signed with the environment's
+release key when there is one (rule ``release_signature``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from transport._version import __version__
 from transport.design import closed_text
 from transport.exceptions import DataError, DisclosureError
 from transport.manifest import json_safe
-from transport.policy import Policy, refuse_forbidden
+from transport.policy import RELEASE_FILES, Policy, refuse_forbidden
 
 __all__ = ["Release", "prepare_directory"]
 
@@ -60,13 +61,23 @@ class Release:
         self.files[filename] = frame.write_csv(float_precision=None).encode()
 
     def write(self, directory: Path, overwrite: bool) -> dict[str, Any]:
-        """Write the files and the manifest into ``directory``; return the manifest."""
+        """Write the files and the manifest into ``directory``; return the manifest. With
+        a release key (the policy's ``signing_key_file``, else ``TRANSPORT_RELEASE_KEY``:
+        :func:`~transport.manifest.release_key`) the manifest carries its keyed
+        signature."""
+        if set(self.files) != RELEASE_FILES[self.kind]:
+            raise RuntimeError(
+                f"the gate wrote {sorted(self.files)} for a {self.kind}, not the files "
+                f"verification expects ({sorted(RELEASE_FILES[self.kind])}): update "
+                "transport.policy.RELEASE_FILES with the handler"
+            )
+        key = manifests.release_key(self.policy.signing_key_file)  # before anything is written
         prepare_directory(directory, overwrite)
         entries = []
         for filename, payload in self.files.items():
             (directory / filename).write_bytes(payload)
             entries.append(manifests.entry(filename, payload))
-        manifest = {
+        manifest: dict[str, Any] = {
             "schema": manifests.RELEASE_SCHEMA,
             "version": 1,
             "package": {"name": "transport", "version": __version__},
@@ -76,6 +87,11 @@ class Release:
             "files": entries,
             "suppressed": self.suppressed,
         }
+        if key is not None:
+            written = json.loads(json.dumps(manifest, allow_nan=False))  # as it reads back
+            hashes = {e["file"]: e["sha256"] for e in entries}
+            value = manifests.signature(written, hashes, key)
+            manifest["signature"] = {"algorithm": manifests.SIGNATURE_ALGORITHM, "value": value}
         manifests.write(directory, manifest)
         return manifest
 

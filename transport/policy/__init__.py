@@ -24,11 +24,29 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
     Released counts rounded (:meth:`Policy.round_count`).
 ``min_residual_df``
     Models with at least this many residual degrees of freedom (:func:`check_model`).
+``policy_floor``
+    The environment's policy (``TRANSPORT_POLICY``, :func:`environment_policy`) is a
+    floor: a plan may tighten it, never loosen it (:meth:`Policy.tightened`, the
+    directions in :data:`TIGHTER`), and the gate refuses a looser policy.
+``release_path``, ``release_manifest``, ``release_hash``, ``release_signature``, ``release_counts``
+    A release directory is verified as the gate wrote it: plain listed files only,
+    unchanged, the manifest's fields, rules and policy as the gate writes them, the
+    released counts consistent with that policy, and (with the environment's key) the
+    keyed signature (:func:`verify_release`, :func:`audit_release`).
+
+Every rule's name, with what it protects, is in :data:`RULES`.
 
 Reference: Griffiths E. et al. (2019) *Handbook on Statistical Disclosure Control for
 Outputs*, Safe Data Access Professionals Working Group.
 """
 
+from transport.policy.audit import (
+    COUNTS,
+    RELEASE_FILES,
+    WITHHELD_KEYS,
+    audit_release,
+    verify_release,
+)
 from transport.policy.cells import (
     AGGREGATE_STATE,
     QUANTILES,
@@ -52,8 +70,13 @@ from transport.policy.curves import (
 )
 from transport.policy.settings import (
     FORBIDDEN_TOKENS,
+    POLICY_ENV,
+    RULES,
+    TIGHTER,
     Policy,
     Withhold,
+    environment_policy,
+    floor_policy,
     forbidden_role,
     refuse_forbidden,
     refuse_forbidden_levels,
@@ -62,17 +85,26 @@ from transport.policy.settings import (
 
 __all__ = [
     "AGGREGATE_STATE",
+    "COUNTS",
     "FORBIDDEN_TOKENS",
     "MEDIAN_BASES",
+    "POLICY_ENV",
     "QUANTILES",
+    "RELEASE_FILES",
+    "RULES",
     "SUMMARY_KEYS",
+    "TIGHTER",
+    "WITHHELD_KEYS",
     "Policy",
     "Withhold",
+    "audit_release",
     "balance_withheld",
     "cells_to_hide",
     "check_model",
     "coarsen_km",
     "curve_grid_counts",
+    "environment_policy",
+    "floor_policy",
     "forbidden_role",
     "guard_summary",
     "guard_timed_rows",
@@ -84,5 +116,6 @@ __all__ = [
     "released_count",
     "round_median_row",
     "top_share",
+    "verify_release",
     "weight_quantiles",
 ]

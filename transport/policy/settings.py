@@ -1,10 +1,12 @@
-"""The :class:`Policy` an environment sets, the forbidden roles of column names, and the
+"""The :class:`Policy` an environment sets, the forbidden roles of column names, the
 refusals that no coarsening can mend (``forbidden_column``, a cohort below
-``min_cell``)."""
+``min_cell``), the names of every rule (:data:`RULES`), and the environment's policy as a
+floor that an analysis may tighten, never loosen (``policy_floor``, :data:`TIGHTER`)."""
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -19,8 +21,13 @@ from transport.exceptions import DisclosureError
 
 __all__ = [
     "FORBIDDEN_TOKENS",
+    "POLICY_ENV",
+    "RULES",
+    "TIGHTER",
     "Policy",
     "Withhold",
+    "environment_policy",
+    "floor_policy",
     "forbidden_role",
     "refuse_forbidden",
     "refuse_forbidden_levels",
@@ -94,6 +101,28 @@ FORBIDDEN_TOKENS: dict[str, frozenset[str]] = {
 }
 
 
+#: Every rule of the release gate and of release verification, by the name refusals and
+#: the manifest's suppression list use, with what it protects. A new rule adds its line
+#: here: verification refuses a withheld item whose rule is not one of these.
+RULES: dict[str, str] = {
+    "patient_rows": "no patient-level rows ever leave",
+    "forbidden_column": "identifiers, practices, physicians and free text are never released",
+    "formula_closed": "a released formula is data in the closed grammar, never code",
+    "min_cell": "no count, share, mean or risk set rests on fewer than min_cell patients",
+    "km_grid": "survival curves only on the fixed grid: no exact event time",
+    "min_km_step": "each released curve step has none or at least min_km_step exits",
+    "time_grid": "medians (one patient's time) only rounded outwards to the grid",
+    "round_to": "released counts are multiples of round_to",
+    "min_residual_df": "a released model has at least min_residual_df residual df",
+    "policy_floor": "no analysis or release loosens the environment's policy",
+    "release_path": "verification reads only plain files inside the release directory",
+    "release_manifest": "the manifest is as the gate writes it (fields, rules, policy, files)",
+    "release_hash": "every released file is listed and unchanged (SHA-256)",
+    "release_signature": "with the environment's key: the release is as its gate signed it",
+    "release_counts": "released counts agree with the stated policy",
+}
+
+
 def _tokens(name: str) -> list[str]:
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
     return [t for t in re.split(r"[^0-9A-Za-z]+", spaced.lower()) if t]
@@ -140,6 +169,16 @@ class Policy:
         Further column names (lower case) this environment treats as identifiers.
     name
         A label for the manifest.
+    signing_key_file
+        A file holding this environment's release key (at least 16 bytes): the gate signs
+        every manifest with it (HMAC-SHA256) and :func:`transport.disclosure.verify`
+        checks the signature, so that a release edited after the gate is told apart.
+        ``None`` (default): the key in ``TRANSPORT_RELEASE_KEY``, if set, else unsigned.
+        The key is never written; the file's path is, in the manifest's policy.
+
+    An environment's policy (``TRANSPORT_POLICY``, :func:`environment_policy`) is a
+    floor: an analysis plan may tighten it, never loosen it (:meth:`tightened`, the
+    directions in :data:`TIGHTER`), and the gate refuses a policy looser than it.
     """
 
     min_cell: int = 10
@@ -151,6 +190,7 @@ class Policy:
     forbidden_roles: tuple[str, ...] = ("identifier", "practice", "physician", "free_text")
     forbidden_names: tuple[str, ...] = ()
     name: str = "default"
+    signing_key_file: str | None = None
 
     def __post_init__(self) -> None:
         for key in ("min_cell", "min_km_step", "round_to", "min_residual_df"):
@@ -178,6 +218,11 @@ class Policy:
                     f"Policy {key!r} must be a list of names, not one string; got "
                     f"{getattr(self, key)!r} (write [{getattr(self, key)!r}])"
                 )
+        key_file = self.signing_key_file
+        if key_file is not None and (not isinstance(key_file, str) or not key_file.strip()):
+            raise ValueError(
+                f"Policy 'signing_key_file' must be a file path or None; got {key_file!r}"
+            )
         object.__setattr__(self, "forbidden_roles", tuple(self.forbidden_roles))
         object.__setattr__(
             self, "forbidden_names", tuple(str(x).lower() for x in self.forbidden_names)
@@ -187,10 +232,18 @@ class Policy:
     def from_toml(cls, path: str | Path) -> Policy:
         """Read a policy from a TOML file: the keys of :class:`Policy`, at the top level
         or in a ``[disclosure]`` table; missing keys keep their defaults."""
-        path = Path(path)
-        with path.open("rb") as fh:
+        return cls.from_dict(cls.read_table(path), f"disclosure policy {str(path)!r}")
+
+    @staticmethod
+    def read_table(path: str | Path) -> dict[str, Any]:
+        """The policy settings a TOML file states (its ``[disclosure]`` table, or its top
+        level), as written: what :meth:`tightened` merges into a floor."""
+        with Path(path).open("rb") as fh:
             data = tomllib.load(fh)
-        return cls.from_dict(data.get("disclosure", data), f"disclosure policy {str(path)!r}")
+        table = data.get("disclosure", data)
+        if not isinstance(table, dict):
+            raise ValueError(f"disclosure policy {str(path)!r}: [disclosure] must be a table")
+        return table
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "disclosure policy") -> Policy:
@@ -227,6 +280,138 @@ class Policy:
         step = self.grid_step_in(time_unit)
         n = max(1, math.ceil(last / step - 1e-9))
         return step * np.arange(1, n + 1, dtype=np.float64)
+
+    # -- the floor -------------------------------------------------------------------------
+    def loosened_by(self, other: Policy) -> list[str]:
+        """The fields on which ``other`` is looser than this policy (the floor), each as
+        ``"field (floor F, got G)"``: what :data:`TIGHTER` does not accept. A field with no
+        direction in the table may not differ from the floor."""
+        out = []
+        for key in self.__dataclass_fields__:
+            mine, theirs = getattr(self, key), getattr(other, key)
+            tighter = TIGHTER.get(key)
+            if not (tighter(self, other) if tighter is not None else mine == theirs):
+                if key in ("km_grid_step", "time_unit"):
+                    mine = f"{self.km_grid_step:g} {self.time_unit}"
+                    theirs = f"{other.km_grid_step:g} {other.time_unit}"
+                out.append(f"{key} (floor {mine!r}, got {theirs!r})")
+        return sorted(set(out))
+
+    def refuse_looser(self, other: Policy, where: str) -> None:
+        """Refuse (``policy_floor``) ``other`` when it loosens this policy, the floor,
+        naming each field, the floor's value and ``other``'s."""
+        loose = self.loosened_by(other)
+        if loose:
+            raise DisclosureError(
+                f"{where} loosens the environment's policy {self.name!r} on "
+                f"{'; '.join(loose)} (rule: policy_floor: a plan or release may tighten the "
+                "environment's policy, never loosen it)"
+            )
+
+    def tightened(self, settings: Mapping[str, Any], where: str) -> Policy:
+        """This policy (the environment's floor) with ``settings`` (a plan's
+        ``[disclosure]`` table) applied, which may only tighten it: a field they loosen
+        is refused (``policy_floor``), as is ``time_unit`` without ``km_grid_step`` (the
+        grid step is stated in its unit)."""
+        unit = settings.get("time_unit", self.time_unit)
+        if unit != self.time_unit and "km_grid_step" not in settings:
+            raise DisclosureError(
+                f"{where} sets time_unit {unit!r} without km_grid_step (floor "
+                f"{self.km_grid_step:g} {self.time_unit}) (rule: policy_floor): state both, "
+                "the step in the new unit"
+            )
+        merged = Policy.from_dict({**self.to_dict(), **settings}, where)
+        self.refuse_looser(merged, where)
+        return merged
+
+
+#: The environment variable naming an environment's policy file: the floor of every
+#: analysis run and every release there (:func:`environment_policy`).
+POLICY_ENV = "TRANSPORT_POLICY"
+
+
+def environment_policy(path: str | Path | None = None) -> Policy:
+    """The environment's policy, the floor: the TOML file ``path``, else the file named by
+    ``TRANSPORT_POLICY``, else the defaults."""
+    path = path if path is not None else os.environ.get(POLICY_ENV) or None
+    return Policy() if path is None else Policy.from_toml(path)
+
+
+def floor_policy() -> Policy | None:
+    """The policy named by ``TRANSPORT_POLICY``, or ``None`` when it is not set."""
+    return environment_policy() if os.environ.get(POLICY_ENV) else None
+
+
+Tighter = Callable[[Policy, Policy], bool]
+
+
+def _larger(key: str) -> Tighter:
+    """Larger is tighter (``None``, no bound, is the loosest)."""
+
+    def tighter(floor: Policy, other: Policy) -> bool:
+        f, o = getattr(floor, key), getattr(other, key)
+        return f is None or (o is not None and o >= f)
+
+    return tighter
+
+
+def _smaller(key: str) -> Tighter:
+    """Smaller is tighter (``None``, no bound, is the loosest)."""
+
+    def tighter(floor: Policy, other: Policy) -> bool:
+        f, o = getattr(floor, key), getattr(other, key)
+        return f is None or (o is not None and o <= f)
+
+    return tighter
+
+
+def _multiple(x: float, of: float) -> bool:
+    ratio = x / of
+    return ratio >= 1 - 1e-9 and abs(ratio - round(ratio)) <= 1e-9 * ratio
+
+
+def _coarser_grid(floor: Policy, other: Policy) -> bool:
+    """The grid step, compared in days, a whole multiple of the floor's: every released
+    step is then a union of the floor's steps (a coarser grid that is not a multiple,
+    released beside one on the floor's grid, would split its steps)."""
+    return _multiple(other.grid_step_in("days"), floor.grid_step_in("days"))
+
+
+def _min_ess(floor: Policy, other: Policy) -> bool:
+    """``min_ess``, ``None`` meaning ``min_cell``: larger is tighter."""
+    f, o = (getattr(p, "min_ess", None) for p in (floor, other))
+    return bool((other.min_cell if o is None else o) >= (floor.min_cell if f is None else f))
+
+
+def _grown(key: str) -> Tighter:
+    return lambda floor, other: set(getattr(floor, key)) <= set(getattr(other, key))
+
+
+#: Which way each :class:`Policy` field tightens: ``TIGHTER[field](floor, other)`` is true
+#: when ``other`` is at least as tight as ``floor`` on it. A field without an entry may not
+#: differ from the floor. One line per field; entries for fields :class:`Policy` does not
+#: have are skipped (:meth:`Policy.loosened_by` walks the Policy's fields).
+TIGHTER: dict[str, Tighter] = {
+    "min_cell": _larger("min_cell"),
+    "min_km_step": _larger("min_km_step"),
+    "min_residual_df": _larger("min_residual_df"),
+    # a multiple of the floor's: each released count is then also on the floor's lattice
+    "round_to": lambda floor, other: other.round_to % floor.round_to == 0,
+    "km_grid_step": _coarser_grid,
+    "time_unit": _coarser_grid,  # the unit of km_grid_step: the pair is compared in days
+    "forbidden_roles": _grown("forbidden_roles"),
+    "forbidden_names": _grown("forbidden_names"),
+    # the environment's key file stays; a plan may name one where the floor has none
+    "signing_key_file": lambda floor, other: (
+        floor.signing_key_file in (None, other.signing_key_file)
+    ),
+    "name": lambda floor, other: True,  # a label
+    "min_ess": _min_ess,
+    "dominance_n": _larger("dominance_n"),
+    "dominance_k": _smaller("dominance_k"),
+    "p_percent": _larger("p_percent"),
+    "max_log_hazard_ratio": _smaller("max_log_hazard_ratio"),
+}
 
 
 #: ``withhold(item, rule, why)``: how a rule records what it suppressed.

@@ -18,8 +18,7 @@ from transport.comparison import estimand_rows
 from transport.design import Design
 from transport.exceptions import DataError, TransportWarning
 from transport.inference import Progress, Seed, resample_counts, run_bootstrap
-from transport.manifest import verify
-from transport.policy import Policy
+from transport.policy import Policy, verify_release
 from transport.shipping.codec import MODEL_FILE, model_fields, model_to_dict
 from transport.shipping.result import ShippedResult
 from transport.shipping.source import fit_fields, source_bootstrap
@@ -506,11 +505,15 @@ class ShippedModel:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     @classmethod
-    def from_release(cls, directory: str | Path) -> ShippedModel:
-        """Read a released model: the directory is checked against its manifest first
-        (:func:`~transport.disclosure.verify`)."""
+    def from_release(
+        cls, directory: str | Path, key_file: str | Path | None = None
+    ) -> ShippedModel:
+        """Read a released model: the directory is checked against its manifest and its
+        content audited first (:func:`~transport.policy.verify_release`, as a release
+        from another environment: its signature is checked with ``key_file``, a key the
+        two environments share, when one is given)."""
         directory = Path(directory)
-        manifest = verify(directory)
+        manifest = verify_release(directory, key_file, environment=False)
         if manifest.get("object") != "ShippedModel":
             raise DataError(
                 f"release {str(directory)!r} holds a {manifest.get('object')!r}, not a ShippedModel"
