@@ -15,23 +15,37 @@ from transport.policy import (
     coarsen_km,
     curve_grid_counts,
     guard_summary,
+    guard_weighted_rows,
     refuse_small_cohorts,
+    refuse_small_ess,
 )
 from transport.result import TransportResult
 from transport.survival import SurvivalCurve
 
-__all__ = ["release_result"]
+__all__ = ["PRECISION_NOTE", "release_result"]
+
+#: What ``transport_result.json`` says of the ``precision`` column of its curves.
+PRECISION_NOTE = (
+    "transported rows: S(t) rounded to a multiple of the row's precision, its SE to a "
+    "tenth of it, its limits computed from the two; a null precision: the life table of "
+    "the row's released counts (naive, observed, an unweighted transported curve) or, "
+    "when the policy rounds no count, unrounded"
+)
 
 
 def release_result(obj: TransportResult, policy: Policy, record: Release) -> None:
     """``transport_summary.csv``, ``transport_curves.csv`` (naive and observed life
-    tables, the transported curve on the source's kept steps) and
-    ``transport_result.json``."""
+    tables of their released counts, the transported curve on the source's kept steps
+    rounded to its stated precision) and ``transport_result.json``. A weighted result
+    needs an effective sample size of at least :attr:`Policy.ess_floor`, in its whole
+    weighted cohort (else refused) and in the weighted risk sets behind each released
+    step and summary row (else withheld; rule ``min_ess``)."""
     ns = float(obj.naive.n_risk_unweighted[0])
     nt = float(obj.observed.n_risk_unweighted[0]) if obj.observed is not None else math.inf
     refuse_small_cohorts([(obj.source, ns), (obj.target, nt)], policy)
     if obj.weights is not None:
         record.check_names(list(obj.weights.design.covariates), f"result {obj.source!r}")
+        refuse_small_ess(obj.weights.ess, policy, f"result {obj.source!r} -> {obj.target!r}")
     for curve in (obj.naive, obj.transported, obj.observed):
         if isinstance(curve, SurvivalCurve) and curve.delayed_entry:
             raise DisclosureError(
@@ -42,6 +56,9 @@ def release_result(obj: TransportResult, policy: Policy, record: Release) -> Non
     step = policy.grid_step_in(obj.time_unit)
     cols = summary.to_dict(as_series=False)
     curves = [obj.naive] + ([obj.observed] if obj.observed is not None else [])
+    if isinstance(obj.transported, SurvivalCurve) and obj.transported.weighted:
+        t, _, w = obj.transported.exits()
+        guard_weighted_rows(cols, t, w, policy, record.withhold)
     guard_summary(cols, curves, policy, record.withhold, step)
     record.add_csv("transport_summary.csv", pl.DataFrame(cols, schema=summary.schema))
     record.add_csv("transport_curves.csv", _curves(obj, policy, record))
@@ -60,6 +77,7 @@ def release_result(obj: TransportResult, policy: Policy, record: Release) -> Non
             "n_target": None if math.isinf(nt) else policy.round_count(nt),
             "ess": None if obj.weights is None else round(obj.weights.ess, 1),
             "grid_step": step,
+            "transported_precision": PRECISION_NOTE,
         },
     )
 
@@ -85,6 +103,8 @@ def _curves(obj: TransportResult, policy: Policy, record: Release) -> pl.DataFra
             conf_level=base.conf_level,
         )
         if label == "transported":
-            tab = tab.with_columns(transported_on_grid(curve, tab["time"].to_numpy()))
+            tab = transported_on_grid(curve, tab, policy, record.withhold)
+        else:
+            tab = tab.with_columns(pl.lit(None, dtype=pl.Float64).alias("precision"))
         frames.append(tab.select(pl.lit(label).alias("curve"), pl.all()))
     return pl.concat(frames, how="vertical_relaxed")
