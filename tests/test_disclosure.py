@@ -241,7 +241,10 @@ def test_follow_up_shorter_than_a_step_is_one_step(tmp_path: Path) -> None:
     out = pl.read_csv(tmp_path / "a" / "survival_curve.csv")
     assert out["time"].to_list() == [STEP]
     d = int(f["event"].sum())
-    assert out["survival"][0] == pytest.approx(1 - d / (200 - (200 - d) / 2), rel=1e-12)
+    # the life table of the released (rounded) counts, each within round_to of the exact
+    y, dr, cr = (out[k][0] for k in ("n_risk", "n_event", "n_censor"))
+    assert (y, abs(dr - d) <= 5, abs(cr - (200 - d)) <= 5) == (200, True, True)
+    assert out["survival"][0] == pytest.approx(1 - dr / (y - cr / 2), rel=1e-12)
 
 
 def test_min_cell_refuses_a_tiny_cohort(tmp_path: Path) -> None:
@@ -276,12 +279,26 @@ def life_table(t: np.ndarray, event: np.ndarray, grid: np.ndarray) -> dict[str, 
     y = np.array([np.sum(t > a) for a in edges[:-1]], dtype=float)
     d = np.array([np.sum((t > a) & (t <= b) & (event == 1)) for a, b in itertools.pairwise(edges)])
     c = np.array([np.sum((t > a) & (t <= b) & (event == 0)) for a, b in itertools.pairwise(edges)])
+    return counts_table(y, d, c)
+
+
+def counts_table(y: np.ndarray, d: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
+    """The actuarial estimate of a life table's counts per step (risk set y, events d,
+    censorings c): S = prod (1 - d / (Y - c/2)), Greenwood's SE, the log-log interval."""
+    y, d, c = (np.asarray(a, dtype=float) for a in (y, d, c))
     ye = y - c / 2
     s = np.cumprod(1 - d / ye)
     se = s * np.sqrt(np.cumsum(d / (ye * (ye - d))))
     z = 1.959963984540054
     lo = s ** np.exp(-z * se / (s * np.log(s)))
     return {"survival": s, "se": se, "ci_lower": lo}
+
+
+def released_table(out: pl.DataFrame | dict[str, list[float]]) -> dict[str, np.ndarray]:
+    """The actuarial estimate of a released curve's own (rounded) counts."""
+    return counts_table(
+        *(np.asarray(out[k], dtype=float) for k in ("n_risk", "n_event", "n_censor"))
+    )
 
 
 def released_actuarial(tmp_path: Path) -> pl.DataFrame:
@@ -356,12 +373,18 @@ def test_km_release_is_on_the_grid_with_enough_exits_per_step(tmp_path: Path) ->
     assert all(np.sum(t > x) >= 10 for x in starts)  # risk set >= min_cell
     for col in ("n_risk", "n_event", "n_censor"):  # round_to
         assert (out[col].to_numpy() % 5 == 0).all()
-    # the released curve is the actuarial estimate on the released grid
-    ref = life_table(f["time"].to_numpy(), f["event"].to_numpy(), times)
+    # the released curve is the actuarial estimate of its released counts on the
+    # released grid (so the exact counts cannot be solved back from it) ...
+    ref = released_table(out)
     np.testing.assert_allclose(out["survival"].to_numpy(), ref["survival"], rtol=1e-13)
     np.testing.assert_allclose(out["se"].to_numpy(), ref["se"], rtol=1e-10)
     np.testing.assert_allclose(out["ci_lower"].to_numpy(), ref["ci_lower"], rtol=1e-10)
-    # and close to the exact curve
+    # ... whose table is additive: each risk set is the last less its events and exits
+    y, d, c = (out[k].to_numpy() for k in ("n_risk", "n_event", "n_censor"))
+    np.testing.assert_array_equal(y[1:], (y - d - c)[:-1])
+    # close to the rows' own life table, and to the exact curve
+    exact = life_table(f["time"].to_numpy(), f["event"].to_numpy(), times)
+    assert np.max(np.abs(out["survival"].to_numpy() - exact["survival"])) < 0.05
     assert np.max(np.abs(out["survival"].to_numpy() - km.survival_at(times))) < 0.05
     # a large cohort with a coarse-enough grid loses no step
     big = tp.kaplan_meier(cohort(frame(3000, 9), identifiers=["pid"]))
@@ -711,12 +734,12 @@ def test_summary_only_transport_equals_the_row_level_one(tmp_path: Path, moments
     summ = tp.transport(us, released, **kw).summary()
     for col in ("transported", "transported_se", "naive"):
         np.testing.assert_allclose(summ[col].to_numpy(), rows[col].to_numpy(), rtol=0, atol=1e-10)
-    # the observed S(t) comes from the released curve: the actuarial estimate on the
-    # released (quarterly) grid, computed here from the rows
+    # the observed S(t) comes from the released curve: the actuarial estimate of its
+    # released (rounded) counts on the released (quarterly) grid
     grid = np.asarray(released.km["time"])
     at = np.searchsorted(grid, times)
     assert np.array_equal(grid[at], times)
-    ref = life_table(jp.time_values, jp.event_values, grid)
+    ref = released_table(released.km)
     np.testing.assert_allclose(summ["observed"].to_numpy()[:2], ref["survival"][at], rtol=1e-13)
     np.testing.assert_allclose(summ["observed_se"].to_numpy()[:2], ref["se"][at], rtol=1e-10)
     # within a fraction of its SE of the exact Kaplan–Meier

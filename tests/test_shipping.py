@@ -621,7 +621,14 @@ def test_pwexp_breaks_are_on_the_grid_and_hold_enough_events(tmp_path: Path, src
     manifest = dc.release(model, tmp_path / "pw")
     data = json.loads((tmp_path / "pw" / "shipped_model.json").read_text())
     assert data["pwexp"]["breaks"] == model.breaks.tolist()
-    assert all(x % 5 == 0 for x in data["pwexp"]["interval_counts"]["n_event"])
+    assert all(x % 5 == 0 for x in data["pwexp"]["interval_counts"]["n_risk"])
+    # the events of each interval are released exact: the model's information holds
+    # them (rounded, the covariance would undo the rounding)
+    events = data["pwexp"]["interval_counts"]["n_event"]
+    assert events == model.interval_counts["n_event"].tolist()
+    info = np.diag(np.linalg.inv(np.asarray(data["cov"])))[: len(events)]
+    np.testing.assert_allclose(info, events, rtol=1e-6)
+    assert data["n_events"] == sum(events) == model.n_events
     assert manifest["object"] == "ShippedModel"
 
 

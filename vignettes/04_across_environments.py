@@ -101,8 +101,9 @@ print(res_summary.summary().select("estimand", "time", "transported", "observed"
 print(f"largest difference from the transport with Japan's rows: {np.max(np.abs(a - b)):.1e}")
 
 # %% [markdown]
-# The observed S(t) comes from the released table, the actuarial estimate on the grid,
-# so it differs slightly from Japan's exact Kaplan–Meier estimate; the median is not
+# The observed S(t) comes from the released table, the actuarial estimate of its
+# released (rounded) counts on the grid, so that the exact counts cannot be solved back
+# from it; it differs slightly from Japan's exact Kaplan–Meier estimate; the median is not
 # available from a table on a quarterly grid and stays null.
 
 # %%

@@ -20,22 +20,29 @@ its own, from a TOML file) and either makes an object safe or refuses it:
     a summary's own fixed times, those on that grid). A grid time is kept
     only when the events and exits (censorings) since the last reported time are none or
     at least ``min_km_step``; otherwise its step is merged into the next. Reporting stops
-    where the risk set falls below ``min_cell``. The released curve is the Kaplan–Meier
-    actuarial estimate on the kept grid times (:func:`coarsen_km`), so no
-    exact event time is released: two cohorts that differ by one patient whose time
-    moves within a step give byte-identical releases. A reweighted (transported) curve
+    where the risk set falls below ``min_cell``. The released curve is the actuarial
+    estimate of the released (rounded) counts on the kept grid times
+    (:func:`coarsen_km`), with Greenwood's SE and the curve's interval computed from
+    them too, so no exact event time is released (two cohorts that differ by one
+    patient whose time moves within a step give byte-identical releases) and the exact
+    counts cannot be solved back from S(t) or its SE. A reweighted (transported) curve
     is released as the weighted actuarial estimate on the source's kept steps, with its
     infinitesimal-jackknife SE, which likewise depends on the rows only through their
-    step and weight; a model-based one (g-formula, AIPW) at those step ends. S(t) and
+    step and weight; a model-based one (g-formula, AIPW) at those step ends; both
+    rounded to the precision stated per row (``curve_precision``). S(t) and
     RMST(tau) at the analysis' own (pre-specified) times are released as estimated,
     when at least ``min_cell`` patients are at risk at t and the events and exits up
     to t or tau are none or at least ``min_km_step`` in each cohort.
 ``round_to``
     Released counts (patients, risk sets, events, censorings) are rounded to the nearest
-    multiple of ``round_to``. Means, shares and SDs are released exact when every cell
-    behind them has at least ``min_cell`` patients (so entropy balancing on a released
-    summary equals the row-level analysis): an exact share implies its cell's count, which
-    the cell rule has already judged safe.
+    multiple of ``round_to``; those of a curve as an additive table (its ``n`` and
+    cumulative events and censorings rounded, each step's counts their differences,
+    :func:`~transport.policy.released_counts`), so that the table's identities pin no
+    rounding error down. A piecewise exponential model's interval event counts are
+    released exact: its information matrix holds them. Means, shares and SDs are
+    released exact when every cell behind them has at least ``min_cell`` patients (so
+    entropy balancing on a released summary equals the row-level analysis): an exact
+    share implies its cell's count, which the cell rule has already judged safe.
 ``time_grid``
     A median (and the limits of its interval), which is one patient's event time, is
     released rounded outwards to the KM grid: the value and its upper limit up, the lower
@@ -43,10 +50,29 @@ its own, from a TOML file) and either makes an object safe or refuses it:
 ``min_residual_df``
     A fitted model is released only with at least ``min_residual_df`` residual degrees of
     freedom (events minus parameters for a survival model).
+``min_ess``
+    A weighted result (reweighted curve, weights' balance table, transported S(t),
+    median and RMST) is one patient's outcome when one patient carries the weight. Its
+    whole weighted cohort needs a Kish effective sample size ``(sum w)^2 / sum w^2`` of
+    at least ``min_ess`` (default ``min_cell``; larger tightens), or the release is
+    refused; a reweighted curve stops at the first step whose weighted risk set has less
+    (and the summary rows at or after it are withheld).
+``curve_precision``
+    A transported curve is not a function of the released counts, so its S(t) is
+    rounded to the row's ``precision`` (the smallest of 0.001, 0.002, 0.005, 0.01, ...
+    at least ``round_to / n_risk``, ``n_risk`` the step's released risk set), its SE to a
+    tenth of it, its limits computed from the two; unrounded when ``round_to`` is 1.
 
-Known limits (read before relying on a release): S(t) and RMST at the analysis' own
-times are exact estimates, so two releases from cohorts differing by one patient differ
-in them (by that patient's share of the estimate, not by an event time); means in a
+Known limits (read before relying on a release): with two releases of cohorts
+differing by one patient, the first step at which the released counts differ bounds
+that patient's step from above (it is placed exactly only when it falls in the first
+step and its cumulative count crosses a rounding boundary there, one chance in
+``round_to``), and a step merged by ``min_km_step`` in one release and not in the other
+places it within that step; weighted risk sets that pass ``min_ess`` still give each
+patient a share of about ``1 / min_ess`` of a step's hazard. S(t) and RMST at the
+analysis' own times are exact estimates, so two releases from cohorts differing by one
+patient differ in them (by that patient's share of the estimate, not by an event
+time); means in a
 summary are exact (the summary-only transport needs them), so two summaries differing by
 one patient give that patient's covariates. Release once per analysis from a fixed
 cohort, as output checkers expect. The names of withheld levels are kept (the source

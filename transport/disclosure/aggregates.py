@@ -18,6 +18,7 @@ from transport.policy import (
     coarsen_km,
     refuse_forbidden_levels,
     refuse_small_cohorts,
+    refuse_small_ess,
     top_share,
     weight_quantiles,
 )
@@ -188,12 +189,14 @@ _BALANCE_VALUES = ("mean_source", "mean_source_weighted", "mean_target", "smd_be
 def release_weights(obj: Weights, policy: Policy, record: Release) -> None:
     """``weights_balance.csv`` with the rows :func:`~transport.policy.balance_withheld`
     names withheld, and ``weights.json``: ESS and the weight quantiles the cell rule
-    allows."""
+    allows. Weights whose effective sample size is below :attr:`Policy.ess_floor` are
+    refused (rule ``min_ess``): their weighted means are a few patients' values."""
     design = obj.design
     record.check_names(list(design.covariates), f"weights of {obj.source!r}")
     record.check_names(list(design.columns), f"weights of {obj.source!r}")
     n, nt = obj.n, int(obj.target_n)
     refuse_small_cohorts([(obj.source, n), (obj.target, nt)], policy)
+    refuse_small_ess(obj.ess, policy, f"{obj.source!r} -> {obj.target!r}")
     table = obj.balance()
     cols = {c: table[c].to_list() for c in table.columns}
     hidden = balance_withheld(obj, policy)

@@ -1,6 +1,6 @@
-"""Release of a Kaplan–Meier curve: the actuarial estimate on the policy's grid
-(:func:`~transport.policy.coarsen_km`), and the transported curve of a result on the
-source's released steps."""
+"""Release of a Kaplan–Meier curve: the actuarial estimate of its released counts on the
+policy's grid (:func:`~transport.policy.coarsen_km`), and the transported curve of a
+result on the source's released steps, rounded to a stated precision."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ import polars as pl
 
 from transport.disclosure.record import Release
 from transport.exceptions import DisclosureError
-from transport.policy import Policy, coarsen_km, curve_grid_counts
+from transport.policy import (
+    Policy,
+    Withhold,
+    coarsen_km,
+    curve_grid_counts,
+    curve_precision,
+    risk_set_ess,
+    round_to_precision,
+)
 from transport.survival import SurvivalCurve
 from transport.survival._actuarial import weighted_actuarial
 from transport.survival._confint import bands
@@ -64,19 +72,60 @@ def release_curve(obj: SurvivalCurve, policy: Policy, record: Release) -> None:
     )
 
 
-def transported_on_grid(curve: SurvivalCurve | ModelCurve, kept: np.ndarray) -> list[pl.Series]:
-    """The transported curve at the source's released steps: a reweighted Kaplan–Meier
-    curve as the weighted actuarial estimate on those steps (so that, like the released
-    unweighted curves, it depends on the rows only through their step and weight), a
-    model-based curve (g-formula, AIPW: a smooth function of the fitted model and the
-    target's covariates) at the step ends."""
+def transported_on_grid(
+    curve: SurvivalCurve | ModelCurve,
+    table: pl.DataFrame,
+    policy: Policy,
+    withhold: Withhold,
+    label: str = "transported curve",
+) -> pl.DataFrame:
+    """The transported curve at the source's released steps ``table`` (the source's
+    life table from :func:`~transport.policy.coarsen_km`, whose counts it keeps), with a
+    ``precision`` column (null where the values are the life table's own).
+
+    A reweighted Kaplan–Meier curve is the weighted actuarial estimate on those steps
+    (so that, like the released unweighted curves, it depends on the rows only through
+    their step and weight), up to the first step whose weighted risk set has an
+    effective sample size below :attr:`Policy.ess_floor` (rule ``min_ess``: the curve
+    stops there); a model-based curve (g-formula, AIPW: a smooth function of the fitted
+    model and the target's covariates) is read at the step ends. Neither is a function
+    of the released counts, so both are rounded to the step's precision
+    (:func:`~transport.policy.curve_precision`: S(t) to it, the SE to a tenth of it, the
+    limits recomputed from the two); an unweighted (naive) curve is the life table."""
     if isinstance(curve, SurvivalCurve) and not curve.weighted:
-        return []  # the unweighted (naive) curve: the life table already in the frame
+        return table.with_columns(pl.lit(None, dtype=pl.Float64).alias("precision"))
+    kept = table["time"].to_numpy()
     if isinstance(curve, SurvivalCurve):
-        surv, se = weighted_actuarial(*curve.exits(), kept)
+        t, e, w = curve.exits()
+        ess = risk_set_ess(t, w, np.concatenate(([0.0], kept))[: kept.size])
+        low = np.flatnonzero(ess < policy.ess_floor)
+        if low.size:
+            cut = int(low[0])
+            withhold(
+                f"{label} from time {kept[cut]:g}",
+                "min_ess",
+                f"the weighted risk set has an effective sample size below "
+                f"{policy.ess_floor}: the curve stops here",
+            )
+            table, kept = table[:cut], kept[:cut]
+        surv, se = weighted_actuarial(t, e, w, kept)
+    else:  # a model-based curve: no interval of its own (the bootstrap gives one)
+        surv = curve.at(kept)["survival"].to_numpy()
+        se = np.full(kept.size, np.nan)
+    precision = curve_precision(table["n_risk"].to_numpy(), policy)
+    if precision is not None:
+        surv = round_to_precision(surv, precision)
+        se = round_to_precision(se, precision / 10.0)
+    if isinstance(curve, SurvivalCurve):
         lo, hi = bands(surv, se, curve.conf_type, curve.conf_level)
-        values = {"survival": surv, "se": se, "ci_lower": lo, "ci_upper": hi}
     else:
-        exact = curve.at(kept)
-        values = {c: exact[c].to_numpy() for c in ("survival", "se", "ci_lower", "ci_upper")}
-    return [pl.Series(c, v, dtype=pl.Float64).fill_nan(None) for c, v in values.items()]
+        lo = hi = np.full(kept.size, np.nan)
+    values = {
+        "survival": surv,
+        "se": se,
+        "ci_lower": lo,
+        "ci_upper": hi,
+        "precision": np.full(kept.size, np.nan) if precision is None else precision,
+    }
+    cols = [pl.Series(c, v, dtype=pl.Float64).fill_nan(None) for c, v in values.items()]
+    return table.with_columns(cols)

@@ -3,7 +3,9 @@ environment (:mod:`transport.shipping`), under the rules of :mod:`transport.poli
 
 A model: the cell, degrees-of-freedom and grid rules (:func:`~transport.policy.check_model`),
 its baseline only at the grid times :func:`~transport.policy.coarsen_km` keeps (the
-bootstrap refits' baselines likewise), counts rounded, per-level counts left out. A
+bootstrap refits' baselines likewise), counts rounded (but a piecewise exponential
+model's interval events, which its information holds exactly, released exact),
+per-level counts left out. A
 result: the summary under :func:`~transport.policy.guard_summary` (the rule a
 :class:`~transport.TransportResult` is released under), the transported curve at the
 model's released grid times and the target's observed curve as its life table.
@@ -58,7 +60,11 @@ def release_model(obj: ShippedModel, policy: Policy, record: Release) -> None:
             "kept only at the released grid times, like the model's own",
         )
     data["n"] = float(policy.round_count(obj.n))
-    data["n_events"] = float(policy.round_count(obj.n_events))
+    # a piecewise exponential model's information holds its interval event counts (and
+    # so their total) exactly: rounded beside it, they would be undone
+    data["n_events"] = float(
+        obj.n_events if obj.kind == "pwexp" else policy.round_count(obj.n_events)
+    )
     data["level_counts"] = None
     data["column_counts"] = None
     data["column_binary"] = None
@@ -102,7 +108,11 @@ def _released_grid(
 
 def _released_intervals(obj: ShippedModel, policy: Policy, where: str) -> dict[str, Any]:
     """A piecewise exponential model's interval counts, each interval with
-    ``min_km_step`` events and ``min_cell`` patients at its start, rounded."""
+    ``min_km_step`` events and ``min_cell`` patients at its start: the risk sets
+    rounded, the events exact. At the maximum likelihood the information of interval
+    ``k``'s log rate is its event count (its score is ``d_k - sum_i M_ik``), so the
+    released covariance gives every interval's events back exactly; rounded, they
+    would be a rounding that the model undoes (each has at least ``min_km_step``)."""
     assert obj.interval_counts is not None and obj.breaks is not None
     ic = obj.interval_counts
     for j, (y, d) in enumerate(zip(ic["n_risk"], ic["n_event"], strict=True)):
@@ -114,7 +124,10 @@ def _released_intervals(obj: ShippedModel, policy: Policy, where: str) -> dict[s
                 f"{policy.min_cell} patients at risk (rule: min_km_step); fit it with this "
                 "policy, which merges such intervals"
             )
-    return {k: [float(policy.round_count(x)) for x in v] for k, v in ic.items()}
+    return {
+        "n_risk": [float(policy.round_count(x)) for x in ic["n_risk"]],
+        "n_event": [float(x) for x in ic["n_event"]],
+    }
 
 
 def release_shipped_result(obj: ShippedResult, policy: Policy, record: Release) -> None:

@@ -4,6 +4,7 @@ rules (:func:`~transport.policy.guard_summary`), and its curves on the released 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import polars as pl
 
@@ -12,21 +13,35 @@ from transport.disclosure.record import Release
 from transport.exceptions import DisclosureError
 from transport.policy import (
     Policy,
+    Withhold,
     coarsen_km,
     curve_grid_counts,
     guard_summary,
+    guard_weighted_rows,
     refuse_small_cohorts,
+    refuse_small_ess,
 )
 from transport.result import TransportResult
 from transport.survival import SurvivalCurve
 
-__all__ = ["release_result"]
+__all__ = ["PRECISION_NOTE", "guard_result_summary", "release_result"]
+
+#: What ``transport_result.json`` says of the ``precision`` column of its curves.
+PRECISION_NOTE = (
+    "transported rows: S(t) rounded to a multiple of the row's precision, its SE to a "
+    "tenth of it, its limits computed from the two; a null precision: the life table of "
+    "the row's released counts (naive, observed, an unweighted transported curve) or, "
+    "when the policy rounds no count, unrounded"
+)
 
 
 def release_result(obj: TransportResult, policy: Policy, record: Release) -> None:
     """``transport_summary.csv``, ``transport_curves.csv`` (naive and observed life
-    tables, the transported curve on the source's kept steps) and
-    ``transport_result.json``."""
+    tables of their released counts, the transported curve on the source's kept steps
+    rounded to its stated precision) and ``transport_result.json``. A weighted result
+    needs an effective sample size of at least :attr:`Policy.ess_floor`, in its whole
+    weighted cohort (else refused) and in the weighted risk sets behind each released
+    step and summary row (else withheld; rule ``min_ess``)."""
     ns = float(obj.naive.n_risk_unweighted[0])
     nt = float(obj.observed.n_risk_unweighted[0]) if obj.observed is not None else math.inf
     refuse_small_cohorts([(obj.source, ns), (obj.target, nt)], policy)
@@ -34,6 +49,7 @@ def release_result(obj: TransportResult, policy: Policy, record: Release) -> Non
     record.check_names(list(obj.covariates), f"result {obj.source!r}")
     if obj.weights is not None:
         record.check_names(list(obj.weights.design.columns), f"result {obj.source!r}")
+        refuse_small_ess(obj.weights.ess, policy, f"result {obj.source!r} -> {obj.target!r}")
     for curve in (obj.naive, obj.transported, obj.observed):
         if isinstance(curve, SurvivalCurve) and curve.delayed_entry:
             raise DisclosureError(
@@ -43,8 +59,7 @@ def release_result(obj: TransportResult, policy: Policy, record: Release) -> Non
     summary = obj.summary()
     step = policy.grid_step_in(obj.time_unit)
     cols = summary.to_dict(as_series=False)
-    curves = [obj.naive] + ([obj.observed] if obj.observed is not None else [])
-    guard_summary(cols, curves, policy, record.withhold, step)
+    guard_result_summary(obj, cols, policy, record.withhold)
     record.add_csv("transport_summary.csv", pl.DataFrame(cols, schema=summary.schema))
     record.add_csv("transport_curves.csv", _curves(obj, policy, record))
     record.add_json(
@@ -62,8 +77,23 @@ def release_result(obj: TransportResult, policy: Policy, record: Release) -> Non
             "n_target": None if math.isinf(nt) else policy.round_count(nt),
             "ess": None if obj.weights is None else round(obj.weights.ess, 1),
             "grid_step": step,
+            "transported_precision": PRECISION_NOTE,
         },
     )
+
+
+def guard_result_summary(
+    obj: TransportResult, cols: dict[str, list[Any]], policy: Policy, withhold: Withhold
+) -> None:
+    """The summary table of ``obj`` (as lists, changed in place) as the gate releases it:
+    rows whose weighted risk set is below the ESS floor withheld (``min_ess``), then the
+    rules every transport summary follows (:func:`~transport.policy.guard_summary`). The
+    report shows its tables through this function too."""
+    curves = [obj.naive] + ([obj.observed] if obj.observed is not None else [])
+    if isinstance(obj.transported, SurvivalCurve) and obj.transported.weighted:
+        t, _, w = obj.transported.exits()
+        guard_weighted_rows(cols, t, w, policy, withhold)
+    guard_summary(cols, curves, policy, withhold, policy.grid_step_in(obj.time_unit))
 
 
 def _curves(obj: TransportResult, policy: Policy, record: Release) -> pl.DataFrame:
@@ -87,6 +117,8 @@ def _curves(obj: TransportResult, policy: Policy, record: Release) -> pl.DataFra
             conf_level=base.conf_level,
         )
         if label == "transported":
-            tab = tab.with_columns(transported_on_grid(curve, tab["time"].to_numpy()))
+            tab = transported_on_grid(curve, tab, policy, record.withhold)
+        else:
+            tab = tab.with_columns(pl.lit(None, dtype=pl.Float64).alias("precision"))
         frames.append(tab.select(pl.lit(label).alias("curve"), pl.all()))
     return pl.concat(frames, how="vertical_relaxed")

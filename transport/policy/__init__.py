@@ -17,7 +17,17 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
 ``km_grid``, ``min_km_step``
     Survival curves only on the fixed grid, each step with none or at least
     ``min_km_step`` events and exits (:func:`coarsen_km`); S(t) and RMST rows of a
-    summary likewise between released times (:func:`guard_timed_rows`).
+    summary likewise between released times (:func:`guard_timed_rows`). A released
+    curve is computed from its released (rounded) counts, so it cannot give the exact
+    counts back (:func:`released_counts`, :func:`life_table_of`).
+``min_ess``
+    Weighted results need an effective sample size of at least ``min_ess`` (default
+    ``min_cell``): the whole weighted cohort (:func:`refuse_small_ess`) and the weighted
+    risk set at each released step and summary time (:func:`risk_set_ess`).
+``curve_precision``
+    A transported curve, which is not a function of the released counts, is released
+    rounded to a stated precision per step (:func:`curve_precision`,
+    :func:`round_to_precision`).
 ``time_grid``
     Medians rounded outwards to the grid (:func:`round_median_row`).
 ``round_to``
@@ -65,7 +75,9 @@ from transport.policy.curves import (
     curve_grid_counts,
     guard_summary,
     guard_timed_rows,
+    life_table_of,
     outward,
+    released_counts,
     round_median_row,
 )
 from transport.policy.settings import (
@@ -82,6 +94,14 @@ from transport.policy.settings import (
     refuse_forbidden_levels,
     refuse_small_cohorts,
 )
+from transport.policy.weighted import (
+    PRECISION_FLOOR,
+    curve_precision,
+    guard_weighted_rows,
+    refuse_small_ess,
+    risk_set_ess,
+    round_to_precision,
+)
 
 __all__ = [
     "AGGREGATE_STATE",
@@ -89,6 +109,7 @@ __all__ = [
     "FORBIDDEN_TOKENS",
     "MEDIAN_BASES",
     "POLICY_ENV",
+    "PRECISION_FLOOR",
     "QUANTILES",
     "RELEASE_FILES",
     "RULES",
@@ -103,18 +124,25 @@ __all__ = [
     "check_model",
     "coarsen_km",
     "curve_grid_counts",
+    "curve_precision",
     "environment_policy",
     "floor_policy",
     "forbidden_role",
     "guard_summary",
     "guard_timed_rows",
+    "guard_weighted_rows",
     "level_dummies",
+    "life_table_of",
     "outward",
     "refuse_forbidden",
     "refuse_forbidden_levels",
     "refuse_small_cohorts",
+    "refuse_small_ess",
     "released_count",
+    "released_counts",
+    "risk_set_ess",
     "round_median_row",
+    "round_to_precision",
     "top_share",
     "verify_release",
     "weight_quantiles",

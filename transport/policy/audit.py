@@ -14,7 +14,8 @@ well, by the rules it names:
     the column (CSV) or key (JSON) that holds them, whatever the file (:data:`COUNTS`):
     every count a whole multiple of ``round_to`` (a cohort's size may be ``min_cell``
     itself); no cohort or risk set below ``min_cell`` (as rounded); each curve step with
-    none or at least ``min_km_step`` exits (less the rounding); risk sets not increasing
+    none or at least ``min_km_step`` exits (less twice ``round_to``, the rounding of
+    a step's two counts); risk sets not increasing
     along a curve; curve times and a model's grid on the policy's grid (and a stated
     ``grid_step`` the policy's); level shares of at least ``min_cell`` patients each, and
     their complements; a model's events at least its coefficients plus
@@ -227,6 +228,26 @@ def _check_node(
             raise bad(f"{node['n_events']!r} events leave fewer residual df than min_residual_df")
 
 
+def cohort_floor(policy: Policy) -> int:
+    """The smallest cohort size the gate releases: ``min_cell``, rounded (or itself)."""
+    return min(policy.min_cell, policy.round_count(policy.min_cell))
+
+
+def risk_set_floor(policy: Policy) -> int:
+    """The smallest risk set the gate releases: a risk set of ``min_cell`` released as
+    the rounded ``n`` less the rounded cumulative exits is within ``1.5 round_to`` of it
+    (:func:`~transport.policy.released_counts`), and a multiple of ``round_to``."""
+    r = policy.round_to
+    return max(0, r * math.ceil((policy.min_cell - 1.5 * r) / r - 1e-9))
+
+
+def exits_floor(policy: Policy) -> float:
+    """A released step's events and censorings are each within ``round_to`` of their own
+    (differences of rounded cumulative counts): a step of at least ``min_km_step`` exits
+    is released with more than ``min_km_step - 2 round_to``."""
+    return policy.min_km_step - 2 * policy.round_to + 1e-9
+
+
 def _check_count(key: str, kind: str, v: Any, policy: Policy, bad: Refusal) -> None:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
         raise bad(f"{key} {v!r} is not a count")
@@ -234,23 +255,21 @@ def _check_count(key: str, kind: str, v: Any, policy: Policy, bad: Refusal) -> N
         round(v) % policy.round_to and not (kind == "cohort" and v == policy.min_cell)
     ):
         raise bad(f"{key} {v!r} is not a multiple of round_to {policy.round_to}")
-    least = min(policy.min_cell, policy.round_count(policy.min_cell))
+    least = risk_set_floor(policy) if kind == "risk_set" else cohort_floor(policy)
     if kind in ("cohort", "risk_set") and v < least:
         raise bad(f"{key} {v!r} is below min_cell {policy.min_cell}")
 
 
 def _check_steps(node: Mapping[str, Any], policy: Policy, bad: Refusal) -> None:
-    """Each curve step none or at least ``min_km_step`` exits (as rounded: each count is
-    within ``round_to / 2`` of its own); risk sets not increasing."""
+    """Each curve step none or at least ``min_km_step`` exits (as rounded: a step's
+    events and censorings are differences of rounded cumulative counts, each within
+    ``round_to`` of its own, :func:`~transport.policy.released_counts`); risk sets not
+    increasing."""
     events, censor = node.get("n_event"), node.get("n_censor")
     if isinstance(events, list):
         censor = censor if isinstance(censor, list) else [0] * len(events)
         for d, c in zip(events, censor, strict=False):
-            if (
-                d is not None
-                and c is not None
-                and 0 < d + c <= policy.min_km_step - policy.round_to
-            ):
+            if d is not None and c is not None and 0 < d + c < exits_floor(policy):
                 raise bad(
                     f"a step of {d} events and {c} censorings is below min_km_step "
                     f"{policy.min_km_step}"

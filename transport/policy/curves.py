@@ -21,7 +21,9 @@ __all__ = [
     "curve_grid_counts",
     "guard_summary",
     "guard_timed_rows",
+    "life_table_of",
     "outward",
+    "released_counts",
     "round_median_row",
 ]
 
@@ -58,22 +60,70 @@ def coarsen_km(
     conf_type: ConfType = "log-log",
     conf_level: float = 0.95,
 ) -> pl.DataFrame:
-    """A Kaplan–Meier curve made safe to release: the grouped estimate on a fixed grid.
+    """A Kaplan–Meier curve made safe to release: the grouped estimate on a fixed grid,
+    computed from the counts it releases.
 
     ``table`` holds the grid (``time``, increasing) and the unweighted ``n_event`` and
     ``n_censor`` in each interval ``(previous time, time]``; ``n`` is the number of
     patients at the start. A grid time is kept when the events plus censorings since the
     last kept time are none or at least ``min_km_step`` (otherwise its interval merges
     into the next), while the risk set at the start of its interval is at least
-    ``min_cell``. At the kept times the curve is the actuarial (life-table) estimate
-    ``S(t_j) = prod_{i <= j} (1 - d_i / (Y_i - c_i / 2))``, with ``Y_i`` the patients
-    still at risk after ``t_{i-1}`` and ``c_i`` those censored within the step (at risk
-    for half of it on average), its SE Greenwood's, its interval of ``conf_type``
-    (Cutler & Ederer 1958). It depends on the data only through the counts per released
-    step, so moving any patient's time within a step changes nothing (no differencing
-    attack reveals more than the step). Counts are rounded to ``round_to``.
+    ``min_cell``. It depends on the data only through the counts per released step, so
+    moving any patient's time within a step changes nothing (no differencing attack
+    reveals more than the step).
+
+    The counts are rounded to ``round_to`` consistently (:func:`released_counts`): ``n``
+    and the cumulative events and censorings up to each kept time are rounded, a step's
+    events and censorings are the differences of the rounded cumulative counts and its
+    risk set ``n`` less the rounded cumulative exits before it, so that the released
+    table is additive and its rounding errors cannot be pinned down from one another.
+    The curve is then the actuarial (life-table) estimate of the *released* counts,
+    ``S(t_j) = prod_{i <= j} (1 - d_i / (Y_i - c_i / 2))`` (Cutler & Ederer 1958; a
+    hazard above 1, which rounding can give, counts as 1), its SE Greenwood's and its
+    interval of ``conf_type``: everything released is a function of the rounded counts,
+    so the exact counts cannot be solved back from S(t) or its SE. With ``round_to = 1``
+    it is the life table of the exact counts.
     """
     t = np.asarray(table["time"], dtype=np.float64)
+    keep, steps = _kept_steps(t, table, n, policy, withhold, label)
+    y, d, c = released_counts(steps, policy)
+    surv, se = life_table_of(y, d, c)
+    lo, hi = bands(surv, se, conf_type, conf_level)
+    frame = pl.DataFrame(
+        {
+            "time": t[np.asarray(keep, dtype=np.int64)],
+            "survival": surv,
+            "se": se,
+            "ci_lower": lo,
+            "ci_upper": hi,
+            "n_risk": y,
+            "n_event": d,
+            "n_censor": c,
+        },
+        schema={
+            "time": pl.Float64,
+            "survival": pl.Float64,
+            "se": pl.Float64,
+            "ci_lower": pl.Float64,
+            "ci_upper": pl.Float64,
+            "n_risk": pl.Int64,
+            "n_event": pl.Int64,
+            "n_censor": pl.Int64,
+        },
+    )
+    return frame.fill_nan(None)
+
+
+def _kept_steps(
+    t: np.ndarray,
+    table: Mapping[str, Any],
+    n: float,
+    policy: Policy,
+    withhold: Withhold | None,
+    label: str,
+) -> tuple[list[int], list[tuple[float, float, float]]]:
+    """The grid indices :func:`coarsen_km` keeps and the exact (risk set, events,
+    censorings) of each kept step."""
     ev = np.asarray(table["n_event"], dtype=np.float64)
     ce = np.asarray(table["n_censor"], dtype=np.float64)
     keep: list[int] = []
@@ -103,30 +153,49 @@ def coarsen_km(
                 f"fewer than {policy.min_km_step} events and exits since the last reported "
                 "time: merged into the next step",
             )
-    y = np.asarray([s[0] for s in steps], dtype=np.float64)
-    d = np.asarray([s[1] for s in steps], dtype=np.float64)
-    c = np.asarray([s[2] for s in steps], dtype=np.float64)
-    y_eff = y - c / 2.0
+    return keep, steps
+
+
+def released_counts(
+    steps: Sequence[tuple[float, float, float]], policy: Policy
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The released (risk set, events, censorings) of consecutive steps whose exact
+    counts are ``steps`` (the first risk set is the cohort's ``n``), rounded to
+    ``round_to`` as an additive table: ``n`` and the cumulative events and censorings
+    at each step's end are rounded (halves up), the step counts are their differences
+    (never negative) and each risk set is the rounded ``n`` less the rounded exits
+    before it. Each released count is then within ``round_to / 2`` (a step's events or
+    censorings: ``round_to``; a risk set: ``1.5 round_to``) of the exact one, and the
+    rounding errors of ``n`` and of every cumulative count are independent, so that the
+    table's own identities (risk set = previous risk set - events - censorings) pin
+    none of them down, as they would for counts rounded one by one."""
+    if not steps:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, empty
+    n = steps[0][0]
+    cum_d = np.cumsum([s[1] for s in steps])
+    cum_c = np.cumsum([s[2] for s in steps])
+    rd = np.asarray([policy.round_count(x) for x in cum_d], dtype=np.int64)
+    rc = np.asarray([policy.round_count(x) for x in cum_c], dtype=np.int64)
+    d = np.diff(rd, prepend=0)
+    c = np.diff(rc, prepend=0)
+    y = policy.round_count(n) - np.concatenate(([0], (rd + rc)[:-1]))
+    return y.astype(np.int64), d.astype(np.int64), c.astype(np.int64)
+
+
+def life_table_of(y: np.ndarray, d: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The actuarial estimate and Greenwood's SE of a life table with risk sets ``y``,
+    events ``d`` and censorings ``c`` per step: ``S = prod (1 - h)``, ``h = d / (y - c /
+    2)`` (1 where rounded counts make it larger, or the effective risk set empty), SE
+    ``S sqrt(sum d / (y' (y' - d)))``; ``nan`` where S is 0."""
+    yf, df, cf = (np.asarray(a, dtype=np.float64) for a in (y, d, c))
+    y_eff = yf - cf / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        surv = np.cumprod(1.0 - np.where(d > 0, d / y_eff, 0.0))
-        green = np.cumsum(np.where(d > 0, d / (y_eff * (y_eff - d)), 0.0))
+        h = np.where(df > 0, np.where(y_eff > df, df / y_eff, 1.0), 0.0)
+        surv = np.cumprod(1.0 - h)
+        green = np.cumsum(np.where(df > 0, df / (y_eff * (y_eff - df)), 0.0))
         se = surv * np.sqrt(green)
-    se = np.where(surv > 0, se, np.nan)
-    lo, hi = bands(surv, se, conf_type, conf_level)
-    frame = pl.DataFrame(
-        {
-            "time": t[np.asarray(keep, dtype=np.int64)],
-            "survival": surv,
-            "se": se,
-            "ci_lower": lo,
-            "ci_upper": hi,
-            "n_risk": [policy.round_count(x) for x in y],
-            "n_event": [policy.round_count(x) for x in d],
-            "n_censor": [policy.round_count(x) for x in c],
-        },
-        schema_overrides={"n_risk": pl.Int64, "n_event": pl.Int64, "n_censor": pl.Int64},
-    )
-    return frame.fill_nan(None)
+    return surv, np.where(surv > 0, se, np.nan)
 
 
 def curve_grid_counts(curve: Any, grid: np.ndarray) -> dict[str, Any]:

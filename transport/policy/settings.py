@@ -114,6 +114,7 @@ RULES: dict[str, str] = {
     "time_grid": "medians (one patient's time) only rounded outwards to the grid",
     "round_to": "released counts are multiples of round_to",
     "min_residual_df": "a released model has at least min_residual_df residual df",
+    "min_ess": "a weighted result rests on an effective sample size of at least min_ess",
     "policy_floor": "no analysis or release loosens the environment's policy",
     "release_path": "verification reads only plain files inside the release directory",
     "release_manifest": "the manifest is as the gate writes it (fields, rules, policy, files)",
@@ -159,6 +160,11 @@ class Policy:
         Released counts are rounded to a multiple of this (1: no rounding).
     min_residual_df
         Fewest residual degrees of freedom of a released model.
+    min_ess
+        Smallest Kish effective sample size ``(sum w)^2 / sum w^2`` behind a released
+        weighted estimate: the whole weighted cohort of a weighting or a reweighted
+        result, and the weighted risk set at each released step of a reweighted curve
+        (rule ``min_ess``). ``None`` (the default) means ``min_cell``. Larger tightens.
     km_grid_step, time_unit
         Spacing of the fixed grid survival curves are reported on, in ``time_unit``
         (default one month: 30.4375 days).
@@ -185,6 +191,7 @@ class Policy:
     min_km_step: int = 10
     round_to: int = 5
     min_residual_df: int = 10
+    min_ess: int | None = None
     km_grid_step: float = 30.4375
     time_unit: str = "days"
     forbidden_roles: tuple[str, ...] = ("identifier", "practice", "physician", "free_text")
@@ -197,6 +204,10 @@ class Policy:
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"Policy {key!r} must be an integer >= 1; got {v!r}")
+        # min_ess: None (= min_cell) or an integer >= 1
+        ess = self.min_ess
+        if ess is not None and (not isinstance(ess, int) or isinstance(ess, bool) or ess < 1):
+            raise ValueError(f"Policy 'min_ess' must be None or an integer >= 1; got {ess!r}")
         step = self.km_grid_step
         if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
             raise ValueError(f"Policy 'km_grid_step' must be a positive number; got {step!r}")
@@ -265,6 +276,12 @@ class Policy:
         out["forbidden_roles"] = list(self.forbidden_roles)
         out["forbidden_names"] = list(self.forbidden_names)
         return out
+
+    @property
+    def ess_floor(self) -> int:
+        """The effective sample size the ``min_ess`` rule asks for (``min_cell`` when
+        ``min_ess`` is ``None``)."""
+        return self.min_cell if self.min_ess is None else self.min_ess
 
     def round_count(self, x: float) -> int:
         """``x`` rounded to the nearest multiple of ``round_to`` (halves up)."""

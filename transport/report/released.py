@@ -20,10 +20,10 @@ import numpy as np
 import polars as pl
 
 from transport.disclosure.record import Release
-from transport.disclosure.results import release_result
+from transport.disclosure.results import guard_result_summary, release_result
 from transport.exceptions import DisclosureError
 from transport.inference import IntervalKind
-from transport.policy import Policy, guard_summary, outward
+from transport.policy import Policy, outward
 from transport.result import TransportResult
 
 __all__ = [
@@ -40,15 +40,15 @@ __all__ = [
 def released_summary(
     r: TransportResult, kind: IntervalKind, policy: Policy
 ) -> tuple[pl.DataFrame, set[tuple[str, Any]]]:
-    """The result's summary as the release gate releases it (:func:`guard_summary`: S(t)
-    and RMST rows the unweighted curves do not support withheld, medians on the grid,
+    """The result's summary as the release gate releases it (the gate's own
+    :func:`~transport.disclosure.results.guard_result_summary`: S(t) and RMST rows the
+    curves' risk sets do not support withheld, medians on the grid,
     their SEs withheld), and the (estimand, time) rows it withheld. The report and its
     tidy tables can leave the environment: they show what the gate would release."""
     table = r.summary(kind)
     cols = table.to_dict(as_series=False)
     before = list(cols["transported"])
-    curves = [r.naive] + ([r.observed] if r.observed is not None else [])
-    guard_summary(cols, curves, policy, lambda *_: None, policy.grid_step_in(r.time_unit))
+    guard_result_summary(r, cols, policy, lambda *_: None)
     gone = {
         (e, t)
         for e, t, b, a in zip(
