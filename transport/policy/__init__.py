@@ -24,6 +24,14 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
     Released counts rounded (:meth:`Policy.round_count`).
 ``min_residual_df``
     Models with at least this many residual degrees of freedom (:func:`check_model`).
+``model_bounds``
+    A shipped model applied in the target spreads its linear predictor over the
+    target's rows by at most ``max_log_hazard_ratio`` (:func:`check_log_hazard_spread`).
+``min_contributors``
+    A transported S(t) or RMST of a shipped model needs ``min_cell`` effective target
+    patients behind it (:func:`effective_contributors`), and is released rounded
+    (:func:`guard_transported`, :func:`transported_curve`); :mod:`transport.policy.shipped`
+    gives the reasons and the known limits.
 
 Reference: Griffiths E. et al. (2019) *Handbook on Statistical Disclosure Control for
 Outputs*, Safe Data Access Professionals Working Group.
@@ -59,6 +67,13 @@ from transport.policy.settings import (
     refuse_forbidden_levels,
     refuse_small_cohorts,
 )
+from transport.policy.shipped import (
+    check_log_hazard_spread,
+    effective_contributors,
+    guard_transported,
+    transported_curve,
+    transported_precision,
+)
 
 __all__ = [
     "AGGREGATE_STATE",
@@ -70,12 +85,15 @@ __all__ = [
     "Withhold",
     "balance_withheld",
     "cells_to_hide",
+    "check_log_hazard_spread",
     "check_model",
     "coarsen_km",
     "curve_grid_counts",
+    "effective_contributors",
     "forbidden_role",
     "guard_summary",
     "guard_timed_rows",
+    "guard_transported",
     "level_dummies",
     "outward",
     "refuse_forbidden",
@@ -84,5 +102,7 @@ __all__ = [
     "released_count",
     "round_median_row",
     "top_share",
+    "transported_curve",
+    "transported_precision",
     "weight_quantiles",
 ]

@@ -133,6 +133,14 @@ class Policy:
     km_grid_step, time_unit
         Spacing of the fixed grid survival curves are reported on, in ``time_unit``
         (default one month: 30.4375 days).
+    max_log_hazard_ratio
+        Widest spread, ``max(lp) - min(lp)`` over the target's rows, of the linear
+        predictor (the log hazard ratio between the highest- and lowest-risk patients)
+        of a shipped model the target applies (rule ``model_bounds``; default 10, a
+        hazard ratio of about 22,000). It protects the target's rows from a crafted
+        model: an extreme coefficient with a chosen baseline turns the transported
+        curve into a count of the target's patients above a threshold of a covariate.
+        Smaller tightens.
     forbidden_roles
         Roles whose columns are refused: any of ``"identifier"``, ``"practice"``,
         ``"physician"``, ``"free_text"``.
@@ -147,6 +155,7 @@ class Policy:
     round_to: int = 5
     min_residual_df: int = 10
     km_grid_step: float = 30.4375
+    max_log_hazard_ratio: float = 10.0
     time_unit: str = "days"
     forbidden_roles: tuple[str, ...] = ("identifier", "practice", "physician", "free_text")
     forbidden_names: tuple[str, ...] = ()
@@ -162,6 +171,15 @@ class Policy:
             raise ValueError(f"Policy 'km_grid_step' must be a positive number; got {step!r}")
         if not math.isfinite(step):
             raise ValueError(f"Policy 'km_grid_step' must be finite; got {step!r}")
+        bound = self.max_log_hazard_ratio
+        if (
+            isinstance(bound, bool)
+            or not isinstance(bound, (int, float))
+            or not (math.isfinite(bound) and bound > 0)
+        ):
+            raise ValueError(
+                f"Policy 'max_log_hazard_ratio' must be a finite number > 0; got {bound!r}"
+            )
         if self.time_unit not in TIME_UNITS:
             raise ValueError(
                 f"Policy 'time_unit' must be one of {sorted(TIME_UNITS)}; got {self.time_unit!r}"
