@@ -496,7 +496,12 @@ def test_release_writes_a_manifest_and_no_patient_values(tmp_path: Path) -> None
     target = small_cohort(small(150, 2), name="T")
     np.testing.assert_array_equal(back.marginal_survival(target, back.grid),
                                   model.marginal_survival(target, back.grid))  # fmt: skip
-    assert back.boot_extra is not None and back.boot_extra.shape == (3, back.grid.size)
+    # the bootstrap travels as its summary at the released grid times, never as refits
+    assert back.boot_coef is None and back.boot_extra is None and back.boot_entropy is None
+    assert back.boot_summary is not None
+    width = back.coef.size + back.grid.size
+    assert back.boot_summary.cov.shape == (width, width)
+    assert set(data["bootstrap"]) == {"n_boot", "failed", "level", "cov", "se", "lower", "upper"}
     # a released model cannot be released again (its cell counts are gone)
     with pytest.raises(tp.DisclosureError, match=r"released before.*rule: min_cell"):
         dc.release(back, tmp_path / "again")
@@ -689,7 +694,11 @@ def test_release_of_a_result(tmp_path: Path, src, tgt) -> None:
     assert {f["file"] for f in manifest["files"]} == {
         "shipped_summary.csv", "shipped_curves.csv", "shipped_result.json"}  # fmt: skip
     summ = pl.read_csv(tmp_path / "res" / "shipped_summary.csv")
-    assert summ["transported"][0] == pytest.approx(res.summary()["transported"][0], abs=1e-15)
+    # the transported S(t) is the target's expected survivors, rounded as counts are (to 5)
+    # over the released n (400)
+    delta = 5 / 400
+    assert summ["transported"][0] == pytest.approx(res.summary()["transported"][0], abs=delta / 2)
+    assert summ["transported"][0] / delta == pytest.approx(round(summ["transported"][0] / delta))
     assert summ["transported"][1] is None  # few target patients left at risk
     assert summ["transported"][2] is None and summ["difference"][2] is None  # few exits
     assert summ.filter(pl.col("estimand") == "rmst")["transported"][0] is not None
@@ -767,3 +776,66 @@ def test_target_in_another_time_unit_is_converted(cox, tgt) -> None:
     np.testing.assert_allclose(a["transported"].to_numpy(), b["transported"].to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(a["observed"].to_numpy(), b["observed"].to_numpy(), rtol=1e-9)
     assert math.isfinite(a["difference"][0])
+
+
+# -- the target's checks of what it applies -------------------------------------------------
+def test_max_log_hazard_ratio_is_validated_and_bounds_every_prediction(cox, tgt) -> None:
+    for bad in (0.0, -1.0, float("nan"), float("inf"), True, "10"):
+        with pytest.raises(ValueError, match="max_log_hazard_ratio"):
+            dc.Policy(max_log_hazard_ratio=bad)  # type: ignore[arg-type]
+    assert dc.Policy().max_log_hazard_ratio == 10.0
+    assert dc.Policy.from_dict({"max_log_hazard_ratio": 4}).to_dict()["max_log_hazard_ratio"] == 4
+    spread = cox.log_hazard_spread(cox.design.matrix(tgt))
+    assert 2.0 < spread < 4.0  # the US model of main effects over JP's rows
+    tight = dc.Policy(max_log_hazard_ratio=spread / 2)  # smaller tightens
+    for call in (cox.marginal_survival, cox.predict_survival):
+        with pytest.raises(tp.DisclosureError, match=r"wider than .* \(rule: model_bounds"):
+            call(tgt, [365.25], policy=tight)
+    with pytest.raises(tp.DisclosureError, match="rule: model_bounds"):
+        cox.apply(tgt, times=[365.25], policy=tight)
+    res = cox.apply(tgt, times=[365.25])
+    assert res.log_hazard_spread == pytest.approx(spread)
+
+
+def test_effective_contributors_count_the_patients_behind_a_mean() -> None:
+    from transport.policy import effective_contributors
+
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0.2, 0.9, 500)
+    assert effective_contributors(p)[0] > 100  # patients who differ, many of them
+    for m in (1, 3, 9, 25):  # m patients apart from 500 - m who share one value: about m
+        two = np.r_[np.full(500 - m, 0.95), np.full(m, 0.01)]
+        assert effective_contributors(two)[0] == pytest.approx(m / (1 - m / 500) ** 2, rel=1e-3)
+    # one patient who alone dies among patients who all live, or the reverse
+    assert effective_contributors(np.r_[np.ones(499), 0.0])[0] == pytest.approx(1.0, abs=0.01)
+    assert effective_contributors(np.r_[np.zeros(499), 1.0])[0] == pytest.approx(1.0, abs=0.01)
+    assert effective_contributors(np.full(500, 0.7))[0] == 0.0  # all equal: the baseline
+
+
+def test_a_released_model_gives_intervals_from_its_bootstrap_summary(tmp_path: Path, tgt) -> None:
+    """The released model carries the refits' summary, not the refits; the target's
+    replicates draw from it (same numbers for any n_jobs); a forged covariance that
+    would draw extreme models is refused (model_bounds) where it is applied."""
+    source = _cohort("US", "cox_source.csv", rows=500)
+    model = tp.ShippedModel.fit(source, "age + ecog", n_boot=60, seed=9)
+    dc.release(model, tmp_path / "model")
+    data = json.loads((tmp_path / "model" / "shipped_model.json").read_text())
+    assert "seed_entropy" not in data["bootstrap"] and data["bootstrap"]["n_boot"] == 60
+    coef = pl.read_csv(tmp_path / "model" / "shipped_model_coef.csv")
+    assert {"bootstrap_se", "bootstrap_lower", "bootstrap_upper"} <= set(coef.columns)
+    back = tp.ShippedModel.from_release(tmp_path / "model")
+    assert back.boot_kind == "parametric" and back.n_boot == 60 and back.boot_coef is None
+    one = back.apply(tgt, times=[365.25], tau=730.5, seed=8)
+    two = back.apply(tgt, times=[365.25], tau=730.5, seed=8, n_jobs=2)
+    assert one.draws is not None and two.draws is not None
+    np.testing.assert_array_equal(one.draws, two.draws)
+    assert one.summary()["ci_method"][0].startswith(
+        "bootstrap-percentile (60 parametric draws from the shipped bootstrap covariance"
+    )
+    data["bootstrap"]["cov"] = (np.asarray(data["bootstrap"]["cov"]) * 1e4).tolist()
+    forged = tp.ShippedModel.from_dict(data)
+    with pytest.raises(tp.DisclosureError, match="rule: model_bounds"):
+        forged.apply(tgt, times=[365.25], seed=8)
+    data["bootstrap"] = {"coef": [data["coef"]] * 3, "hazard": [data["cox"]["hazard"]] * 3}
+    with pytest.raises(tp.DataError, match=r"per-replicate refits \(rule: bootstrap_summary"):
+        tp.ShippedModel.from_dict(data)

@@ -119,7 +119,9 @@ print("observed S(t), exact vs released:", np.round(obs_exact, 4), np.round(obs_
 # A Cox model of US overall survival with 200 bootstrap refits (so that Japan can give
 # intervals that carry the US model's uncertainty). The gate checks the residual degrees
 # of freedom (events minus parameters at least `min_residual_df`), the level counts, and
-# keeps the baseline cumulative hazard only on grid steps with enough exits.
+# keeps the baseline cumulative hazard only on grid steps with enough exits. The refits
+# leave as their summary (covariance, SEs, percentile limits), never as refits with their
+# seed, from which every resample, and each US row's influence, could be rebuilt.
 
 # %%
 model = tp.ShippedModel.fit(us, model="cox", n_boot=200, seed=20261122, policy=policy)
@@ -132,9 +134,11 @@ print("what the US sends:", sorted(shipped))
 # %% [markdown]
 # ### In Japan's environment
 #
-# Japan reads the model (the manifest is verified first), applies it to its own rows and
-# compares the transported curve with its own. Only the comparison goes back, itself
-# through the gate.
+# Japan reads the model (the manifest is verified first, then the model's numbers),
+# applies it to its own rows (refused if its linear predictor spreads over Japan's rows
+# wider than `max_log_hazard_ratio`), draws its bootstrap replicates from the shipped
+# covariance, and compares the transported curve with its own. Only the comparison goes
+# back, through Japan's gate, which treats the transported curve as Japan's own aggregate.
 
 # %%
 received_model = tp.ShippedModel.from_release(EXCHANGE / "us_model")

@@ -2,13 +2,16 @@
 environment (:mod:`transport.shipping`), under the rules of :mod:`transport.policy`.
 
 A model: the cell, degrees-of-freedom and grid rules (:func:`~transport.policy.check_model`),
-its baseline only at the grid times :func:`~transport.policy.coarsen_km` keeps (the
-bootstrap refits' baselines likewise), counts rounded (but a piecewise exponential
-model's interval events, which its information holds exactly, released exact),
-per-level counts left out. A
-result: the summary under :func:`~transport.policy.guard_summary` (the rule a
-:class:`~transport.TransportResult` is released under), the transported curve at the
-model's released grid times and the target's observed curve as its life table.
+its baseline only at the grid times :func:`~transport.policy.coarsen_km` keeps, counts
+rounded (but a piecewise exponential model's interval events, which its information
+holds exactly, released exact), per-level counts left out, its bootstrap as a summary
+(``bootstrap_summary``: never the refits or their seed). A result, a target-side
+aggregate: the model's bounds over the target (``model_bounds``), the summary under
+:func:`~transport.policy.guard_summary` (the rule a :class:`~transport.TransportResult`
+is released under) and :func:`~transport.policy.guard_transported`
+(``min_contributors``, rounded), the transported curve at the target's own released
+steps under the same rules (:func:`~transport.policy.transported_curve`) and the
+target's observed curve as its life table.
 """
 
 from __future__ import annotations
@@ -23,14 +26,19 @@ from transport.disclosure.record import Release
 from transport.exceptions import DisclosureError
 from transport.policy import (
     Policy,
+    check_log_hazard_spread,
     check_model,
     coarsen_km,
     curve_grid_counts,
     guard_summary,
+    guard_transported,
     refuse_forbidden_levels,
     refuse_small_cohorts,
+    transported_curve,
+    transported_precision,
 )
 from transport.shipping import MODEL_FILE, ShippedModel, ShippedResult, json_floats
+from transport.shipping.bootstrap import BootstrapSummary, summarise
 
 __all__ = ["release_model", "release_shipped_result"]
 
@@ -51,14 +59,8 @@ def release_model(obj: ShippedModel, policy: Policy, record: Release) -> None:
         data["cox"]["hazard"] = json_floats(obj.hazard[idx])
     else:
         data["pwexp"]["interval_counts"] = _released_intervals(obj, policy, where)
-    if obj.boot_coef is not None and obj.kind == "cox":
-        assert obj.boot_extra is not None
-        data["bootstrap"]["hazard"] = json_floats(obj.boot_extra[:, idx])
-        record.withhold(
-            "bootstrap refits' baselines between released grid times",
-            "min_km_step",
-            "kept only at the released grid times, like the model's own",
-        )
+    boot = _bootstrap_summary(obj, idx, record)
+    data["bootstrap"] = None if boot is None else json_floats(boot.to_dict())
     data["n"] = float(policy.round_count(obj.n))
     # a piecewise exponential model's information holds its interval event counts (and
     # so their total) exactly: rounded beside it, they would be undone
@@ -80,7 +82,36 @@ def release_model(obj: ShippedModel, policy: Policy, record: Release) -> None:
     coef = pl.DataFrame(
         {"term": list(obj.names), "estimate": obj.coef, "se": np.sqrt(np.diag(obj.cov))}
     )
+    if boot is not None:
+        P = obj.coef.size
+        coef = coef.with_columns(
+            pl.Series("bootstrap_se", boot.se[:P]),
+            pl.Series("bootstrap_lower", boot.lower[:P]),
+            pl.Series("bootstrap_upper", boot.upper[:P]),
+        )
     record.add_csv("shipped_model_coef.csv", coef)
+
+
+def _bootstrap_summary(
+    obj: ShippedModel, idx: np.ndarray, record: Release
+) -> BootstrapSummary | None:
+    """The bootstrap as it may be released (rule ``bootstrap_summary``): the covariance,
+    SEs and percentile limits of the refits' coefficients and Cox baselines at the
+    released grid times (:func:`~transport.shipping.bootstrap.summarise`), never the
+    refits or their seed, from which the resamples, and by regression each source
+    row's influence, could be regenerated."""
+    if obj.boot_coef is None:
+        return None
+    boot = summarise(obj, idx)
+    record.withhold(
+        f"the {obj.n_boot} bootstrap refits and their seed's entropy",
+        "bootstrap_summary",
+        "released as summaries only (n_boot, failures, the covariance, SEs and 95% "
+        "percentile limits of the coefficients and the baseline at the released grid "
+        "times): with the seed, the refits give each source row's influence back"
+        + ("" if boot is not None else "; fewer than 2 refits succeeded: none released"),
+    )
+    return boot
 
 
 def _released_grid(
@@ -131,7 +162,10 @@ def _released_intervals(obj: ShippedModel, policy: Policy, where: str) -> dict[s
 
 
 def release_shipped_result(obj: ShippedResult, policy: Policy, record: Release) -> None:
-    """``shipped_summary.csv``, ``shipped_curves.csv`` and ``shipped_result.json``."""
+    """``shipped_summary.csv``, ``shipped_curves.csv`` and ``shipped_result.json``: the
+    transported curve is a target-side aggregate, released under the target's rules
+    (:mod:`transport.policy.shipped`: ``model_bounds``, ``min_contributors``, rounded, at
+    the target's own released steps)."""
     where = f"shipped result {obj.source!r} -> {obj.target!r}"
     record.check_names(list(obj.covariates), where)
     refuse_small_cohorts([(obj.target, obj.n_target)], policy)
@@ -141,11 +175,14 @@ def release_shipped_result(obj: ShippedResult, policy: Policy, record: Release) 
             "a released grid (rule: km_grid); apply the model read by "
             "ShippedModel.from_release"
         )
+    check_log_hazard_spread(obj.log_hazard_spread, policy, f"target {obj.target!r}")
     step = policy.grid_step_in(obj.time_unit)
+    precision = transported_precision(obj.n_target, policy)
     summary = obj.summary()
     cols = summary.to_dict(as_series=False)
     # the target's rows behind the observed estimate and the difference
     guard_summary(cols, [obj.observed], policy, record.withhold, step)
+    guard_transported(cols, list(obj.row_contributors), precision, policy, record.withhold)
     record.add_csv("shipped_summary.csv", pl.DataFrame(cols, schema=summary.schema))
     grid = policy.grid(float(obj.observed.time[-1]), obj.time_unit)
     observed = coarsen_km(
@@ -158,7 +195,17 @@ def release_shipped_result(obj: ShippedResult, policy: Policy, record: Release) 
         conf_level=obj.observed.conf_level,
     )
     tr = obj.transported
-    transported = pl.DataFrame({"time": tr.time, "survival": tr.survival})
+    time, surv = transported_curve(
+        tr.time,
+        tr.survival,
+        obj.contributors,
+        observed["time"].to_numpy(),
+        precision,
+        policy,
+        record.withhold,
+        f"transported curve of {obj.target!r}",
+    )
+    transported = pl.DataFrame({"time": time, "survival": surv})
     curves = pl.concat(
         [
             transported.select(pl.lit("transported").alias("curve"), pl.all()),

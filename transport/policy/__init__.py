@@ -44,6 +44,15 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
     released counts consistent with that policy, and (with the environment's key) the
     keyed signature (:func:`verify_release`, :func:`audit_release`).
 
+``model_bounds``
+    A shipped model applied in the target spreads its linear predictor over the
+    target's rows by at most ``max_log_hazard_ratio`` (:func:`check_log_hazard_spread`).
+``min_contributors``
+    A transported S(t) or RMST of a shipped model needs ``min_cell`` effective target
+    patients behind it (:func:`effective_contributors`), and is released rounded
+    (:func:`guard_transported`, :func:`transported_curve`); :mod:`transport.policy.shipped`
+    gives the reasons and the known limits.
+
 Every rule's name, with what it protects, is in :data:`RULES`.
 
 Reference: Griffiths E. et al. (2019) *Handbook on Statistical Disclosure Control for
@@ -94,6 +103,13 @@ from transport.policy.settings import (
     refuse_forbidden_levels,
     refuse_small_cohorts,
 )
+from transport.policy.shipped import (
+    check_log_hazard_spread,
+    effective_contributors,
+    guard_transported,
+    transported_curve,
+    transported_precision,
+)
 from transport.policy.weighted import (
     PRECISION_FLOOR,
     curve_precision,
@@ -121,15 +137,18 @@ __all__ = [
     "audit_release",
     "balance_withheld",
     "cells_to_hide",
+    "check_log_hazard_spread",
     "check_model",
     "coarsen_km",
     "curve_grid_counts",
     "curve_precision",
+    "effective_contributors",
     "environment_policy",
     "floor_policy",
     "forbidden_role",
     "guard_summary",
     "guard_timed_rows",
+    "guard_transported",
     "guard_weighted_rows",
     "level_dummies",
     "life_table_of",
@@ -144,6 +163,8 @@ __all__ = [
     "round_median_row",
     "round_to_precision",
     "top_share",
+    "transported_curve",
+    "transported_precision",
     "verify_release",
     "weight_quantiles",
 ]

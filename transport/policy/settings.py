@@ -115,6 +115,11 @@ RULES: dict[str, str] = {
     "round_to": "released counts are multiples of round_to",
     "min_residual_df": "a released model has at least min_residual_df residual df",
     "min_ess": "a weighted result rests on an effective sample size of at least min_ess",
+    "model_bounds": "a shipped model's linear predictor spreads over the target by at most "
+    "max_log_hazard_ratio, and its numbers are those of a fit",
+    "min_contributors": "a shipped model's transported value rests on at least min_cell "
+    "effective target patients",
+    "bootstrap_summary": "a released model's bootstrap is a summary: no refits, no seed",
     "policy_floor": "no analysis or release loosens the environment's policy",
     "release_path": "verification reads only plain files inside the release directory",
     "release_manifest": "the manifest is as the gate writes it (fields, rules, policy, files)",
@@ -168,6 +173,14 @@ class Policy:
     km_grid_step, time_unit
         Spacing of the fixed grid survival curves are reported on, in ``time_unit``
         (default one month: 30.4375 days).
+    max_log_hazard_ratio
+        Widest spread, ``max(lp) - min(lp)`` over the target's rows, of the linear
+        predictor (the log hazard ratio between the highest- and lowest-risk patients)
+        of a shipped model the target applies (rule ``model_bounds``; default 10, a
+        hazard ratio of about 22,000). It protects the target's rows from a crafted
+        model: an extreme coefficient with a chosen baseline turns the transported
+        curve into a count of the target's patients above a threshold of a covariate.
+        Smaller tightens.
     forbidden_roles
         Roles whose columns are refused: any of ``"identifier"``, ``"practice"``,
         ``"physician"``, ``"free_text"``.
@@ -193,6 +206,7 @@ class Policy:
     min_residual_df: int = 10
     min_ess: int | None = None
     km_grid_step: float = 30.4375
+    max_log_hazard_ratio: float = 10.0
     time_unit: str = "days"
     forbidden_roles: tuple[str, ...] = ("identifier", "practice", "physician", "free_text")
     forbidden_names: tuple[str, ...] = ()
@@ -213,6 +227,15 @@ class Policy:
             raise ValueError(f"Policy 'km_grid_step' must be a positive number; got {step!r}")
         if not math.isfinite(step):
             raise ValueError(f"Policy 'km_grid_step' must be finite; got {step!r}")
+        bound = self.max_log_hazard_ratio
+        if (
+            isinstance(bound, bool)
+            or not isinstance(bound, (int, float))
+            or not (math.isfinite(bound) and bound > 0)
+        ):
+            raise ValueError(
+                f"Policy 'max_log_hazard_ratio' must be a finite number > 0; got {bound!r}"
+            )
         if self.time_unit not in TIME_UNITS:
             raise ValueError(
                 f"Policy 'time_unit' must be one of {sorted(TIME_UNITS)}; got {self.time_unit!r}"

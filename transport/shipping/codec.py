@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from transport.exceptions import DataError
+from transport.shipping.bootstrap import BootstrapSummary
 
 __all__ = ["MODEL_FILE", "SCHEMA", "json_array", "json_floats", "model_fields", "model_to_dict"]
 
@@ -45,14 +46,17 @@ def json_array(x: Any, ndim: int = 1) -> np.ndarray:
 
 def model_to_dict(m: Any) -> dict[str, Any]:
     """A :class:`~transport.ShippedModel` as JSON-safe data: every field, numbers as
-    floats, no patient-level values."""
+    floats, no patient-level values (the bootstrap as refits with their seed's entropy
+    in the source's own copy, as its summary once released)."""
     boot = None
-    if m.boot_coef is not None:
+    if m.boot_coef is not None:  # the source's own copy; the gate releases a summary
         boot = {
             "coef": json_floats(m.boot_coef),
             "hazard" if m.kind == "cox" else "shift": json_floats(m.boot_extra),
             "seed_entropy": m.boot_entropy,
         }
+    elif m.boot_summary is not None:
+        boot = json_floats(m.boot_summary.to_dict())
     return {
         "schema": SCHEMA,
         "version": 1,
@@ -124,7 +128,11 @@ def model_fields(data: Mapping[str, Any]) -> dict[str, Any]:
                 interval_counts=None if ic is None else {k: json_array(v) for k, v in ic.items()},
             )
         boot = data.get("bootstrap")
-        if boot is not None:
+        if boot is not None and "cov" in boot:
+            summary = dict(boot)
+            summary["cov"] = json_array(boot["cov"], 2)
+            kw.update(boot_summary=BootstrapSummary.from_dict(summary))
+        elif boot is not None:
             kw.update(
                 boot_coef=json_array(boot["coef"], 2),
                 boot_extra=json_array(boot["hazard" if kind == "cox" else "shift"], 2),

@@ -5,7 +5,6 @@ estimand, the inference and the release rules)."""
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -16,23 +15,27 @@ from transport._validate import check_ci_level, check_margins, check_n_boot, che
 from transport.cohort import Cohort
 from transport.comparison import estimand_rows
 from transport.design import Design
-from transport.exceptions import DataError, TransportWarning
-from transport.inference import Progress, Seed, resample_counts, run_bootstrap
-from transport.policy import Policy, verify_release
+from transport.exceptions import DataError
+from transport.inference import Progress, Seed
+from transport.policy import (
+    Policy,
+    check_log_hazard_spread,
+    effective_contributors,
+    verify_release,
+)
+from transport.shipping.bootstrap import BootstrapSummary
+from transport.shipping.checks import log_hazard_spread, number_problems, shape_problems
 from transport.shipping.codec import MODEL_FILE, model_fields, model_to_dict
 from transport.shipping.result import ShippedResult
 from transport.shipping.source import fit_fields, source_bootstrap
+from transport.shipping.target import TARGET_STREAM, row_contributors, target_replicates
 from transport.survival._average import AveragedCurve, cox_hazards, pwexp_hazards
-from transport.survival._fixed_grid import FixedGridKM, read_curve
 from transport.survival.curve import kaplan_meier
 from transport.survival.model_curve import ModelCurve
 
-__all__ = ["TARGET_STREAM", "ModelKind", "ShippedModel", "TargetReplicate", "in_unit"]
+__all__ = ["TARGET_STREAM", "ModelKind", "ShippedModel", "in_unit"]
 
 ModelKind = Literal["cox", "pwexp"]
-#: First spawn key of the target's resamples in :meth:`ShippedModel.apply` (the source's
-#: refits use the children ``(b,)``): the two resamples stay independent with one seed.
-TARGET_STREAM = 0x74617267
 
 
 class ShippedModel:
@@ -66,7 +69,14 @@ class ShippedModel:
     n, n_events, n_params
         Patients, events and coefficients of the fit (counts rounded once released).
     n_boot, boot_failed
-        Bootstrap refits shipped and how many of them failed.
+        Bootstrap refits drawn at the source and how many of them failed.
+    boot_coef, boot_extra, boot_entropy
+        In the source's own process only: the refits (coefficients; baselines or
+        shifts) and their seed's entropy. Never released.
+    boot_summary
+        A released model's bootstrap (:class:`~transport.shipping.bootstrap.BootstrapSummary`:
+        the covariance of the refits' parameters, their SEs and percentile limits), from
+        which the target draws its replicates.
     released
         Whether this model passed the gate (its counts are then rounded and the
         per-level counts the gate needs are gone, so it cannot be released again).
@@ -111,6 +121,7 @@ class ShippedModel:
         boot_coef: np.ndarray | None = None,
         boot_extra: np.ndarray | None = None,
         boot_entropy: str | None = None,
+        boot_summary: BootstrapSummary | None = None,
         released: bool = False,
         policy: str = "default",
     ) -> None:
@@ -157,47 +168,31 @@ class ShippedModel:
         self.boot_coef = None if boot_coef is None else np.asarray(boot_coef, dtype=np.float64)
         self.boot_extra = None if boot_extra is None else np.asarray(boot_extra, dtype=np.float64)
         self.boot_entropy = boot_entropy
+        self.boot_summary = boot_summary
         self.released = bool(released)
         self.policy = policy
         self._check()
 
     def _check(self) -> None:
-        """Shapes agree (a file edited by hand, say, is refused with the field named)."""
-        p, P, K = len(self.design.columns), self.coef.size, self.grid.size
-        problems = []
-        if len(self.names) != P or self.cov.shape != (P, P):
-            problems.append(
-                f"{P} coefficients, {len(self.names)} names, covariance {self.cov.shape}"
-            )
-        if K == 0 or np.any(np.diff(self.grid) <= 0) or self.grid[0] <= 0:
-            problems.append("grid is not increasing positive times")
-        for key, v in self.grid_counts.items():
-            if v.shape != (K,):
-                problems.append(f"grid_counts[{key!r}] has {v.size} values for {K} grid times")
-        if self.kind == "cox":
-            if self.hazard is None or self.hazard.shape != (K,):
-                problems.append("a Cox model needs one baseline hazard per grid time")
-            if self.center is None or self.center.shape != (p,) or p != P:
-                problems.append(f"a Cox model needs {p} coefficients and centres")
-        else:
-            if self.breaks is None or self.shift is None:
-                problems.append("a piecewise exponential model needs breaks and shifts")
-            else:
-                n_int = self.breaks.size + 1
-                if self.shift.shape != (n_int,) or n_int + p * (2 if self.time_varying else 1) != P:
-                    problems.append(f"{n_int} intervals, {p} columns, {P} coefficients disagree")
-        if self.boot_coef is not None:
-            B = self.boot_coef.shape[0]
-            width = K if self.kind == "cox" else (self.shift.size if self.shift is not None else 0)
-            if (
-                self.boot_coef.shape != (B, P)
-                or self.boot_extra is None
-                or self.boot_extra.shape != (B, width)
-            ):
-                problems.append("bootstrap replicates do not match the model's shape")
+        """Shapes agree and the numbers are those of a fitted model (a file edited by
+        hand, say, is refused with the field named: rule ``model_bounds``)."""
+        problems = shape_problems(self)
         if problems:
             raise DataError(
                 f"shipped model of {self.source!r} is inconsistent: " + "; ".join(problems)
+            )
+        if self.released and self.boot_coef is not None:
+            raise DataError(
+                f"shipped model of {self.source!r} claims to be released but carries "
+                f"{self.n_boot} per-replicate refits (rule: bootstrap_summary; the gate "
+                "releases a bootstrap as its summary, never the refits): it was edited"
+            )
+        problems = number_problems(self)
+        if problems:
+            raise DataError(
+                f"shipped model of {self.source!r} has numbers no fitted model has: "
+                + "; ".join(problems)
+                + " (rule: model_bounds; a model is checked where it is applied)"
             )
 
     # -- building it in the source ---------------------------------------------------------
@@ -284,15 +279,26 @@ class ShippedModel:
 
     @property
     def n_boot(self) -> int:
-        """Bootstrap refits shipped (failed ones included)."""
-        return 0 if self.boot_coef is None else int(self.boot_coef.shape[0])
+        """Bootstrap refits drawn at the source (failed ones included)."""
+        if self.boot_coef is not None:
+            return int(self.boot_coef.shape[0])
+        return 0 if self.boot_summary is None else self.boot_summary.n_boot
 
     @property
     def boot_failed(self) -> int:
         """Bootstrap refits that did not converge (rows of ``nan``)."""
-        if self.boot_coef is None:
-            return 0
-        return int(np.sum(~np.all(np.isfinite(self.boot_coef), axis=1)))
+        if self.boot_coef is not None:
+            return int(np.sum(~np.all(np.isfinite(self.boot_coef), axis=1)))
+        return 0 if self.boot_summary is None else self.boot_summary.failed
+
+    @property
+    def boot_kind(self) -> str | None:
+        """Where the target's replicates come from: ``"refits"`` (the source's, in its
+        own process), ``"parametric"`` (draws from a released model's bootstrap
+        summary) or ``None``."""
+        if self.boot_coef is not None:
+            return "refits"
+        return None if self.boot_summary is None else "parametric"
 
     @property
     def estimand(self) -> str:
@@ -302,17 +308,21 @@ class ShippedModel:
         )
 
     # -- predicting ------------------------------------------------------------------------
-    def _knots(self) -> np.ndarray:
+    def knots(self) -> np.ndarray:
+        """The times the patients' cumulative hazards are kept at (the grid, and a
+        piecewise exponential model's cut points within it)."""
         if self.kind == "cox" or self.breaks is None:
             return self.grid
         inner = self.breaks[self.breaks < self.grid[-1]]
         return np.union1d(self.grid, inner)
 
-    def _hazards(self, X: np.ndarray, b: int | None = None) -> np.ndarray | None:
-        """Cumulative hazards of the rows of ``X`` at :meth:`_knots` with the full-data
-        fit (``b=None``) or bootstrap refit ``b`` (``None`` if it failed)."""
-        coef = self.coef if b is None else self.boot_coef[b]  # type: ignore[index]
-        extra = None if b is None else self.boot_extra[b]  # type: ignore[index]
+    def hazards(
+        self, X: np.ndarray, coef: np.ndarray | None = None, extra: np.ndarray | None = None
+    ) -> np.ndarray | None:
+        """Cumulative hazards of the rows of ``X`` at :meth:`knots` with the full-data
+        fit, or with replicate coefficients ``coef`` and baseline or shifts ``extra``
+        (``None`` if they are not finite)."""
+        coef = self.coef if coef is None else coef
         if not np.all(np.isfinite(coef)) or (extra is not None and not np.all(np.isfinite(extra))):
             return None
         if self.kind == "cox":
@@ -320,7 +330,27 @@ class ShippedModel:
             return cox_hazards(X, coef, self.center, self.hazard if extra is None else extra)
         assert self.breaks is not None and self.shift is not None
         shift = self.shift if extra is None else extra
-        return pwexp_hazards(X, coef, shift, self.breaks, self.time_varying, self._knots())
+        return pwexp_hazards(X, coef, shift, self.breaks, self.time_varying, self.knots())
+
+    def log_hazard_spread(
+        self, X: np.ndarray, coef: np.ndarray | None = None, extra: np.ndarray | None = None
+    ) -> float:
+        """``max(lp) - min(lp)`` over the rows of ``X``: the log hazard ratio between
+        the highest- and lowest-risk rows (a piecewise exponential model with
+        time-varying effects: the widest over its intervals). Rule ``model_bounds``."""
+        return log_hazard_spread(self, X, self.coef if coef is None else coef, extra)
+
+    def check_bounds(self, X: np.ndarray, policy: Policy | None, where: str) -> None:
+        """Refuse (``model_bounds``: :func:`~transport.policy.check_log_hazard_spread`)
+        to apply the model to rows ``X`` over which its linear predictor spreads wider
+        than the policy's ``max_log_hazard_ratio``."""
+        policy = Policy() if policy is None else policy
+        if not isinstance(policy, Policy):
+            raise TypeError(
+                "The 'policy' parameter must be a transport.disclosure.Policy. "
+                f"Got {type(policy).__name__} instead."
+            )
+        check_log_hazard_spread(self.log_hazard_spread(X), policy, where)
 
     def _matrix(self, cohort: Cohort) -> np.ndarray:
         if not isinstance(cohort, Cohort):
@@ -339,24 +369,33 @@ class ShippedModel:
                 "baseline stops where the source's risk set or its steps allowed)"
             )
 
-    def predict_survival(self, cohort: Cohort, times: Any) -> np.ndarray:
-        """Each patient's ``S(t | x_i)`` from the shipped model: patients x times (the
-        Cox baseline read with a constant hazard between grid times)."""
+    def _curve(self, cohort: Cohort, times: Any, policy: Policy | None) -> tuple[Any, Any]:
         t = np.atleast_1d(np.asarray(times, dtype=np.float64))
         cohort = in_unit(cohort, self.time_unit)
         self._check_times(t, "times")
-        H = self._hazards(self._matrix(cohort))
+        X = self._matrix(cohort)
+        self.check_bounds(X, policy, f"cohort {cohort.name!r}")
+        H = self.hazards(X)
         assert H is not None
-        return np.exp(-AveragedCurve(self._knots(), H).hazard_at(t))
+        return AveragedCurve(self.knots(), H), t
 
-    def marginal_survival(self, cohort: Cohort, times: Any) -> np.ndarray:
-        """The g-formula: the average of :meth:`predict_survival` over ``cohort``."""
-        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
-        cohort = in_unit(cohort, self.time_unit)
-        self._check_times(t, "times")
-        H = self._hazards(self._matrix(cohort))
-        assert H is not None
-        return AveragedCurve(self._knots(), H).survival(t)
+    def predict_survival(
+        self, cohort: Cohort, times: Any, *, policy: Policy | None = None
+    ) -> np.ndarray:
+        """Each patient's ``S(t | x_i)`` from the shipped model: patients x times (the
+        Cox baseline read with a constant hazard between grid times). Refused
+        (``model_bounds``) when the model's linear predictor spreads over ``cohort``'s
+        rows wider than ``policy``'s ``max_log_hazard_ratio``."""
+        curve, t = self._curve(cohort, times, policy)
+        return np.exp(-curve.hazard_at(t))
+
+    def marginal_survival(
+        self, cohort: Cohort, times: Any, *, policy: Policy | None = None
+    ) -> np.ndarray:
+        """The g-formula: the average of :meth:`predict_survival` over ``cohort``
+        (refused likewise)."""
+        curve, t = self._curve(cohort, times, policy)
+        return np.asarray(curve.survival(t), dtype=np.float64)
 
     # -- applying it in the target ---------------------------------------------------------
     def apply(
@@ -370,6 +409,7 @@ class ShippedModel:
         ci_level: float = 0.95,
         n_jobs: int = 1,
         progress: Progress = None,
+        policy: Policy | None = None,
     ) -> ShippedResult:
         """Run the g-formula on the target's rows, inside the target's environment.
 
@@ -388,15 +428,20 @@ class ShippedModel:
         margin
             Equivalence margin(s), as in :func:`~transport.transport`.
         seed
-            Seeds the target's resamples, one per shipped source refit: replicate ``b``
-            uses ``SeedSequence(seed, spawn_key=(TARGET_STREAM, b))``, never a child
-            the source's refits used, so that the two resamples are independent even
-            with the seed given to :meth:`fit`.
+            Seeds the target's replicates, one per source refit: replicate ``b`` uses
+            ``SeedSequence(seed, spawn_key=(TARGET_STREAM, b))``, never a child the
+            source's refits used, so that the two resamples are independent even with
+            the seed given to :meth:`fit`. From it, the target's resample, then (for a
+            released model) the parametric draw of the model's parameters.
         ci_level
             Nominal coverage of the intervals.
         n_jobs, progress
             Worker processes for the bootstrap and its progress reporting, as in
             :func:`~transport.transport` (the same numbers for any ``n_jobs``).
+        policy
+            The target's :class:`~transport.disclosure.Policy` (default the defaults):
+            its ``max_log_hazard_ratio`` bounds the model's linear predictor over the
+            target's rows (rule ``model_bounds``), for the estimate and every replicate.
 
         Raises
         ------
@@ -404,6 +449,10 @@ class ShippedModel:
             A covariate of the design is missing, of another type or has a level the
             source never saw (named with its rows); the target has delayed entry; a time
             lies past the shipped curve.
+        DisclosureError
+            The model, or a replicate drawn from its bootstrap summary, spreads its
+            linear predictor wider than ``max_log_hazard_ratio`` over the target's rows
+            (rule ``model_bounds``).
         """
         if not isinstance(target, Cohort):
             raise TypeError(
@@ -425,41 +474,33 @@ class ShippedModel:
         margins = check_margins(margin, [e for e, _ in estimands])
         target = in_unit(target, self.time_unit)
         X = self._matrix(target)
-        H = self._hazards(X)
+        policy = Policy() if policy is None else policy
+        self.check_bounds(X, policy, f"target {target.name!r}")
+        H = self.hazards(X)
         assert H is not None
-        knots = self._knots()
+        knots = self.knots()
         curve = AveragedCurve(knots, H)
+        on_grid = np.isin(knots, self.grid)
         transported = ModelCurve(
             self.grid,
-            curve.at_knots()[np.isin(knots, self.grid)],
+            curve.at_knots()[on_grid],
             method="gformula",
             name=f"{self.source} -> {target.name}",
             time_unit=self.time_unit,
             note=f"average over the target of the shipped {self.kind} model's predictions",
         )
-        if self.boot_failed:
-            warnings.warn(
-                f"{self.boot_failed} of {self.n_boot} shipped bootstrap refits of "
-                f"{self.source!r} failed (no finite fit in the resample, e.g. a rare level "
-                "left out) and are left out of the intervals; see "
-                "summary()['n_boot_failed']",
-                TransportWarning,
-                stacklevel=2,
-            )
+        rows = row_contributors(curve, t, tau_)
+        spread = self.log_hazard_spread(X)
         draws = failed = None
         if self.n_boot:
-            rep = TargetReplicate(self, target, X, t, tau_)
-            boot = run_bootstrap(
-                rep,
-                self.n_boot,
-                seed,
-                n_jobs=n_jobs,
-                progress=progress,
-                label=f"shipped {self.kind} model of {self.source} in {target.name}",
-                stream=(TARGET_STREAM,),
-                indexed=True,
-            )
-            draws, failed = boot.values[:, :-1], np.isnan(boot.values[:, -1])
+            boot = target_replicates(self, target, X, t, tau_, seed, n_jobs, progress)
+            k = len(estimands)
+            draws, failed = boot[:, : 2 * k], np.isnan(boot[:, -1])
+            if np.any(~failed):
+                rows = np.minimum(rows, np.min(boot[~failed, 2 * k : 3 * k], axis=0))
+                spread = max(spread, float(np.max(boot[~failed, -2])))
+            if self.boot_kind == "parametric":  # draws from what another environment sent
+                check_log_hazard_spread(spread, policy, f"target {target.name!r}")
         return ShippedResult(
             model=self,
             target=target.name,
@@ -474,6 +515,9 @@ class ShippedModel:
             failed_rows=failed,
             ci_level=float(ci_level),
             margins=margins,
+            contributors=effective_contributors(np.exp(-curve.H[:, 1:][:, on_grid])),
+            row_contributors=rows,
+            log_hazard_spread=spread,
         )
 
     # -- JSON --------------------------------------------------------------------------------
@@ -535,34 +579,3 @@ def in_unit(cohort: Cohort, unit: str) -> Cohort:
     if not isinstance(cohort, Cohort):
         raise TypeError(f"expected a Cohort; got {type(cohort).__name__}")
     return cohort if cohort.time_unit == unit else cohort.in_unit(unit)  # type: ignore[arg-type]
-
-
-class TargetReplicate:
-    """Replicate ``b`` in the target's environment (picklable): the ``b``-th shipped
-    source refit averaged over a resample of the target's rows, beside the resample's
-    Kaplan–Meier curve. Returns ``[transported (k), observed (k), 1]``, or ``nan`` when
-    the source refit failed (the last column tells a failed replicate from one whose
-    medians are not reached)."""
-
-    def __init__(
-        self,
-        model: ShippedModel,
-        target: Cohort,
-        X: np.ndarray,
-        times: np.ndarray,
-        tau: float | None,
-    ) -> None:
-        self.model, self.X, self.n = model, X, target.n
-        self.knots = model._knots()
-        self.km = FixedGridKM(target.time_values, target.event_values)
-        self.times, self.tau = times, tau
-        self.k = times.size + 1 + (tau is not None)
-
-    def __call__(self, b: int, rng: np.random.Generator) -> np.ndarray:
-        ct = resample_counts(rng, self.n)
-        H = self.model._hazards(self.X, b)
-        if H is None:
-            return np.full(2 * self.k + 1, np.nan)
-        transported = AveragedCurve(self.knots, H, ct).read(self.times, self.tau)
-        observed = read_curve(self.km.grid, self.km.survival(ct), self.times, self.tau)
-        return np.concatenate((transported, observed, [1.0]))

@@ -30,6 +30,8 @@ class ShippedFrom(Protocol):
     @property
     def n_boot(self) -> int: ...
     @property
+    def boot_kind(self) -> str | None: ...
+    @property
     def grid_step(self) -> float: ...
     @property
     def time_unit(self) -> str: ...
@@ -55,6 +57,14 @@ class ShippedResult(ComparisonResult):
     draws
         ``n_boot`` x ``2k`` bootstrap replicates (transported, then observed estimands),
         or ``None``.
+    contributors, row_contributors, log_hazard_spread
+        What the target's gate rules on, computed from the target's rows when the model
+        was applied (aggregates, never a row's value): the effective number of target
+        patients behind the transported S at each grid time and behind each summary row
+        (the smallest over the estimate and its replicates;
+        :func:`~transport.policy.effective_contributors`), and the spread of the model's
+        linear predictor over the target's rows (rule ``model_bounds``; the widest over
+        the estimate and its replicates).
     """
 
     method = "gformula"
@@ -76,6 +86,9 @@ class ShippedResult(ComparisonResult):
         failed_rows: np.ndarray | None,
         ci_level: float,
         margins: np.ndarray,
+        contributors: np.ndarray,
+        row_contributors: np.ndarray,
+        log_hazard_spread: float,
     ) -> None:
         self.source = model.source
         self.name = model.source
@@ -85,6 +98,7 @@ class ShippedResult(ComparisonResult):
         self.n_source = model.n
         self.n_target = n_target
         self.n_boot = model.n_boot
+        self.boot_kind = model.boot_kind
         self.grid_step = model.grid_step
         self.time_unit = model.time_unit
         self.covariates = model.design.covariates
@@ -98,6 +112,9 @@ class ShippedResult(ComparisonResult):
         self._failed_rows = failed_rows
         self.ci_level = ci_level
         self.margins = margins
+        self.contributors = np.asarray(contributors, dtype=np.float64)
+        self.row_contributors = np.asarray(row_contributors, dtype=np.float64)
+        self.log_hazard_spread = float(log_hazard_spread)
 
     @property
     def method_label(self) -> str:
@@ -129,7 +146,12 @@ class ShippedResult(ComparisonResult):
         if self.draws is None:
             return ["none (ship the model with n_boot)"] * self.k
         failed = f"; {self.failed} replicates failed" if self.failed else ""
-        label = f"bootstrap-{kind} ({self.n_boot} shipped source refits x target resamples{failed})"
+        source = (
+            "shipped source refits"
+            if self.boot_kind == "refits"
+            else "parametric draws from the shipped bootstrap covariance"
+        )
+        label = f"bootstrap-{kind} ({self.n_boot} {source} x target resamples{failed})"
         return [label] * self.k
 
     def to_dict(self) -> dict[str, Any]:

@@ -86,6 +86,17 @@ class AveragedCurve:
             total += float(self.w @ part) / self.wsum
         return total
 
+    def rmst_rows(self, tau: float) -> np.ndarray:
+        """Each patient's RMST(tau) (the rows whose weighted average :meth:`rmst` is)."""
+        total = np.zeros(self.H.shape[0])
+        for k in range(self.t0.size - 1):
+            lo = self.t0[k]
+            if lo >= tau:
+                break
+            dt = min(self.t0[k + 1], tau) - lo
+            total += np.exp(-self.H[:, k]) * dt * _phi(self.slope[:, k] * dt)
+        return total
+
     def median(self) -> float:
         s = np.concatenate(([1.0], self.at_knots()))
         below = np.flatnonzero(s <= 0.5)
