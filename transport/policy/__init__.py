@@ -24,6 +24,29 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
     Released counts rounded (:meth:`Policy.round_count`).
 ``min_residual_df``
     Models with at least this many residual degrees of freedom (:func:`check_model`).
+``free_text_levels``
+    A categorical whose levels read as free text (long, many digits or words, a
+    person's title, many one-off values: :func:`free_text_reason`) is refused
+    (:func:`refuse_free_text`); its levels would leave as names.
+``min_cell`` on level names
+    A level with fewer than ``min_cell`` patients is pooled into a generic level
+    (``"other"``, :func:`pooled_name`) whose share obeys the cell rule; the pooled
+    levels' names and design columns are never released (a target summary), a balance
+    row naming one is dropped (:func:`unnamed_columns`), a shipped model with one is
+    refused (:func:`check_model`: the model was fitted on the level, so the gate cannot
+    pool it; merge levels before fitting).
+``dominance``, ``p_percent``
+    A design column's mean and SD are withheld (a summary) or its model refused (a
+    shipped model) when a few patients dominate them (:func:`dominance_rule`).
+``steep_transform``
+    A summary formula, chosen by the source for the target's rows, keeps to degree
+    :data:`MAX_GROWTH` in the covariates, without ``exp``, poles or tails kept by a
+    comparison (:func:`refuse_steep_formula`): the dominance rules bound shares in the
+    released column's own scale, which a steep transform chooses.
+``few_values``
+    A continuous column whose released moments give away how many patients have each
+    of its values (at most three values, say a 0/1/3 code) needs ``min_cell`` patients
+    at each, else its mean and SD are withheld.
 
 Reference: Griffiths E. et al. (2019) *Handbook on Statistical Disclosure Control for
 Outputs*, Safe Data Access Professionals Working Group.
@@ -32,9 +55,12 @@ Outputs*, Safe Data Access Professionals Working Group.
 from transport.policy.cells import (
     AGGREGATE_STATE,
     QUANTILES,
+    balance_dominated,
     balance_withheld,
     cells_to_hide,
     check_model,
+    column_rule,
+    dominance_rule,
     level_dummies,
     released_count,
     top_share,
@@ -50,6 +76,15 @@ from transport.policy.curves import (
     outward,
     round_median_row,
 )
+from transport.policy.growth import MAX_GROWTH, formula_growth, refuse_steep_formula
+from transport.policy.levels import (
+    POOLED_LEVEL,
+    design_level_counts,
+    free_text_reason,
+    pooled_name,
+    refuse_free_text,
+    unnamed_columns,
+)
 from transport.policy.settings import (
     FORBIDDEN_TOKENS,
     Policy,
@@ -63,26 +98,38 @@ from transport.policy.settings import (
 __all__ = [
     "AGGREGATE_STATE",
     "FORBIDDEN_TOKENS",
+    "MAX_GROWTH",
     "MEDIAN_BASES",
+    "POOLED_LEVEL",
     "QUANTILES",
     "SUMMARY_KEYS",
     "Policy",
     "Withhold",
+    "balance_dominated",
     "balance_withheld",
     "cells_to_hide",
     "check_model",
     "coarsen_km",
+    "column_rule",
     "curve_grid_counts",
+    "design_level_counts",
+    "dominance_rule",
     "forbidden_role",
+    "formula_growth",
+    "free_text_reason",
     "guard_summary",
     "guard_timed_rows",
     "level_dummies",
     "outward",
+    "pooled_name",
     "refuse_forbidden",
     "refuse_forbidden_levels",
+    "refuse_free_text",
     "refuse_small_cohorts",
+    "refuse_steep_formula",
     "released_count",
     "round_median_row",
     "top_share",
+    "unnamed_columns",
     "weight_quantiles",
 ]

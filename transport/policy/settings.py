@@ -16,6 +16,7 @@ import numpy as np
 
 from transport.cohort import TIME_UNITS
 from transport.exceptions import DisclosureError
+from transport.summary import DOMINANCE_DEPTH
 
 __all__ = [
     "FORBIDDEN_TOKENS",
@@ -133,6 +134,17 @@ class Policy:
     km_grid_step, time_unit
         Spacing of the fixed grid survival curves are reported on, in ``time_unit``
         (default one month: 30.4375 days).
+    dominance_n, dominance_k
+        The dominance (n, k) rule on every released mean and SD of a design column (a
+        summary's, and those behind a shipped model's coefficients): withheld when the
+        largest ``dominance_n`` patients' contributions make more than ``dominance_k``
+        of the total (default 2 and 0.9, as ACRO). A larger ``n`` or a smaller ``k``
+        tightens; ``n`` is at most :data:`~transport.summary.DOMINANCE_DEPTH`.
+    p_percent
+        The p% rule on the same: withheld when the total less the two largest
+        contributions is less than ``p_percent`` of the largest (default 0.1: the
+        second largest contributor could tell the largest to within 10%). Larger
+        tightens; 0 turns it off.
     forbidden_roles
         Roles whose columns are refused: any of ``"identifier"``, ``"practice"``,
         ``"physician"``, ``"free_text"``.
@@ -147,6 +159,9 @@ class Policy:
     round_to: int = 5
     min_residual_df: int = 10
     km_grid_step: float = 30.4375
+    dominance_n: int = 2
+    dominance_k: float = 0.9
+    p_percent: float = 0.1
     time_unit: str = "days"
     forbidden_roles: tuple[str, ...] = ("identifier", "practice", "physician", "free_text")
     forbidden_names: tuple[str, ...] = ()
@@ -162,6 +177,7 @@ class Policy:
             raise ValueError(f"Policy 'km_grid_step' must be a positive number; got {step!r}")
         if not math.isfinite(step):
             raise ValueError(f"Policy 'km_grid_step' must be finite; got {step!r}")
+        self._check_dominance()
         if self.time_unit not in TIME_UNITS:
             raise ValueError(
                 f"Policy 'time_unit' must be one of {sorted(TIME_UNITS)}; got {self.time_unit!r}"
@@ -182,6 +198,21 @@ class Policy:
         object.__setattr__(
             self, "forbidden_names", tuple(str(x).lower() for x in self.forbidden_names)
         )
+
+    def _check_dominance(self) -> None:
+        """``dominance_n`` in 1..DOMINANCE_DEPTH, ``0 < dominance_k <= 1``,
+        ``0 <= p_percent < 1``."""
+        n = self.dominance_n
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= DOMINANCE_DEPTH:
+            raise ValueError(
+                f"Policy 'dominance_n' must be an integer from 1 to {DOMINANCE_DEPTH} (the "
+                f"largest contributions a summary keeps); got {n!r}"
+            )
+        k, p = self.dominance_k, self.p_percent
+        if not _real(k) or not 0 < k <= 1:
+            raise ValueError(f"Policy 'dominance_k' must be a number in (0, 1]; got {k!r}")
+        if not _real(p) or not 0 <= p < 1:
+            raise ValueError(f"Policy 'p_percent' must be a number in [0, 1); got {p!r}")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Policy:
@@ -227,6 +258,10 @@ class Policy:
         step = self.grid_step_in(time_unit)
         n = max(1, math.ceil(last / step - 1e-9))
         return step * np.arange(1, n + 1, dtype=np.float64)
+
+
+def _real(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 #: ``withhold(item, rule, why)``: how a rule records what it suppressed.
