@@ -21,6 +21,7 @@ import pytest
 
 import transport as tp
 from transport import disclosure as dc
+from transport import policy as pc
 from transport.report import render_report
 
 COUNTRIES = ("US", "UK", "DE", "JP")
@@ -207,6 +208,68 @@ def test_a_dominated_mean_does_not_reveal_the_oldest_age(
     best = min(bounds, default=math.inf)
     print(f"{country} seed {seed}: oldest {secret:.2f}, best bound {best:.2f}")
     assert not abs(best - secret) <= 1.0
+
+
+def outcome(target: tp.Cohort, formula: str, directory: Path) -> bool:
+    """What the source learns from asking for a summary: whether one came back."""
+    try:
+        dc.release(tp.TargetSummary.from_cohort(target, formula), directory)
+    except (tp.DisclosureError, tp.DataError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        "sex + np.log(age - {t})",  # finite exactly when everyone is older than t
+        "sex + np.sqrt(age - {t})",
+        "sex + I((age * 1e{t:.0f}) ** 2)",  # overflows exactly above a chosen age
+        "sex + I(age > {t}) + I(age > {t} + 0.5)",  # nested cells: their difference
+    ],
+)
+@pytest.mark.filterwarnings("ignore:(overflow|invalid value) encountered:RuntimeWarning")
+@pytest.mark.parametrize(("country", "seed"), list(itertools.product(COUNTRIES[1:], SEEDS[:1])))
+def test_a_threshold_the_source_picks_answers_nothing(
+    tmp_path: Path, country: str, seed: int, probe: str
+) -> None:
+    """A scan of thresholds, one summary each: whether a summary comes back must not
+    depend on where the threshold lies (else a bisection finds the youngest age)."""
+    target, _ = with_oldest(country, seed)
+    youngest = float(target.covariate_frame["age"].min())
+    scan = [youngest - 5, youngest - 0.5, youngest + 0.5, youngest + 5, 150.0, 152.0, 154.0]
+    answers = {outcome(target, probe.format(t=t), tmp_path / str(k)) for k, t in enumerate(scan)}
+    assert answers == {False}  # refused whatever the threshold (rule steep_transform)
+
+
+@pytest.mark.parametrize(
+    ("formula", "refused"),
+    [
+        ("age + sex + I(age ** 2)", None),
+        ("np.log(age) + np.sqrt(age / 2) + age:sex + I((age - 60) ** 2)", None),
+        ("poly(age, 2, raw=True) + C(ecog, Treatment('0'))", None),
+        ("I(age ** 3)", "polynomial degree 3"),
+        ("age:I(age ** 2)", "polynomial degree 3"),
+        ("I(exp(age / 10))", "exp"),
+        ("I(2 ** age)", "exponent"),
+        ("I(age ** 0.5)", "whole"),
+        ("I(1 / (age - 97))", "pole"),
+        ("I(age > 65)", "comparison"),
+        ("I(np.abs(age - 90))", "threshold"),
+        ("np.log1p(age - 90)", "domain"),
+        ("I(age * 1e7)", "number"),
+    ],
+)
+def test_steep_transform_rule(formula: str, refused: str | None) -> None:
+    growth = dict((t, why) for t, _, why in pc.formula_growth(formula, {"age"}))
+    problems = [why for why in growth.values() if why]
+    if refused is None:
+        assert problems == []
+        pc.refuse_steep_formula(formula, {"age"}, "a summary")
+    else:
+        assert len(problems) == 1 and refused in problems[0]
+        with pytest.raises(tp.DisclosureError, match="steep_transform"):
+            pc.refuse_steep_formula(formula, {"age"}, "a summary")
 
 
 @pytest.mark.parametrize("formula", ["sex + I((age / 100) ** 60)", "sex + I(exp(age))"])

@@ -136,15 +136,16 @@ def concentration(X: np.ndarray) -> np.ndarray:
     out = np.full((p, 2, depth), np.nan)
     if n == 0:
         return out
-    for i, c in enumerate((np.abs(X), np.abs(X - X.mean(axis=0)))):
-        big = c.max(axis=0)
-        ok = big > 0
-        # scaled by the largest before squaring, so that steep transforms do not overflow
-        c = c[:, ok] / big[ok]
-        if i == 1:
-            c = c**2
-        top = -np.sort(-np.partition(c, n - depth, axis=0)[n - depth :], axis=0)
-        out[ok, i, :] = (np.cumsum(top, axis=0) / c.sum(axis=0)).T
+    finite = np.all(np.isfinite(X), axis=0)
+    out[~finite] = 1.0  # an overflowing column: as dominated as can be
+    scale = np.where(finite, np.abs(np.where(finite, X, 0.0)).max(axis=0), 0.0)
+    cols = np.flatnonzero(scale > 0)
+    G = X[:, cols] / scale[cols]  # shares do not depend on scale; steep columns stay finite
+    for i, c in enumerate((np.abs(G), (G - G.mean(axis=0)) ** 2)):
+        total = c.sum(axis=0)
+        ok = total > 0
+        top = -np.sort(-np.partition(c[:, ok], n - depth, axis=0)[n - depth :], axis=0)
+        out[cols[ok], i, :] = (np.cumsum(top, axis=0) / total[ok]).T
     return out
 
 

@@ -40,9 +40,10 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
     shipped model) when a few patients dominate them (:func:`dominance_rule`).
 ``steep_transform``
     A summary formula, chosen by the source for the target's rows, keeps to degree
-    :data:`MAX_GROWTH` in the covariates, without ``exp``, poles or tails kept by a
-    comparison (:func:`refuse_steep_formula`): the dominance rules bound shares in the
-    released column's own scale, which a steep transform chooses.
+    :data:`MAX_GROWTH` in the covariates, without ``exp``, poles, tails kept by a
+    comparison, or thresholds a domain (``log(age - 97)``) or an overflow would set
+    (:func:`refuse_steep_formula`): the dominance rules bound shares in the released
+    column's own scale, which a steep transform chooses.
 ``few_values``
     A continuous column whose released moments give away how many patients have each
     of its values (at most three values, say a 0/1/3 code) needs ``min_cell`` patients
@@ -76,7 +77,12 @@ from transport.policy.curves import (
     outward,
     round_median_row,
 )
-from transport.policy.growth import MAX_GROWTH, formula_growth, refuse_steep_formula
+from transport.policy.growth import (
+    MAX_CONSTANT,
+    MAX_GROWTH,
+    formula_growth,
+    refuse_steep_formula,
+)
 from transport.policy.levels import (
     POOLED_LEVEL,
     design_level_counts,
@@ -98,6 +104,7 @@ from transport.policy.settings import (
 __all__ = [
     "AGGREGATE_STATE",
     "FORBIDDEN_TOKENS",
+    "MAX_CONSTANT",
     "MAX_GROWTH",
     "MEDIAN_BASES",
     "POOLED_LEVEL",
