@@ -225,7 +225,6 @@ def outcome(target: tp.Cohort, formula: str, directory: Path) -> bool:
         "sex + np.log(age - {t})",  # finite exactly when everyone is older than t
         "sex + np.sqrt(age - {t})",
         "sex + I((age * 1e{t:.0f}) ** 2)",  # overflows exactly above a chosen age
-        "sex + I(age > {t}) + I(age > {t} + 0.5)",  # nested cells: their difference
     ],
 )
 @pytest.mark.filterwarnings("ignore:(overflow|invalid value) encountered:RuntimeWarning")
@@ -240,6 +239,28 @@ def test_a_threshold_the_source_picks_answers_nothing(
     scan = [youngest - 5, youngest - 0.5, youngest + 0.5, youngest + 5, 150.0, 152.0, 154.0]
     answers = {outcome(target, probe.format(t=t), tmp_path / str(k)) for k, t in enumerate(scan)}
     assert answers == {False}  # refused whatever the threshold (rule steep_transform)
+
+
+@pytest.mark.parametrize(("country", "seed"), list(itertools.product(COUNTRIES, SEEDS[:1])))
+def test_nested_thresholds_do_not_difference_into_a_small_cell(
+    tmp_path: Path, country: str, seed: int
+) -> None:
+    """Two indicators a half year apart, each on min_cell patients or more: the
+    difference of their released shares counts the patients between them."""
+    target, _ = with_oldest(country, seed)
+    small = []
+    for k, t in enumerate(np.arange(80.0, 95.0, 0.5)):
+        a, b = f"I(age > {t:g})", f"I(age > {t + 0.5:g})"
+        summary = tp.TargetSummary.from_cohort(target, f"sex + {a} + {b}")
+        if release_or_refusal(summary, tmp_path / str(k)) is not None:
+            continue
+        data = json.loads((tmp_path / str(k) / "target_summary.json").read_text())
+        mean = dict(zip(data["columns"], data["mean"], strict=True))
+        if mean[a] is not None and mean[b] is not None:
+            between = round(data["n"] * (mean[a] - mean[b]))
+            if 0 < between < dc.Policy().min_cell:
+                small.append((t, between))
+    assert small == [], f"cells of {small} patients between thresholds"
 
 
 @pytest.mark.parametrize(
