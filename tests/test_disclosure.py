@@ -152,22 +152,22 @@ def test_forbidden_columns_are_refused(tmp_path: Path) -> None:
 
 # -- min_cell --------------------------------------------------------------------------------
 def test_min_cell_withholds_small_levels_and_their_complement(tmp_path: Path) -> None:
-    # ECOG 3 has 4 patients: withheld, and the next smallest level (2: 30) with it, so
-    # that ECOG 3 cannot be recovered from the total
+    # ECOG 3 has 4 patients: pooled into a generic level "other" (its name and columns
+    # dropped), which is withheld, and the next smallest level (2: 30) with it, so that
+    # the pool cannot be recovered from the total
     c = cohort(frame(334, 4, ecog_counts=(200, 100, 30, 4)), identifiers=["pid", "practice_code"])
     manifest = dc.release(tp.TargetSummary.from_cohort(c), tmp_path / "s")
     data = json.loads((tmp_path / "s" / "target_summary.json").read_text())
-    shares = data["covariates"]["ecog"]["shares"]
+    ecog = data["covariates"]["ecog"]
+    assert ecog["levels"] == ["0", "1", "2", "other"] and ecog["pooled"] == "other"
+    shares = ecog["shares"]
     assert shares[0] == pytest.approx(200 / 334) and shares[1] == pytest.approx(100 / 334)
     assert shares[2] is None and shares[3] is None
     withheld = {col for col in data["suppressed"]}
-    checked = 0
-    assert {"ecog=2", "ecog=3"} <= withheld
-    for j, col in enumerate(data["columns"]):
-        if col in ("ecog[T.2]", "ecog[T.3]", "ecog[2]", "ecog[3]"):
-            assert data["mean"][j] is None and col in withheld
-            checked += 1
-    assert checked >= 2
+    assert {"ecog=2", "ecog=other"} <= withheld
+    assert not any("3" in col for col in data["columns"])
+    j = data["columns"].index("ecog[T.2]")
+    assert data["mean"][j] is None and "ecog[T.2]" in withheld
     assert {s["rule"] for s in manifest["suppressed"]} == {"min_cell"}
     # the withheld count itself is not written anywhere
     assert '"4"' not in json.dumps(manifest) and "4 patients" not in json.dumps(manifest)
@@ -666,17 +666,22 @@ def test_identifier_columns_never_appear_in_a_release(
         assert not any(v in text for v in ids)
         assert "Z0" not in text and "Q" not in text.replace("q", "")
     # the same column left undeclared and used as a covariate: the gate refuses it by its
-    # name, or else by its levels (one per patient)
+    # name, or else by its levels (record numbers, read as free text; one per patient)
     u = tp.Cohort(f, time="time", event="event", covariates=["age", id_name], name="T")
-    rule = "forbidden_column" if dc.forbidden_role(id_name) else "min_cell"
+    rule = "forbidden_column" if dc.forbidden_role(id_name) else "free_text_levels"
     with pytest.raises(tp.DisclosureError, match=rule):
         dc.release(tp.TargetSummary.from_cohort(u), root / "undeclared")
     assert not (root / "undeclared").exists() or not any((root / "undeclared").iterdir())
-    # a name that says nothing: refused by its levels, one per patient
+    # a name that says nothing: refused by its levels (nine digits each: free text)
     anon = f.rename({id_name: "field7"})
     a = tp.Cohort(anon, time="time", event="event", covariates=["age", "field7"], name="T")
-    with pytest.raises(tp.DisclosureError, match="min_cell"):
+    with pytest.raises(tp.DisclosureError, match="free_text_levels"):
         dc.release(tp.TargetSummary.from_cohort(a), root / "anonymous")
+    # and with short codes, by their number, one per patient
+    short = anon.with_columns(pl.Series("field7", [f"K{i}" for i in range(n)]))
+    b = tp.Cohort(short, time="time", event="event", covariates=["age", "field7"], name="T")
+    with pytest.raises(tp.DisclosureError, match=r"free_text_levels|min_cell"):
+        dc.release(tp.TargetSummary.from_cohort(b), root / "codes")
 
 
 # -- the manifest ---------------------------------------------------------------------------------

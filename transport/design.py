@@ -394,6 +394,20 @@ class Design:
                     return True
         return False
 
+    def column_levels(self, j: int) -> tuple[tuple[str, str], ...]:
+        """The (covariate, level) pairs whose treatment dummies design column ``j`` is
+        built from: ``age:ecog[T.2]`` gives ``(("ecog", "2"),)``. Read from the column's
+        name (formulaic names a level ``[T.level]``) among the categorical covariates
+        behind it; a name that could be read two ways gives both pairs."""
+        col = self._columns[j]
+        return tuple(
+            (v, lv)
+            for v in self._column_covariates[j]
+            if v in self._levels
+            for lv in self._levels[v]
+            if lv != PHANTOM and f"[T.{lv}]" in col
+        )
+
     @property
     def treatment_coded(self) -> bool:
         """Whether every categorical enters as 0/1 dummies against a reference level

@@ -23,10 +23,21 @@ from transport.cohort import Cohort
 from transport.design import Design, closed_text
 from transport.exceptions import DataError
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "TargetSummary"]
+__all__ = [
+    "DOMINANCE_DEPTH",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "TargetSummary",
+    "concentration",
+    "value_cells",
+]
 
 SCHEMA = "transport.TargetSummary"
 SCHEMA_VERSION = 1
+
+#: How many of the largest contributions to each design column's mean and SD the
+#: dominance rules can look at (the policy's ``dominance_n`` is at most this).
+DOMINANCE_DEPTH = 10
 
 
 def check_summary_design(design: Design) -> None:
@@ -75,6 +86,12 @@ def _validate(data: dict[str, Any]) -> None:
                 raise DataError(
                     f"TargetSummary shares of covariate {v!r} must be one per level, each in [0, 1]"
                 )
+            pooled = c.get("pooled")
+            if pooled is not None and pooled not in c.get("levels", []):
+                raise DataError(
+                    f"TargetSummary covariate {v!r} pools its small levels into {pooled!r}, "
+                    "which is not one of its levels"
+                )
             if None not in shares and abs(sum(shares) - 1.0) > 1e-9:
                 raise DataError(
                     f"TargetSummary shares of covariate {v!r} sum to {sum(shares)!r}, not 1"
@@ -83,6 +100,15 @@ def _validate(data: dict[str, Any]) -> None:
 
 def _num(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
+
+
+def _nan_lists(x: Any) -> Any:
+    """Nested JSON lists with ``null`` as ``nan`` (``None`` stays ``None``)."""
+    if x is None:
+        return None
+    if isinstance(x, list):
+        return [_nan_lists(v) if isinstance(v, list) else (np.nan if v is None else v) for v in x]
+    return x
 
 
 def interval_counts(table: pl.DataFrame, times: np.ndarray) -> dict[str, list[int]]:
@@ -95,6 +121,56 @@ def interval_counts(table: pl.DataFrame, times: np.ndarray) -> dict[str, list[in
         cum = np.concatenate(([0.0], np.cumsum(table[f"{key}_unweighted"].to_numpy())))
         at = cum[np.searchsorted(t, times, side="right")]
         out[key] = [round(x) for x in np.diff(np.concatenate(([0.0], at)))]
+    return out
+
+
+def concentration(X: np.ndarray) -> np.ndarray:
+    """What the dominance and p% rules need of each column of ``X`` (patients x columns):
+    the cumulative shares of its largest contributions to the total, for the mean the
+    contributions ``|x_i|``, for the SD ``(x_i - mean)^2``. Shape ``(columns, 2, D)``
+    with ``D = min(DOMINANCE_DEPTH, patients)``; ``nan`` where a total is 0 (a column
+    that is 0, or constant, everywhere: no patient stands out). Computed where the rows
+    are, checked by the release gate, never released."""
+    n, p = X.shape
+    depth = min(DOMINANCE_DEPTH, n)
+    out = np.full((p, 2, depth), np.nan)
+    if n == 0:
+        return out
+    finite = np.all(np.isfinite(X), axis=0)
+    out[~finite] = 1.0  # an overflowing column: as dominated as can be
+    scale = np.where(finite, np.abs(np.where(finite, X, 0.0)).max(axis=0), 0.0)
+    cols = np.flatnonzero(scale > 0)
+    G = X[:, cols] / scale[cols]  # shares do not depend on scale; steep columns stay finite
+    for i, c in enumerate((np.abs(G), (G - G.mean(axis=0)) ** 2)):
+        total = c.sum(axis=0)
+        ok = total > 0
+        top = -np.sort(-np.partition(c[:, ok], n - depth, axis=0)[n - depth :], axis=0)
+        out[cols[ok], i, :] = (np.cumsum(top, axis=0) / total[ok]).T
+    return out
+
+
+def value_cells(design: Design, cohort: Cohort, X: np.ndarray) -> list[int | None]:
+    """Per design column, the fewest patients at one of its values when the released
+    moments determine how many patients have each value (rule ``few_values``), else
+    ``None``: a column with at most three distinct values (``n``, its mean and its SD are
+    three equations in their counts: a 0/1/3-coded covariate typed continuous), and the
+    ``m`` columns built from one continuous covariate alone when it has at most ``2m +
+    1`` distinct values (``age + I(age ** 2)`` of a 0-3 score: their means and SDs are
+    ``2m`` equations more). Computed where the rows are, never released."""
+    out: list[int | None] = []
+    for j in range(X.shape[1]):
+        counts = np.unique(X[:, j], return_counts=True)[1]
+        out.append(int(counts.min()) if 0 < counts.size <= 3 else None)
+    frame = cohort.covariate_frame
+    for v in design.covariates:
+        if v in design.levels:
+            continue
+        cols = [j for j in range(X.shape[1]) if design.covariates_of([j]) == [v]]
+        counts = np.unique(frame[v].to_numpy(), return_counts=True)[1]
+        if cols and counts.size <= 2 * len(cols) + 1:
+            for j in cols:
+                own = out[j]
+                out[j] = int(counts.min()) if own is None else min(int(counts.min()), own)
     return out
 
 
@@ -121,6 +197,18 @@ class TargetSummary:
     counts
         Rows where each design column is nonzero (what the release gate's cell rule
         needs); ``None`` in a released summary, whose counts were checked and dropped.
+    concentration, value_cells, column_levels
+        Like ``counts``, what the gate's rules need and never releases (``None`` in a
+        released summary): the shares of the largest contributions to each column's
+        mean and SD (:func:`concentration`; rules ``dominance``, ``p_percent``), the
+        fewest patients at one value of a column whose moments give away its value
+        counts (:func:`value_cells`; rule ``few_values``), and the (covariate, level)
+        pairs each column is a dummy of (so that a level pooled by the gate takes its
+        columns with it).
+    pooled
+        ``{covariate: level}``: the generic level (``"other"``) the release gate pooled a
+        covariate's levels with fewer than ``min_cell`` patients into; their names, and
+        their design columns, are not released.
     suppressed
         What the release gate withheld and why: ``{item: rule}``, where an item is a
         design column or ``"covariate=level"`` (their values are ``None``).
@@ -142,6 +230,10 @@ class TargetSummary:
         km: dict[str, Any] | None = None,
         counts: Sequence[int] | None = None,
         suppressed: Mapping[str, str] | None = None,
+        concentration: Any = None,
+        value_cells: Sequence[int | None] | None = None,
+        column_levels: Sequence[Sequence[Sequence[str]]] | None = None,
+        pooled: Mapping[str, str] | None = None,
     ) -> None:
         self.name = str(name)
         self.n = int(n)
@@ -158,6 +250,16 @@ class TargetSummary:
         self.km = km
         self.counts = None if counts is None else tuple(int(x) for x in counts)
         self.suppressed = dict(suppressed or {})
+        self.concentration = (
+            None if concentration is None else np.asarray(concentration, dtype=np.float64)
+        )
+        self.value_cells = None if value_cells is None else tuple(value_cells)
+        self.column_levels = (
+            None
+            if column_levels is None
+            else tuple(tuple((str(v), str(lv)) for v, lv in pairs) for pairs in column_levels)
+        )
+        self.pooled = dict(pooled or {})
         if self.mean.shape != (len(self.columns),) or self.sd.shape != self.mean.shape:
             raise DataError("summary means and SDs must have one value per design column")
 
@@ -224,6 +326,9 @@ class TargetSummary:
             shares=shares,
             km=km,
             counts=np.count_nonzero(X, axis=0).tolist(),
+            concentration=concentration(X),
+            value_cells=value_cells(design, cohort, X),
+            column_levels=[design.column_levels(j) for j in range(X.shape[1])],
         )
 
     # -- JSON -----------------------------------------------------------------------------------
@@ -242,6 +347,13 @@ class TargetSummary:
             "covariates": {v: self._covariate_dict(v, t) for v, t in self.types.items()},
             "km": self.km,
             "counts": None if self.counts is None else list(self.counts),
+            "concentration": None
+            if self.concentration is None
+            else [[[_num(x) for x in row] for row in col] for col in self.concentration],
+            "value_cells": None if self.value_cells is None else list(self.value_cells),
+            "column_levels": None
+            if self.column_levels is None
+            else [[list(pair) for pair in pairs] for pairs in self.column_levels],
             "suppressed": dict(self.suppressed),
         }
 
@@ -249,7 +361,10 @@ class TargetSummary:
         if kind != "categorical":
             return {"type": kind}
         shares = [_num(x) for x in self.shares[v]]
-        return {"type": kind, "levels": list(self.levels[v]), "shares": shares}
+        out = {"type": kind, "levels": list(self.levels[v]), "shares": shares}
+        if v in self.pooled:
+            out["pooled"] = self.pooled[v]
+        return out
 
     def to_json(self, path: str | Path) -> Path:
         """Write the summary as JSON (floats round-trip exactly); return the path."""
@@ -284,6 +399,10 @@ class TargetSummary:
             km=data.get("km"),
             counts=data.get("counts"),
             suppressed=data.get("suppressed"),
+            concentration=_nan_lists(data.get("concentration")),
+            value_cells=data.get("value_cells"),
+            column_levels=data.get("column_levels"),
+            pooled={v: c["pooled"] for v, c in cov.items() if c.get("pooled") is not None},
         )
 
     @classmethod
@@ -311,6 +430,14 @@ class TargetSummary:
                 raise DataError(
                     f"covariate {v!r} is categorical in the source but {self.types.get(v)} in "
                     f"target summary {self.name!r} (rule: same type)"
+                )
+            if v in self.pooled:
+                raise DataError(
+                    f"covariate {v!r} of target summary {self.name!r} has levels with a "
+                    "withheld number of patients, fewer than the release gate's min_cell "
+                    f"each, pooled into level {self.pooled[v]!r} whose names are not released "
+                    "(rule: min_cell); balance on a formula without it, or merge its small "
+                    "levels in both cohorts before summarising"
                 )
             shares = dict(zip(self.levels[v], self.shares[v], strict=True))
             # a level withheld by the release gate (nan share) has patients, too few to say

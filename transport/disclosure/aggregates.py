@@ -13,13 +13,20 @@ from transport.disclosure.record import Release
 from transport.exceptions import DisclosureError
 from transport.policy import (
     Policy,
+    balance_dominated,
     balance_withheld,
     cells_to_hide,
     coarsen_km,
+    column_rule,
+    design_level_counts,
+    pooled_name,
     refuse_forbidden_levels,
+    refuse_free_text,
     refuse_small_cohorts,
     refuse_small_ess,
+    refuse_steep_formula,
     top_share,
+    unnamed_columns,
     weight_quantiles,
 )
 from transport.summary import TargetSummary
@@ -30,14 +37,19 @@ __all__ = ["release_summary", "release_weights"]
 
 # -- target summaries ----------------------------------------------------------------------
 def release_summary(obj: TargetSummary, policy: Policy, record: Release) -> None:
-    """``target_summary.json``: level shares and design-column means withheld where a
-    cell is small (with their complement), ``n`` rounded (SDs restated at it), the
-    Kaplan–Meier table on the grid."""
+    """``target_summary.json``: levels with fewer than ``min_cell`` patients pooled into a
+    generic one (their names and design columns dropped), level shares and design-column
+    means withheld where a cell is small (with their complement), a column dominated by
+    a few patients or whose few values' counts its moments give away withheld, ``n``
+    rounded (SDs restated at it), the Kaplan–Meier table on the grid."""
     _check_summary(obj, policy, record)
     data = obj.to_dict()
     suppressed: dict[str, str] = dict(obj.suppressed)
-    _withhold_levels(obj, data, suppressed, policy, record)
-    _withhold_columns(obj, data, suppressed, policy, record)
+    dropped = _pool_levels(obj, data, suppressed, policy, record)
+    _withhold_columns(obj, data, suppressed, dropped, policy, record)
+    keep = [j for j in range(len(obj.columns)) if j not in dropped]
+    for key in ("columns", "mean", "sd"):
+        data[key] = [data[key][j] for j in keep]
     n_released = max(policy.round_count(obj.n), policy.min_cell)
     if n_released != obj.n:
         # SDs use the n - 1 denominator: restate them at the released n so that the
@@ -45,7 +57,8 @@ def release_summary(obj: TargetSummary, policy: Policy, record: Release) -> None
         factor = math.sqrt((obj.n - 1) / obj.n * n_released / (n_released - 1))
         data["sd"] = [None if x is None else x * factor for x in data["sd"]]
     data["n"] = n_released
-    data["counts"] = None
+    for key in ("counts", "concentration", "value_cells", "column_levels"):
+        data[key] = None
     data["suppressed"] = suppressed
     if obj.km is not None:
         data["km"] = _release_summary_km(obj, policy, record)
@@ -54,94 +67,135 @@ def release_summary(obj: TargetSummary, policy: Policy, record: Release) -> None
 
 
 def _check_summary(obj: TargetSummary, policy: Policy, record: Release) -> None:
-    record.check_names(list(obj.types), f"target summary {obj.name!r}")
-    record.check_names(list(obj.columns), f"target summary {obj.name!r}")
-    record.check_formula(obj.formula, list(obj.types), f"target summary {obj.name!r}")
-    if obj.counts is None:
+    where = f"target summary {obj.name!r}"
+    record.check_names(list(obj.types), where)
+    record.check_names(list(obj.columns), where)
+    record.check_formula(obj.formula, list(obj.types), where)
+    continuous = [v for v, t in obj.types.items() if t == "continuous"]
+    refuse_steep_formula(obj.formula, continuous, where)
+    if obj.counts is None or obj.concentration is None or obj.value_cells is None:
         raise DisclosureError(
-            f"target summary {obj.name!r} carries no per-column counts (it was released "
-            "before, or read from an older file): the cell rule cannot be checked (rule: "
-            "min_cell); rebuild it with TargetSummary.from_cohort inside the environment"
+            f"{where} carries no per-column counts and contributions (it was released "
+            "before, or read from an older file): the cell and dominance rules cannot be "
+            "checked (rules: min_cell, dominance); rebuild it with TargetSummary.from_cohort "
+            "inside the environment"
+        )
+    if obj.column_levels is None:
+        raise DisclosureError(
+            f"{where} does not say which levels its design columns are dummies of: the "
+            "levels' cell rule cannot be checked (rule: min_cell); rebuild it with "
+            "TargetSummary.from_cohort inside the environment"
         )
     if obj.n < policy.min_cell:
         raise DisclosureError(
-            f"target summary {obj.name!r} describes fewer than {policy.min_cell} patients "
-            "(rule: min_cell)"
+            f"{where} describes fewer than {policy.min_cell} patients (rule: min_cell)"
         )
+    counts = {v: [s * obj.n for s in obj.shares[v]] for v in obj.levels}
     for v, levels in obj.levels.items():
-        refuse_forbidden_levels({v: levels}, policy, f"target summary {obj.name!r}")
+        refuse_forbidden_levels({v: levels}, policy, where)
+        refuse_free_text({v: levels}, counts, policy, where)
         if len(levels) * policy.min_cell > obj.n:
             raise DisclosureError(
-                f"covariate {v!r} of target summary {obj.name!r} has {len(levels)} levels, "
-                f"more than its {policy.min_cell}-patient cells allow (rule: min_cell; an "
-                "identifier or free text?): merge its levels before summarising"
+                f"covariate {v!r} of {where} has {len(levels)} levels, more than its "
+                f"{policy.min_cell}-patient cells allow (rule: min_cell; an identifier or "
+                "free text?): merge its levels before summarising"
             )
     if obj.km is not None and obj.km.get("delayed_entry"):
         raise DisclosureError(
-            f"the Kaplan–Meier table of target summary {obj.name!r} has delayed entry, whose "
-            "risk sets the release grid cannot yet rebuild (rule: km_grid); summarise "
-            "without km_times"
+            f"the Kaplan–Meier table of {where} has delayed entry, whose risk sets the "
+            "release grid cannot yet rebuild (rule: km_grid); summarise without km_times"
         )
 
 
-def _withhold_levels(
+def _pool_levels(
     obj: TargetSummary,
     data: dict[str, Any],
     suppressed: dict[str, str],
     policy: Policy,
     record: Release,
-) -> None:
-    """Categorical levels: primary and complementary suppression, and the design
-    columns that involve a withheld level."""
+) -> set[int]:
+    """Per categorical: levels with fewer than ``min_cell`` patients pooled into a
+    generic level (their names never released); then primary and complementary
+    suppression of the shares, and the design columns that involve a withheld level
+    withheld. Returns the design columns of pooled levels, to be dropped name and all."""
+    assert obj.column_levels is not None
+    dropped: set[int] = set()
     for v, c in data["covariates"].items():
         if c["type"] != "categorical":
             continue
-        cells = [None if s is None else s * obj.n for s in c["shares"]]
-        hidden = cells_to_hide(cells, policy.min_cell)
-        for i in hidden:
-            item = f"{v}={c['levels'][i]}"
-            c["shares"][i] = None
-            suppressed[item] = "min_cell"
-            record.withhold(
-                f"share of {item}",
-                "min_cell",
-                f"fewer than {policy.min_cell} patients in the level, or needed to keep "
-                "such a level from being recovered by subtraction",
-            )
-        hidden_levels = {f"{v}[{c['levels'][i]}]" for i in hidden} | {
-            f"{v}[T.{c['levels'][i]}]" for i in hidden
+        cells = [s * obj.n for s in c["shares"]]
+        rare = {
+            lv for lv, k in zip(c["levels"], cells, strict=True) if 0 < round(k) < policy.min_cell
         }
-        for j, col in enumerate(data["columns"]):
-            if hidden_levels & set(col.split(":")) and data["mean"][j] is not None:
-                data["mean"][j] = data["sd"][j] = None
-                suppressed[col] = "min_cell"
+        if rare:
+            kept = [i for i, lv in enumerate(c["levels"]) if lv not in rare]
+            pool = pooled_name([c["levels"][i] for i in kept])
+            c["levels"] = [c["levels"][i] for i in kept] + [pool]
+            c["shares"] = [c["shares"][i] for i in kept] + [
+                sum(s for lv, s in zip(obj.levels[v], obj.shares[v], strict=True) if lv in rare)
+            ]
+            c["pooled"] = pool
+            record.withhold(
+                f"names of the levels of {v!r} with fewer than {policy.min_cell} patients",
+                "min_cell",
+                f"pooled into the level {pool!r}; their names and design columns are not released",
+            )
+            dropped |= {
+                j
+                for j, pairs in enumerate(obj.column_levels)
+                if any((v, lv) in pairs for lv in rare)
+            }
+        hidden = {
+            c["levels"][i] for i in cells_to_hide([s * obj.n for s in c["shares"]], policy.min_cell)
+        }
+        for i, lv in enumerate(c["levels"]):
+            if lv in hidden:
+                c["shares"][i] = None
+                suppressed[f"{v}={lv}"] = "min_cell"
                 record.withhold(
-                    f"mean and SD of design column {col!r}",
+                    f"share of {v}={lv}",
                     "min_cell",
-                    "it involves a withheld level",
+                    f"fewer than {policy.min_cell} patients in the level, or needed to keep "
+                    "such a level from being recovered by subtraction",
                 )
+        for j, pairs in enumerate(obj.column_levels):
+            col = obj.columns[j]
+            if (
+                j in dropped
+                or data["mean"][j] is None
+                or not any((v, lv) in pairs for lv in hidden)
+            ):
+                continue
+            data["mean"][j] = data["sd"][j] = None
+            suppressed[col] = "min_cell"
+            record.withhold(
+                f"mean and SD of design column {col!r}", "min_cell", "it involves a withheld level"
+            )
+    return dropped
 
 
 def _withhold_columns(
     obj: TargetSummary,
     data: dict[str, Any],
     suppressed: dict[str, str],
+    dropped: set[int],
     policy: Policy,
     record: Release,
 ) -> None:
-    """Design columns (interactions) resting on few patients, or on all but a few."""
-    assert obj.counts is not None
-    for j, col in enumerate(data["columns"]):
-        k = obj.counts[j]
-        small = 0 < k < policy.min_cell or 0 < obj.n - k < policy.min_cell
-        if data["mean"][j] is not None and small:
+    """Design columns resting on few patients or on all but a few (``min_cell``), whose
+    moments give away their few values' counts (``few_values``), or dominated by a few
+    patients (``dominance``, ``p_percent``): :func:`~transport.policy.column_rule`."""
+    assert obj.counts is not None and obj.value_cells is not None
+    assert obj.concentration is not None
+    for j, col in enumerate(obj.columns):
+        if j in dropped or data["mean"][j] is None:
+            continue
+        found = column_rule(obj.counts[j], obj.n, obj.value_cells[j], obj.concentration[j], policy)
+        if found is not None:
+            rule, why = found
             data["mean"][j] = data["sd"][j] = None
-            suppressed[col] = "min_cell"
-            record.withhold(
-                f"mean and SD of design column {col!r}",
-                "min_cell",
-                f"fewer than {policy.min_cell} patients have (or lack) a nonzero value",
-            )
+            suppressed[col] = rule
+            record.withhold(f"mean and SD of design column {col!r}", rule, why)
 
 
 def _release_summary_km(obj: TargetSummary, policy: Policy, record: Release) -> dict[str, Any]:
@@ -188,23 +242,40 @@ _BALANCE_VALUES = ("mean_source", "mean_source_weighted", "mean_target", "smd_be
 
 def release_weights(obj: Weights, policy: Policy, record: Release) -> None:
     """``weights_balance.csv`` with the rows :func:`~transport.policy.balance_withheld`
-    names withheld, and ``weights.json``: ESS and the weight quantiles the cell rule
-    allows. Weights whose effective sample size is below :attr:`Policy.ess_floor` are
-    refused (rule ``min_ess``): their weighted means are a few patients' values."""
+    and :func:`~transport.policy.balance_dominated` name withheld and those naming a
+    small level dropped (:func:`~transport.policy.unnamed_columns`), and
+    ``weights.json``: ESS and the weight quantiles the cell rule allows. Weights whose
+    effective sample size is below :attr:`Policy.ess_floor` are refused (rule
+    ``min_ess``): their weighted means are a few patients' values."""
     design = obj.design
-    record.check_names(list(design.covariates), f"weights of {obj.source!r}")
-    record.check_names(list(design.columns), f"weights of {obj.source!r}")
+    where = f"weights of {obj.source!r}"
+    record.check_names(list(design.covariates), where)
+    record.check_names(list(design.columns), where)
+    X = design.source_matrix
+    refuse_free_text(design.levels, design_level_counts(design, X), policy, where)
     n, nt = obj.n, int(obj.target_n)
     refuse_small_cohorts([(obj.source, n), (obj.target, nt)], policy)
     refuse_small_ess(obj.ess, policy, f"{obj.source!r} -> {obj.target!r}")
     table = obj.balance()
     cols = {c: table[c].to_list() for c in table.columns}
-    hidden = balance_withheld(obj, policy)
+    hidden = {col: ("min_cell", why) for col, why in balance_withheld(obj, policy).items()}
+    hidden |= {col: f for col, f in balance_dominated(obj, policy).items() if col not in hidden}
+    unnamed = unnamed_columns(design, np.count_nonzero(X, axis=0), policy)
     for j, col in enumerate(design.columns):
         if col in hidden:
             for c in _BALANCE_VALUES:
                 cols[c][j] = None
-            record.withhold(f"balance of design column {col!r}", "min_cell", hidden[col])
+            if j not in unnamed:  # the manifest never names a small level either
+                record.withhold(f"balance of design column {col!r}", *hidden[col])
+    if unnamed:
+        keep = [j for j in range(len(design.columns)) if j not in unnamed]
+        cols = {c: [v[j] for j in keep] for c, v in cols.items()}
+        record.withhold(
+            "balance rows of design columns that name a level with fewer than "
+            f"{policy.min_cell} source patients",
+            "min_cell",
+            "dropped, names and all: a level's name leaves only with enough patients behind it",
+        )
     record.add_csv("weights_balance.csv", pl.DataFrame(cols, schema=table.schema))
     w = obj.values / obj.values.mean()
     quantiles = {k: v for k, v in weight_quantiles(w, policy).items() if v is not None}

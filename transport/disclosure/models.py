@@ -33,6 +33,7 @@ from transport.policy import (
     guard_summary,
     guard_transported,
     refuse_forbidden_levels,
+    refuse_free_text,
     refuse_small_cohorts,
     transported_curve,
     transported_precision,
@@ -51,6 +52,13 @@ def release_model(obj: ShippedModel, policy: Policy, record: Release) -> None:
     record.check_names(list(obj.design.columns), where)
     record.check_formula(obj.design.formula, obj.design.covariates, where)
     refuse_forbidden_levels(obj.design.levels, policy, f"the {where}")
+    counts = obj.level_counts or {}
+    refuse_free_text(
+        obj.design.levels,
+        {v: list(counts[v].values()) for v in obj.design.levels if v in counts},
+        policy,
+        f"the {where}",
+    )
     check_model(obj, policy, where)
     data = obj.to_dict()
     idx = _released_grid(obj, data, policy, record, where)
@@ -70,12 +78,13 @@ def release_model(obj: ShippedModel, policy: Policy, record: Release) -> None:
     data["level_counts"] = None
     data["column_counts"] = None
     data["column_binary"] = None
+    data["column_concentration"] = None
     data["released"] = True
     data["policy"] = policy.name
     record.withhold(
-        "per-level and per-column source counts",
+        "per-level and per-column source counts and contributions",
         "min_cell",
-        "checked against the cell rule, then left out; counts are rounded",
+        "checked against the cell and dominance rules, then left out; counts are rounded",
     )
     ShippedModel.from_dict(json.loads(json.dumps(data)))  # what is released must read back
     record.add_json(MODEL_FILE, data)

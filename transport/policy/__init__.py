@@ -53,6 +53,31 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
     (:func:`guard_transported`, :func:`transported_curve`); :mod:`transport.policy.shipped`
     gives the reasons and the known limits.
 
+``free_text_levels``
+    A categorical whose levels read as free text (long, many digits or words, a
+    person's title, many one-off values: :func:`free_text_reason`) is refused
+    (:func:`refuse_free_text`); its levels would leave as names.
+``min_cell`` on level names
+    A level with fewer than ``min_cell`` patients is pooled into a generic level
+    (``"other"``, :func:`pooled_name`) whose share obeys the cell rule; the pooled
+    levels' names and design columns are never released (a target summary), a balance
+    row naming one is dropped (:func:`unnamed_columns`), a shipped model with one is
+    refused (:func:`check_model`: the model was fitted on the level, so the gate cannot
+    pool it; merge levels before fitting).
+``dominance``, ``p_percent``
+    A design column's mean and SD are withheld (a summary) or its model refused (a
+    shipped model) when a few patients dominate them (:func:`dominance_rule`).
+``steep_transform``
+    A summary formula, chosen by the source for the target's rows, keeps to degree
+    :data:`MAX_GROWTH` in the covariates, without ``exp``, poles, tails kept by a
+    comparison, or thresholds a domain (``log(age - 97)``) or an overflow would set
+    (:func:`refuse_steep_formula`): the dominance rules bound shares in the released
+    column's own scale, which a steep transform chooses.
+``few_values``
+    A continuous column whose released moments give away how many patients have each
+    of its values (at most three values, say a 0/1/3 code) needs ``min_cell`` patients
+    at each, else its mean and SD are withheld.
+
 Every rule's name, with what it protects, is in :data:`RULES`.
 
 Reference: Griffiths E. et al. (2019) *Handbook on Statistical Disclosure Control for
@@ -69,9 +94,12 @@ from transport.policy.audit import (
 from transport.policy.cells import (
     AGGREGATE_STATE,
     QUANTILES,
+    balance_dominated,
     balance_withheld,
     cells_to_hide,
     check_model,
+    column_rule,
+    dominance_rule,
     level_dummies,
     released_count,
     top_share,
@@ -88,6 +116,20 @@ from transport.policy.curves import (
     outward,
     released_counts,
     round_median_row,
+)
+from transport.policy.growth import (
+    MAX_CONSTANT,
+    MAX_GROWTH,
+    formula_growth,
+    refuse_steep_formula,
+)
+from transport.policy.levels import (
+    POOLED_LEVEL,
+    design_level_counts,
+    free_text_reason,
+    pooled_name,
+    refuse_free_text,
+    unnamed_columns,
 )
 from transport.policy.settings import (
     FORBIDDEN_TOKENS,
@@ -123,8 +165,11 @@ __all__ = [
     "AGGREGATE_STATE",
     "COUNTS",
     "FORBIDDEN_TOKENS",
+    "MAX_CONSTANT",
+    "MAX_GROWTH",
     "MEDIAN_BASES",
     "POLICY_ENV",
+    "POOLED_LEVEL",
     "PRECISION_FLOOR",
     "QUANTILES",
     "RELEASE_FILES",
@@ -135,17 +180,23 @@ __all__ = [
     "Policy",
     "Withhold",
     "audit_release",
+    "balance_dominated",
     "balance_withheld",
     "cells_to_hide",
     "check_log_hazard_spread",
     "check_model",
     "coarsen_km",
+    "column_rule",
     "curve_grid_counts",
     "curve_precision",
+    "design_level_counts",
+    "dominance_rule",
     "effective_contributors",
     "environment_policy",
     "floor_policy",
     "forbidden_role",
+    "formula_growth",
+    "free_text_reason",
     "guard_summary",
     "guard_timed_rows",
     "guard_transported",
@@ -153,10 +204,13 @@ __all__ = [
     "level_dummies",
     "life_table_of",
     "outward",
+    "pooled_name",
     "refuse_forbidden",
     "refuse_forbidden_levels",
+    "refuse_free_text",
     "refuse_small_cohorts",
     "refuse_small_ess",
+    "refuse_steep_formula",
     "released_count",
     "released_counts",
     "risk_set_ess",
@@ -165,6 +219,7 @@ __all__ = [
     "top_share",
     "transported_curve",
     "transported_precision",
+    "unnamed_columns",
     "verify_release",
     "weight_quantiles",
 ]

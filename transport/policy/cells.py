@@ -11,13 +11,17 @@ import numpy as np
 
 from transport.exceptions import DisclosureError
 from transport.policy.settings import Policy
+from transport.summary import concentration
 
 __all__ = [
     "AGGREGATE_STATE",
     "QUANTILES",
+    "balance_dominated",
     "balance_withheld",
     "cells_to_hide",
     "check_model",
+    "column_rule",
+    "dominance_rule",
     "level_dummies",
     "released_count",
     "top_share",
@@ -137,19 +141,90 @@ def balance_withheld(weights: Any, policy: Policy) -> dict[str, str]:
     return out
 
 
+def dominance_rule(shares: np.ndarray, policy: Policy) -> tuple[str, str] | None:
+    """The rule, and why, under which a design column's mean and SD are withheld, given
+    its row of :func:`~transport.summary.concentration` (the cumulative shares of the
+    largest contributions to its mean, then to its SD), or ``None``:
+
+    ``dominance``
+        the largest ``dominance_n`` contributions make more than ``dominance_k`` of the
+        total (the mean of ``I(age ** 60)`` is the oldest patient's age);
+    ``p_percent``
+        the total less the two largest contributions is less than ``p_percent`` of the
+        largest (the second largest contributor could tell the largest within p%).
+
+    Both protect the patients who dominate a statistic, whatever transform the formula
+    applies (the contributions are those of the released column itself).
+    """
+    for what, s in zip(("mean", "SD"), np.asarray(shares, dtype=np.float64), strict=True):
+        if s.size == 0 or np.isnan(s[0]):
+            continue  # a column that is 0 (or constant) everywhere: no one stands out
+        top_n = min(float(s[min(policy.dominance_n, s.size) - 1]), 1.0)
+        if top_n > policy.dominance_k:
+            return "dominance", (
+                f"the largest {policy.dominance_n} patients' contributions make more than "
+                f"{policy.dominance_k:.0%} of its {what}'s total"
+            )
+        rest = max(0.0, 1.0 - float(s[1] if s.size > 1 else 1.0))
+        if rest < policy.p_percent * float(s[0]):
+            return "p_percent", (
+                f"its {what}'s total less the two largest contributions is less than "
+                f"{policy.p_percent:.0%} of the largest"
+            )
+    return None
+
+
+def column_rule(
+    count: float, n: float, value_cell: int | None, shares: np.ndarray, policy: Policy
+) -> tuple[str, str] | None:
+    """The rule, and why, under which a design column's mean and SD may not be shown,
+    or ``None``: ``min_cell`` (fewer than ``min_cell`` of the ``n`` patients have, or
+    lack, a nonzero value: ``count`` of them have one), ``few_values`` (its moments give
+    away how many patients have each of its few values, and one has fewer than
+    ``min_cell``: ``value_cell``, see :func:`~transport.summary.value_cells`), then
+    :func:`dominance_rule` on its contributions ``shares``."""
+    if 0 < count < policy.min_cell or 0 < n - count < policy.min_cell:
+        return "min_cell", f"fewer than {policy.min_cell} patients have (or lack) a nonzero value"
+    if value_cell is not None and value_cell < policy.min_cell:
+        return "few_values", (
+            f"it takes so few values that its mean and SD give each value's count, and fewer "
+            f"than {policy.min_cell} patients have one of them"
+        )
+    return dominance_rule(shares, policy)
+
+
+def balance_dominated(weights: Any, policy: Policy) -> dict[str, tuple[str, str]]:
+    """Design columns of a :class:`~transport.Weights` whose source mean is dominated by
+    a few source patients, with the rule and why (:func:`dominance_rule`, on the
+    source's rows): their balance row may not be shown."""
+    design = weights.design
+    shares = concentration(design.source_matrix)
+    out: dict[str, tuple[str, str]] = {}
+    for j, col in enumerate(design.columns):
+        found = dominance_rule(shares[j], policy)
+        if found is not None:
+            out[col] = found
+    return out
+
+
 def check_model(obj: Any, policy: Policy, where: str) -> None:
-    """The cell, degrees-of-freedom and grid rules for a shipped outcome model (its
-    per-level and per-column source counts, which the release then leaves out); raises
-    :class:`~transport.DisclosureError` naming the rule."""
+    """The cell, degrees-of-freedom, grid and dominance rules for a shipped outcome
+    model (its per-level and per-column source counts and its columns' largest
+    contributions, which the release then leaves out); raises
+    :class:`~transport.DisclosureError` naming the rule. A level with fewer than
+    ``min_cell`` source patients refuses the model rather than being pooled: the model
+    was fitted on it, and the target must rebuild the same design."""
     if (
         obj.released
         or obj.level_counts is None
         or obj.column_counts is None
         or obj.column_binary is None
+        or obj.column_concentration is None
     ):
         raise DisclosureError(
             f"the {where} was released before (or read from a file without its per-level "
-            "counts): the cell rule cannot be checked (rule: min_cell); fit it again with "
+            "counts and contributions): the cell and dominance rules cannot be checked "
+            "(rule: min_cell); fit it again with "
             "ShippedModel.fit inside the source's environment"
         )
     if obj.n < policy.min_cell:
@@ -198,4 +273,11 @@ def check_model(obj: Any, policy: Policy, where: str) -> None:
                 "one level or flag value of its covariates"
                 + (", or its zero rows" if binary else "")
                 + ") (rule: min_cell): merge levels or drop the term"
+            )
+        found = dominance_rule(obj.column_concentration[j], policy)
+        if found is not None:
+            raise DisclosureError(
+                f"design column {col!r} of the {where} is dominated by a few source patients: "
+                f"{found[1]} (rule: {found[0]}); its coefficient (and a Cox model's centre, "
+                "its mean) rests on them: drop the term or use a milder transform"
             )

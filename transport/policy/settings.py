@@ -18,6 +18,7 @@ import numpy as np
 
 from transport.cohort import TIME_UNITS
 from transport.exceptions import DisclosureError
+from transport.summary import DOMINANCE_DEPTH
 
 __all__ = [
     "FORBIDDEN_TOKENS",
@@ -120,6 +121,14 @@ RULES: dict[str, str] = {
     "min_contributors": "a shipped model's transported value rests on at least min_cell "
     "effective target patients",
     "bootstrap_summary": "a released model's bootstrap is a summary: no refits, no seed",
+    "free_text_levels": "levels that read as free text (names, numbers, notes) never leave",
+    "dominance": "no released mean or SD is dominated by its dominance_n largest patients",
+    "p_percent": "no patient's contribution to a released mean or SD can be estimated to "
+    "within p_percent by another",
+    "steep_transform": "a summary formula chosen by the source keeps to low-degree "
+    "transforms, so that the dominance rules bound what it asks",
+    "few_values": "a column of few distinct values releases its moments only with "
+    "min_cell patients at each value",
     "policy_floor": "no analysis or release loosens the environment's policy",
     "release_path": "verification reads only plain files inside the release directory",
     "release_manifest": "the manifest is as the gate writes it (fields, rules, policy, files)",
@@ -181,6 +190,17 @@ class Policy:
         model: an extreme coefficient with a chosen baseline turns the transported
         curve into a count of the target's patients above a threshold of a covariate.
         Smaller tightens.
+    dominance_n, dominance_k
+        The dominance (n, k) rule on every released mean and SD of a design column (a
+        summary's, and those behind a shipped model's coefficients): withheld when the
+        largest ``dominance_n`` patients' contributions make more than ``dominance_k``
+        of the total (default 2 and 0.9, as ACRO). A larger ``n`` or a smaller ``k``
+        tightens; ``n`` is at most :data:`~transport.summary.DOMINANCE_DEPTH`.
+    p_percent
+        The p% rule on the same: withheld when the total less the two largest
+        contributions is less than ``p_percent`` of the largest (default 0.1: the
+        second largest contributor could tell the largest to within 10%). Larger
+        tightens; 0 turns it off.
     forbidden_roles
         Roles whose columns are refused: any of ``"identifier"``, ``"practice"``,
         ``"physician"``, ``"free_text"``.
@@ -207,6 +227,9 @@ class Policy:
     min_ess: int | None = None
     km_grid_step: float = 30.4375
     max_log_hazard_ratio: float = 10.0
+    dominance_n: int = 2
+    dominance_k: float = 0.9
+    p_percent: float = 0.1
     time_unit: str = "days"
     forbidden_roles: tuple[str, ...] = ("identifier", "practice", "physician", "free_text")
     forbidden_names: tuple[str, ...] = ()
@@ -236,6 +259,7 @@ class Policy:
             raise ValueError(
                 f"Policy 'max_log_hazard_ratio' must be a finite number > 0; got {bound!r}"
             )
+        self._check_dominance()
         if self.time_unit not in TIME_UNITS:
             raise ValueError(
                 f"Policy 'time_unit' must be one of {sorted(TIME_UNITS)}; got {self.time_unit!r}"
@@ -261,6 +285,21 @@ class Policy:
         object.__setattr__(
             self, "forbidden_names", tuple(str(x).lower() for x in self.forbidden_names)
         )
+
+    def _check_dominance(self) -> None:
+        """``dominance_n`` in 1..DOMINANCE_DEPTH, ``0 < dominance_k <= 1``,
+        ``0 <= p_percent < 1``."""
+        n = self.dominance_n
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= DOMINANCE_DEPTH:
+            raise ValueError(
+                f"Policy 'dominance_n' must be an integer from 1 to {DOMINANCE_DEPTH} (the "
+                f"largest contributions a summary keeps); got {n!r}"
+            )
+        k, p = self.dominance_k, self.p_percent
+        if not _real(k) or not 0 < k <= 1:
+            raise ValueError(f"Policy 'dominance_k' must be a number in (0, 1]; got {k!r}")
+        if not _real(p) or not 0 <= p < 1:
+            raise ValueError(f"Policy 'p_percent' must be a number in [0, 1); got {p!r}")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Policy:
@@ -452,6 +491,10 @@ TIGHTER: dict[str, Tighter] = {
     "p_percent": _larger("p_percent"),
     "max_log_hazard_ratio": _smaller("max_log_hazard_ratio"),
 }
+
+
+def _real(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 #: ``withhold(item, rule, why)``: how a rule records what it suppressed.

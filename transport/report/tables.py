@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import polars as pl
 
 from transport.inference import IntervalKind
@@ -23,10 +24,14 @@ from transport.methods import METHODS
 from transport.policy import (
     QUANTILES,
     Policy,
+    balance_dominated,
     balance_withheld,
+    design_level_counts,
     forbidden_role,
+    free_text_reason,
     released_count,
     top_share,
+    unnamed_columns,
     weight_quantiles,
 )
 from transport.report.html import json_safe
@@ -260,22 +265,40 @@ def _cohorts(flat: list[TransportResult], policy: Policy) -> pl.DataFrame:
 def withheld_columns(w: Weights, policy: Policy) -> dict[str, str]:
     """Design columns whose balance the report withholds, and why, as the release gate
     judges weights diagnostics: ``"forbidden:<role>"`` (the row is dropped, name and
-    all) for a column built from a covariate with a forbidden role; ``"min_cell"``
+    all) for a column built from a covariate with a forbidden role or whose levels read
+    as free text (``forbidden:free_text``); ``"unnamed:min_cell"`` (dropped too) for a
+    column naming a level with fewer than ``min_cell`` source patients; ``"min_cell"``
     (values withheld) when fewer than ``min_cell`` patients have or lack a 0/1 column in
     either cohort, for an interaction of a continuous covariate (its target count is
     unknown), or when a categorical's small reference level could be recovered from its
-    other levels' shares."""
+    other levels' shares; ``"dominance"`` or ``"p_percent"`` (values withheld) when a
+    few source patients dominate the column's mean."""
     design = w.design
+    X = design.source_matrix
     small = balance_withheld(w, policy)
+    dominated = balance_dominated(w, policy)
+    unnamed = unnamed_columns(design, np.count_nonzero(X, axis=0), policy)
+    counts = design_level_counts(design, X)
+    free_text = {
+        v
+        for v, lv in design.levels.items()
+        if "free_text" in policy.forbidden_roles and free_text_reason(lv, counts.get(v))
+    }
     out: dict[str, str] = {}
     for j, col in enumerate(design.columns):
         # judged by the covariates a column is built from, not by its level's text
-        roles = [forbidden_role(c, policy) for c in design.covariates_of([j]) or [col]]
+        covs = design.covariates_of([j]) or [col]
+        roles = [forbidden_role(c, policy) for c in covs]
+        roles += ["free_text" for c in covs if c in free_text]
         role = next((x for x in roles if x is not None), None)
         if role is not None:
             out[col] = f"forbidden:{role}"
+        elif j in unnamed:
+            out[col] = "unnamed:min_cell"
         elif col in small:
             out[col] = "min_cell"
+        elif col in dominated:
+            out[col] = dominated[col][0]
     return out
 
 
@@ -289,7 +312,7 @@ def _balance(r: TransportResult, policy: Policy) -> pl.DataFrame:
                 hidden, default=None, return_dtype=pl.String
             )
         )
-        .filter(~pl.col("withheld").fill_null("").str.starts_with("forbidden"))
+        .filter(~pl.col("withheld").fill_null("").str.contains("^(?:forbidden|unnamed):"))
     )
     shown = pl.col("withheld").is_null()
     table = table.with_columns(pl.when(shown).then(pl.col(c)).alias(c) for c in _BALANCE_VALUES)

@@ -118,8 +118,13 @@ def _balance_table(
                 [
                     c,
                     Html(
-                        f'<span class="withheld">withheld (fewer than '
-                        f"{policy.min_cell} patients)</span>"
+                        '<span class="withheld">withheld ('
+                        + (
+                            "dominated by a few patients"
+                            if first["withheld"] in ("dominance", "p_percent")
+                            else f"fewer than {policy.min_cell} patients"
+                        )
+                        + ")</span>"
                     ),
                 ]
             )
@@ -156,9 +161,25 @@ def _forbidden_note(weighted: list[TransportResult], policy: Policy) -> list[Htm
         for c, why in withheld_columns(cast("Weights", r.weights), policy).items()
         if why.startswith("forbidden")
     }
-    if not forbidden:
-        return []
-    return [note(f"{len(forbidden)} design column(s) with a forbidden role are not shown.")]
+    unnamed = {
+        c
+        for r in weighted
+        for c, why in withheld_columns(cast("Weights", r.weights), policy).items()
+        if why.startswith("unnamed")
+    }
+    notes = []
+    if forbidden:
+        notes.append(
+            note(f"{len(forbidden)} design column(s) with a forbidden role are not shown.")
+        )
+    if unnamed:
+        notes.append(
+            note(
+                f"Design columns naming a level with fewer than {policy.min_cell} patients "
+                "are not shown."
+            )
+        )
+    return notes
 
 
 def _balance_drawing(

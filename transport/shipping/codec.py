@@ -93,6 +93,7 @@ def model_to_dict(m: Any) -> dict[str, Any]:
         "level_counts": m.level_counts,
         "column_counts": json_floats(m.column_counts),
         "column_binary": None if m.column_binary is None else m.column_binary.tolist(),
+        "column_concentration": json_floats(m.column_concentration),
         "bootstrap": boot,
         "released": m.released,
         "policy": m.policy,
@@ -139,6 +140,7 @@ def model_fields(data: Mapping[str, Any]) -> dict[str, Any]:
                 boot_entropy=boot.get("seed_entropy"),
             )
         cc = data.get("column_counts")
+        conc = data.get("column_concentration")
         return dict(
             kind=kind,
             source=str(data["source"]),
@@ -155,6 +157,7 @@ def model_fields(data: Mapping[str, Any]) -> dict[str, Any]:
             level_counts=data.get("level_counts"),
             column_counts=None if cc is None else json_array(cc),
             column_binary=data.get("column_binary"),
+            column_concentration=None if conc is None else json_array(conc, 3),
             released=bool(data.get("released", False)),
             policy=str(data.get("policy", "default")),
             **kw,

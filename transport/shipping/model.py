@@ -68,6 +68,11 @@ class ShippedModel:
         each interval, and whether the log hazard ratios change with log time.
     n, n_events, n_params
         Patients, events and coefficients of the fit (counts rounded once released).
+    level_counts, column_counts, column_binary, column_concentration
+        What the gate's cell and dominance rules check at release and then leave out:
+        source patients per level, per design column, and the largest contributions to
+        each column's mean and SD (:func:`~transport.summary.concentration`); ``None``
+        once released.
     n_boot, boot_failed
         Bootstrap refits drawn at the source and how many of them failed.
     boot_coef, boot_extra, boot_entropy
@@ -118,6 +123,7 @@ class ShippedModel:
         level_counts: Mapping[str, Mapping[str, float]] | None = None,
         column_counts: np.ndarray | None = None,
         column_binary: np.ndarray | None = None,
+        column_concentration: np.ndarray | None = None,
         boot_coef: np.ndarray | None = None,
         boot_extra: np.ndarray | None = None,
         boot_entropy: str | None = None,
@@ -165,6 +171,11 @@ class ShippedModel:
             None if column_counts is None else np.asarray(column_counts, np.float64)
         )
         self.column_binary = None if column_binary is None else np.asarray(column_binary, bool)
+        self.column_concentration = (
+            None
+            if column_concentration is None
+            else np.asarray(column_concentration, dtype=np.float64)
+        )
         self.boot_coef = None if boot_coef is None else np.asarray(boot_coef, dtype=np.float64)
         self.boot_extra = None if boot_extra is None else np.asarray(boot_extra, dtype=np.float64)
         self.boot_entropy = boot_entropy

@@ -18,6 +18,7 @@ from transport.design import Design, closed_text
 from transport.exceptions import DataError
 from transport.inference import Seed, resample_counts, run_bootstrap
 from transport.policy import Policy
+from transport.summary import concentration
 from transport.survival._cox import fit_cox
 from transport.survival._pwexp import check_breaks, default_breaks, fit_pwexp
 from transport.survival.models import CoxModel, PiecewiseExponentialModel
@@ -289,6 +290,7 @@ def fit_fields(
         level_counts=level_counts,
         column_counts=column_counts,
         column_binary=np.all((X == 0) | (X == 1), axis=0),
+        column_concentration=concentration(X),
         policy=policy.name,
         **kw,
     )
