@@ -216,8 +216,9 @@ def _write_outputs(
         "seconds": round(seconds, 1),
         "releases": releases,
         "files": manifests.entries(out),
-        "note": "the report and results/ stay in the environment of the rows; only the "
-        "release/ directories, each with its own manifest, may leave",
+        "note": "the report and results/ show only what the release gate releases, under "
+        "the same policy; the release/ directories, each with its own manifest (and "
+        "signature when the environment holds a key), are what is checked out",
     }
     manifests.write(out, manifest)
     return manifest
