@@ -10,7 +10,9 @@ gives it back to the day).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -18,7 +20,7 @@ import pytest
 
 import transport as tp
 from transport import disclosure as dc
-from transport.report import tidy_tables, write_report
+from transport.report import render_report, tidy_tables, write_report
 
 
 def _with_practice(country: str, name: str) -> tp.Cohort:
@@ -107,3 +109,165 @@ def test_the_report_s_figures_draw_no_exact_event_time(
     assert xs.size > 10 and np.allclose(xs / step, np.round(xs / step), atol=1e-9)
     counts = view.naive.n_risk
     assert np.all(counts % policy.round_to == 0)
+
+
+# -- the report's other numbers and figures (found by an independent red team) --------
+STEP = 30.4375
+COUNTRIES = ("US", "UK", "DE", "JP")
+
+
+def with_columns(
+    like: tp.Cohort, name: str, rows: pl.DataFrame | None = None, **columns: Any
+) -> tp.Cohort:
+    """``like``'s rows (or ``rows``) with extra or replaced covariate columns."""
+    frame = like.to_frame() if rows is None else rows
+    frame = frame.with_columns(pl.Series(k, np.asarray(v)) for k, v in columns.items())
+    covs = list(dict.fromkeys([*like.covariates, *columns]))
+    return tp.Cohort(
+        frame, time=like.time, event=like.event, covariates=covs, name=name,
+        time_unit=like.time_unit,
+    )  # fmt: skip
+
+
+def with_oldest(country: str, seed: int) -> tuple[tp.Cohort, float]:
+    base = tp.datasets.load_synthetic(country)
+    rng = np.random.default_rng([seed, 99])
+    age = np.minimum(base.covariate_frame["age"].to_numpy().copy(), 90.0)
+    secret = float(rng.uniform(95.0, 105.0))
+    age[rng.integers(base.n)] = secret
+    return with_columns(base, country, age=age), secret
+
+
+def lonely_window(source: tp.Cohort, target: tp.Cohort, length: float) -> tuple[float, float]:
+    """A window of ``length`` days after a year in which the target has exactly one exit,
+    an event, and the source none: what the partner's plan asks for."""
+    ts, tt, et = source.time_values, target.time_values, target.event_values
+    for a in np.arange(365.0, 1200.0, 1.0):
+        b = a + length
+        inside = (tt > a) & (tt <= b)
+        if inside.sum() == 1 and et[inside][0] == 1 and not np.any((ts > a) & (ts <= b)):
+            return float(a), float(b)
+    raise AssertionError("no such window")  # pragma: no cover
+
+
+@pytest.mark.parametrize("method", ["naive", "iow"])
+@pytest.mark.parametrize(
+    ("src", "tgt", "length"), [("UK", "DE", 10.0), ("JP", "DE", 6.0), ("UK", "JP", 8.0)]
+)
+def test_the_report_s_curve_distance_does_not_give_an_event_time(
+    tmp_path: Path, src: str, tgt: str, length: float, method: str
+) -> None:
+    """The report's tidy ``curve_distance`` is computed from the exact curves over the
+    plan's window and is released by the report (and the CLI's results/) though the gate
+    never releases it. With a window of a few days holding one target death, the
+    distance, the summary's exact S(a) difference and the released risk set give that
+    death's day, where the gate's grid says only its month."""
+    source, target = tp.datasets.load_synthetic(src), tp.datasets.load_synthetic(tgt)
+    a, b = lonely_window(source, target, length)
+    secret = float(target.time_values[(target.time_values > a) & (target.time_values <= b)][0])
+    res = tp.transport(source, target, method=method, times=[a], window=(a, b))
+    tables = tidy_tables(res)
+    dist = tables["curve_distance"]
+    row = tables["summary"].filter(pl.col("estimand") == "survival").row(0, named=True)
+    if dist.height == 0 or dist["value"][0] is None or row["difference"] is None:
+        return  # nothing to read
+    # the risk set near a: the released observed step's, give or take its exits and rounding
+    dc.release(res, tmp_path / "r")
+    obs = pl.read_csv(tmp_path / "r" / "transport_curves.csv").filter(pl.col("curve") == "observed")
+    j = int(np.searchsorted(obs["time"].to_numpy(), a))
+    y, d, c = (int(obs[k][j]) for k in ("n_risk", "n_event", "n_censor"))
+    D, delta, s_a = dist["value"][0] * (b - a), row["difference"], row["observed"]
+    guesses = []
+    for Y in range(max(1, y - d - c - 10), y + 9):
+        jump = s_a / Y  # the observed curve falls by this at the death: the gap grows by it
+        after = abs(delta + jump)
+        if abs(abs(delta) - after) > 1e-12:
+            guesses.append((D + abs(delta) * a - after * b) / (abs(delta) - after))
+    lo, hi = min(guesses), max(guesses)
+    print(f"{src}->{tgt} {method}: death at {secret:g} in window ({a:g}, {b:g}], read as "
+          f"[{lo:.2f}, {hi:.2f}]")  # fmt: skip
+    assert not (hi - lo <= 2.0 and lo - 0.5 <= secret <= hi + 0.5), (
+        f"the death at day {secret:g} was read from the curve distance to [{lo:.2f}, {hi:.2f}]"
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_report_s_overlap_figure_draws_no_bin_of_one_patient(seed: int) -> None:
+    """The report's weights section draws a histogram of the participation scores of
+    both cohorts, from every row: a bin is a count (height x n x bin width), and with
+    the plan's participation formula ``age`` the target's oldest patient stands alone in
+    the top bin, which moves with that patient's age (a bin is about 4 years wide)."""
+    import matplotlib.pyplot as plt
+
+    from transport.report.weights import _balance_drawing
+
+    source = tp.datasets.load_synthetic("UK")
+    target, _ = with_oldest("DE", seed)
+    res = tp.transport(source, target, method="iow", times=[365.25], formula="age")
+    bal = tidy_tables(res)["balance"]
+    draw, size = _balance_drawing([res], bal)
+    fig = plt.figure(figsize=size)
+    try:
+        draw(fig)
+        overlap = fig.axes[1]
+        heights = np.asarray([p.get_height() for p in overlap.patches])
+    finally:
+        plt.close(fig)
+    bins = heights.size // 2
+    policy = dc.Policy()
+    small = []
+    for k, n in enumerate((source.n, target.n)):
+        counts = np.round(heights[k * bins : (k + 1) * bins] * n / bins).astype(int)
+        small += [(k, i, int(x)) for i, x in enumerate(counts) if 0 < x < policy.min_cell]
+    assert small == [], f"bins of fewer than {policy.min_cell} patients drawn: {small}"
+
+
+# == the report: verdicts of withheld rows, for a result the gate refuses =======================
+def vertex(src: tp.Cohort, seed: int) -> tuple[tp.Cohort, int]:
+    """98% of a crafted target's rows copy one source patient with an event whose levels
+    no other source patient shares."""
+    f = src.to_frame()
+    cats = [c for c in src.covariates if src.covariate_types[c] == "categorical"]
+    key = f.select(cats).with_row_index("i")
+    size = key.join(key.group_by(cats).len(), on=cats, how="left").sort("i")["len"].to_numpy()
+    rng = np.random.default_rng(seed)
+    p = int(rng.choice(np.flatnonzero((size == 1) & (src.event_values == 1))))
+    rows = pl.concat([f[[p] * 392], f[rng.choice(f.height, 8).tolist()]])
+    return with_columns(src, "T", rows), p
+
+
+@pytest.mark.parametrize("seed", [31, 32])
+@pytest.mark.parametrize("country", COUNTRIES)
+def test_the_report_s_verdicts_do_not_give_one_patient_s_event_month(
+    country: str, seed: int
+) -> None:
+    """A crafted target summary at a vertex of the source's levels (ESS about 1: the gate
+    refuses the result, rule min_ess) whose Kaplan-Meier table says S = 0.9 at every
+    month, and a margin of 0.3. The report still shows the result: its S(t) rows are
+    withheld (min_ess), but their equivalence verdicts are not, and each says whether
+    the one patient carrying the weight was alive at t ("equivalent" while S ~ 1, "not
+    equivalent" once S ~ 0): the first "not equivalent" is that patient's death month."""
+    src = tp.datasets.load_synthetic(country)
+    cats = [c for c in src.covariates if src.covariate_types[c] == "categorical"]
+    target, p = vertex(src, seed)
+    times = [k * STEP for k in range(1, 25)]
+    data = tp.TargetSummary.from_cohort(target, " + ".join(cats), km_times=times).to_dict()
+    k = len(data["km"]["time"])
+    data["km"].update(survival=[0.9] * k, se=[1e-3] * k, ci_lower=[0.898] * k, ci_upper=[0.902] * k)
+    crafted = tp.TargetSummary.from_dict(data)
+    with np.errstate(invalid="ignore"):
+        res = tp.transport(
+            src, crafted, method="entropy", times=times, formula=" + ".join(cats), margin=0.3
+        )
+    eq = tidy_tables(res)["equivalence"].filter(pl.col("estimand") == "survival").sort("time")
+    page = render_report(res, figures=False)
+    verdicts = eq["verdict"].to_list()
+    month = math.ceil(src.time_values[p] / STEP)
+    dead = [i + 1 for i, v in enumerate(verdicts) if v == "not equivalent"]
+    alive = [i + 1 for i, v in enumerate(verdicts) if v == "equivalent"]
+    guessed = dead[0] if dead and all(a < dead[0] for a in alive) else None
+    print(f"{country} seed {seed}: ESS {res.weights.ess:.2f}, death month {month}, read {guessed}")
+    assert "verdict-not-equivalent" in page  # the page shows the verdicts too
+    assert guessed != month, (
+        f"the death month {month} of the patient carrying the weight read from the verdicts"
+    )

@@ -61,8 +61,12 @@ def plot_weights(weights: WeightsLike, ax: Axes | None = None, *, bins: int = 50
     return ax
 
 
-def plot_overlap(weights: WeightsLike, ax: Axes | None = None, *, bins: int = 40) -> Axes:
-    """Densities of the balanced participation scores in each cohort (inverse odds)."""
+def plot_overlap(
+    weights: WeightsLike, ax: Axes | None = None, *, bins: int = 40, min_count: int = 0
+) -> Axes:
+    """Densities of the balanced participation scores in each cohort (inverse odds), as
+    histograms on fixed bins of [0, 1]; a bin of fewer than ``min_count`` rows is not
+    drawn (the report passes its policy's ``min_cell``: a bar is a count of patients)."""
     import matplotlib.pyplot as plt
 
     scores = weights.scores()
@@ -71,7 +75,12 @@ def plot_overlap(weights: WeightsLike, ax: Axes | None = None, *, bins: int = 40
     edges = np.linspace(0.0, 1.0, bins + 1)
     for i, name in enumerate((weights.source, weights.target)):
         s = scores.filter(scores["cohort"] == name)["score"].to_numpy()
-        ax.hist(s, bins=edges.tolist(), density=True, alpha=0.5, color=f"C{i}", label=name)
+        counts, _ = np.histogram(s, bins=edges)
+        counts = np.where(counts < min_count, 0, counts)
+        density = counts / (max(s.size, 1) * np.diff(edges))
+        ax.hist(
+            edges[:-1], bins=edges.tolist(), weights=density, alpha=0.5, color=f"C{i}", label=name
+        )
     ax.set_xlabel(f"P({weights.target} | x), balanced")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)

@@ -28,7 +28,8 @@ __all__ = [
 ]
 
 
-#: Columns of a transport summary that are labels, not released values.
+#: Columns of a transport summary that are labels, not released values (a verdict is a
+#: value: it says on which side of the margin the withheld difference lies).
 SUMMARY_KEYS: frozenset[str] = frozenset(
     {
         "source",
@@ -41,7 +42,6 @@ SUMMARY_KEYS: frozenset[str] = frozenset(
         "n_boot",
         "n_boot_failed",
         "margin",
-        "verdict",
     }
 )
 

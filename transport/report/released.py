@@ -23,14 +23,16 @@ from transport.disclosure.record import Release
 from transport.disclosure.results import guard_result_summary, release_result
 from transport.exceptions import DisclosureError
 from transport.inference import IntervalKind
-from transport.policy import Policy, outward
+from transport.policy import SUMMARY_KEYS, Policy, guard_timed_rows, outward
 from transport.result import TransportResult
 
 __all__ = [
     "Released",
     "ReleasedCurve",
     "ReleasedResult",
+    "gate",
     "nice_ticks",
+    "released_distance",
     "released_parts",
     "released_summary",
     "released_views",
@@ -87,12 +89,33 @@ def _guard_rows(
     return pl.DataFrame(rows, schema=frame.schema)
 
 
+def gate(r: TransportResult, policy: Policy) -> tuple[pl.DataFrame | None, str | None]:
+    """The gate's released curves of ``r`` (its ``transport_curves.csv``), or ``None``
+    and the rule by which it refuses ``r`` (the rule only: the gate's message may name
+    the column it refused)."""
+    record = Release(policy, "TransportResult", r.source)
+    try:
+        release_result(r, policy, record)
+    except DisclosureError as exc:
+        rule = re.search(r"rule:? (\w+)", str(exc))
+        return None, rule.group(1) if rule else "of the gate"
+    return pl.read_csv(io.BytesIO(record.files["transport_curves.csv"])), None
+
+
 def released_parts(
     r: TransportResult, kind: IntervalKind, policy: Policy
 ) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame]:
     """The result's summary, equivalence (``None`` without a margin) and decomposition
-    tables as the gate would release them."""
+    tables as the gate would release them: every value withheld when the gate refuses
+    the result (a refused result shows nothing but its labels), else its summary rules,
+    a withheld row's verdict withheld with it."""
     summary, gone = released_summary(r, kind, policy)
+    if gate(r, policy)[1] is not None:
+        keep = SUMMARY_KEYS | {"margin"}
+        summary = summary.with_columns(
+            pl.lit(None, summary.schema[c]).alias(c) for c in summary.columns if c not in keep
+        )
+        gone = {(e, t) for e, t in zip(summary["estimand"], summary["time"], strict=True)}
     step = policy.grid_step_in(r.time_unit)
     equivalence = None
     if "verdict" in summary.columns:
@@ -102,7 +125,7 @@ def released_parts(
             step,
             ["difference"],
             [("lower", False), ("upper", True)],
-            ["equivalence_p"],
+            ["equivalence_p", "verdict"],
         )
     decomposition = _guard_rows(
         r.decomposition(kind),
@@ -113,6 +136,36 @@ def released_parts(
         ["se"],
     )
     return summary, equivalence, decomposition
+
+
+def released_distance(r: TransportResult, kind: IntervalKind, policy: Policy) -> dict[str, Any]:
+    """The result's curve distance over its window, as the gate's rules allow it: the
+    window's ends are treated as released times (:func:`~transport.policy.guard_timed_rows`
+    with the summary's own: none or at least ``min_km_step`` exits between consecutive
+    ones in each cohort), and a refused result shows none."""
+    assert r.window is not None
+    d = r.curve_distance(kind)
+    out: dict[str, Any] = {
+        "value": d.value,
+        "se": d.se,
+        "ci_lower": d.ci_lower,
+        "ci_upper": d.ci_upper,
+    }
+    timed = r.summary(kind).filter(pl.col("estimand").is_in(["survival", "rmst"]))
+    times = [float(t) for t in timed["time"]] + [float(t) for t in r.window if t > 0]
+    n = len(times)
+    cols: dict[str, list[Any]] = {
+        "estimand": ["rmst"] * n,
+        "time": times,
+        "transported": [1.0] * n,
+        "value": [1.0] * n,
+    }
+    curves = [r.naive] + ([r.observed] if r.observed is not None else [])
+    guard_timed_rows(cols, ["transported", "value"], curves, policy, lambda *_: None)
+    window_kept = all(v is not None for v in cols["value"][timed.height :])
+    if gate(r, policy)[1] is not None or not window_kept:
+        out = dict.fromkeys(out)
+    return {k: None if v is not None and math.isnan(v) else v for k, v in out.items()}
 
 
 class ReleasedCurve:
@@ -177,16 +230,11 @@ def released_views(
     refuses (a result the gate refuses is not drawn)."""
     views, refused = [], []
     for r in results:
-        record = Release(policy, "TransportResult", r.source)
-        try:
-            release_result(r, policy, record)
-        except DisclosureError as exc:
-            # the message may name the column it refused: the report names the rule only
-            rule = re.search(r"rule:? (\w+)", str(exc))
-            refused.append(f"{r.method} (rule {rule.group(1) if rule else 'of the gate'})")
-            continue
-        curves = pl.read_csv(io.BytesIO(record.files["transport_curves.csv"]))
-        views.append(ReleasedResult(r, curves, kind, policy))
+        curves, rule = gate(r, policy)
+        if curves is None:
+            refused.append(f"{r.method} (rule {rule})")
+        else:
+            views.append(ReleasedResult(r, curves, kind, policy))
     return views, refused
 
 

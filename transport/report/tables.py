@@ -9,7 +9,6 @@ and :func:`screen_settings` say what was run, :func:`versions` with what.
 
 from __future__ import annotations
 
-import math
 import platform
 import re
 from collections.abc import Mapping, Sequence
@@ -35,7 +34,7 @@ from transport.policy import (
     weight_quantiles,
 )
 from transport.report.html import json_safe
-from transport.report.released import released_parts
+from transport.report.released import released_distance, released_parts
 from transport.result import TransportResult, TransportResults
 
 if TYPE_CHECKING:
@@ -336,22 +335,16 @@ def _weights_row(r: TransportResult, policy: Policy) -> dict[str, Any]:
     return row
 
 
-def _distance(r: TransportResult, kind: IntervalKind) -> dict[str, Any]:
+def _distance(r: TransportResult, kind: IntervalKind, policy: Policy) -> dict[str, Any]:
     assert r.window is not None
-    d = r.curve_distance(kind)
-    nan_none = {
-        k: None if math.isnan(v) else v
-        for k, v in (("se", d.se), ("ci_lower", d.ci_lower), ("ci_upper", d.ci_upper))
-    }
     return {
         "source": r.source,
         "target": r.target,
         "method": r.method,
         "window_start": r.window[0],
         "window_end": r.window[1],
-        "value": d.value,
-        **nan_none,
-        "ci_method": d.ci_method,
+        **released_distance(r, kind, policy),
+        "ci_method": r.curve_distance(kind).ci_method,
     }
 
 
@@ -371,7 +364,8 @@ def tidy_tables(
         Every result's :meth:`~transport.TransportResult.summary`, stacked (with the
         equivalence columns when a margin was given), as the release gate releases it
         (:func:`~transport.policy.guard_summary`): S(t) and RMST rows the patients do
-        not support withheld, medians rounded outwards to the grid, their SEs withheld.
+        not support withheld, medians rounded outwards to the grid, their SEs withheld;
+        every value of a result the gate refuses withheld.
     ``equivalence``
         :meth:`~transport.TransportResult.equivalence` of the results given a margin,
         with ``source``, ``target`` and ``method`` (no rows when none was), under the
@@ -380,7 +374,10 @@ def tidy_tables(
         :meth:`~transport.TransportResult.decomposition`, stacked, under the same rules.
     ``curve_distance``
         Mean absolute distance between transported and observed curves over the window,
-        per result with an observed curve.
+        per result with an observed curve; withheld (null) when the window's ends, taken
+        as released times beside the summary's, have between them (or any released
+        time) fewer than ``min_km_step`` exits in a cohort, or when the gate refuses the
+        result.
     ``weights``
         Per weighting result: ``ess``, ``ess_share`` and quantiles ``q01`` ... ``q99``
         of the weights divided by their mean, and ``top1_share`` (null where fewer than
@@ -410,7 +407,7 @@ def tidy_tables(
             how="diagonal_relaxed",
         ),
         "curve_distance": pl.DataFrame(
-            [_distance(r, interval_kind) for r in flat if r.observed is not None and r.window],
+            [_distance(r, interval_kind, pol) for r in flat if r.observed is not None and r.window],
             schema=_SCHEMAS["curve_distance"],
         ),
         "weights": pl.DataFrame(

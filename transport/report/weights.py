@@ -49,7 +49,7 @@ def weights_section(
         *_forbidden_note(weighted, policy),
     ]
     if figures:
-        draw, size = _balance_drawing(weighted, bal)
+        draw, size = _balance_drawing(weighted, bal, policy)
         body.append(
             figure(
                 draw,
@@ -183,10 +183,12 @@ def _forbidden_note(weighted: list[TransportResult], policy: Policy) -> list[Htm
 
 
 def _balance_drawing(
-    weighted: list[TransportResult], bal: pl.DataFrame
+    weighted: list[TransportResult], bal: pl.DataFrame, policy: Policy | None = None
 ) -> tuple[Callable[[Figure], None], tuple[float, float]]:
     """How to draw a Love plot per weighting method (withheld columns left out) and an
-    overlap plot per participation model, and the figure's size."""
+    overlap plot per participation model (no bin of fewer than ``min_cell`` patients),
+    and the figure's size."""
+    min_count = (policy or Policy()).min_cell
     from transport.plotting import plot_balance, plot_overlap
 
     plots = [("balance", r) for r in weighted] + [
@@ -201,7 +203,7 @@ def _balance_drawing(
                 plot_balance(cast("Weights", _Balance(w, rows)), ax)
                 ax.set_title(f"balance: {r.method}", fontsize=10)
             else:
-                plot_overlap(w, ax)
+                plot_overlap(w, ax, min_count=min_count)
                 ax.set_title(f"overlap: {r.method} participation model", fontsize=10)
 
     n_covs = len(dict.fromkeys(bal["covariate"]))
