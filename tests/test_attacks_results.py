@@ -20,6 +20,7 @@ import pytest
 
 import transport as tp
 from transport import disclosure as dc
+from transport import manifest as manifests
 from transport.report import render_report, tidy_tables, write_report
 
 
@@ -124,9 +125,13 @@ def with_columns(
     frame = frame.with_columns(pl.Series(k, np.asarray(v)) for k, v in columns.items())
     covs = list(dict.fromkeys([*like.covariates, *columns]))
     return tp.Cohort(
-        frame, time=like.time, event=like.event, covariates=covs, name=name,
+        frame,
+        time=like.time,
+        event=like.event,
+        covariates=covs,
+        name=name,
         time_unit=like.time_unit,
-    )  # fmt: skip
+    )
 
 
 def with_oldest(country: str, seed: int) -> tuple[tp.Cohort, float]:
@@ -184,8 +189,10 @@ def test_the_report_s_curve_distance_does_not_give_an_event_time(
         if abs(abs(delta) - after) > 1e-12:
             guesses.append((D + abs(delta) * a - after * b) / (abs(delta) - after))
     lo, hi = min(guesses), max(guesses)
-    print(f"{src}->{tgt} {method}: death at {secret:g} in window ({a:g}, {b:g}], read as "
-          f"[{lo:.2f}, {hi:.2f}]")  # fmt: skip
+    print(
+        f"{src}->{tgt} {method}: death at {secret:g} in window ({a:g}, {b:g}], read as "
+        f"[{lo:.2f}, {hi:.2f}]"
+    )
     assert not (hi - lo <= 2.0 and lo - 0.5 <= secret <= hi + 0.5), (
         f"the death at day {secret:g} was read from the curve distance to [{lo:.2f}, {hi:.2f}]"
     )
@@ -271,3 +278,43 @@ def test_the_report_s_verdicts_do_not_give_one_patient_s_event_month(
     assert guessed != month, (
         f"the death month {month} of the patient carrying the weight read from the verdicts"
     )
+
+
+def test_the_report_and_tidy_tables_keep_to_the_environment_floor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found: ``release()`` takes the environment's policy (TRANSPORT_POLICY) as its
+    default and refuses a looser one, but ``tidy_tables`` and ``write_report`` default to
+    the package's defaults and accept any policy. Under a floor of min_cell 20 and
+    round_to 10, a target of 123 patients showed n = 125 (the defaults' rounding; the
+    gate's 120 beside it leaves 123 or 124), and ``policy=Policy(min_cell=1,
+    round_to=1)`` showed 123 and its exact events. The report is an output that leaves;
+    the docs say it shows nothing finer than the gate releases."""
+    floor = tmp_path / "floor.toml"
+    floor.write_text('[disclosure]\nmin_cell = 20\nround_to = 10\nname = "TRE"\n')
+    monkeypatch.setenv("TRANSPORT_POLICY", str(floor))
+    monkeypatch.delenv(manifests.KEY_ENV, raising=False)
+    rng = np.random.default_rng(41)
+    n = 123
+    us = tp.datasets.load_synthetic("US")
+    jp = tp.datasets.load_synthetic("JP").to_frame()
+    rows = jp[np.sort(rng.choice(jp.height, n, replace=False)).tolist()]
+    small = tp.Cohort(
+        rows, time="os_days", event="os_event", covariates=["age", "sex", "ecog"], name="small"
+    )
+    events = int(small.event_values.sum())
+    res = tp.transport(us, small, method="iow", times=[365.25], formula="age + sex + ecog")
+    shown: dict[str, Any] = {}
+    tables = tp.report.tidy_tables(res)
+    shown["default"] = tables["cohorts"].filter(pl.col("cohort") == "small").row(0, named=True)
+    try:
+        loose = tp.report.tidy_tables(res, policy=dc.Policy(min_cell=1, round_to=1))
+        shown["loose"] = loose["cohorts"].filter(pl.col("cohort") == "small").row(0, named=True)
+    except tp.DisclosureError as exc:
+        assert "policy_floor" in str(exc)
+    html = tp.report.render_report(res, policy=None, figures=False)
+    print(f"secret n {n}, events {events}; shown {shown}")
+    for row in shown.values():
+        assert row["n"] is None or row["n"] % 10 == 0, f"n {row['n']} is finer than the floor"
+        assert row["events"] is None or row["events"] % 10 == 0
+    assert f">{n}<" not in html and ">125<" not in html

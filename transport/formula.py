@@ -32,7 +32,8 @@ with ``name`` a Python identifier or a backquoted column name (no backquote, quo
 backslash or line break inside), never a dunder, keyword or transform name; ``level`` a
 quoted string or a number; spline keys ``df``, ``degree``, ``knots`` (a list of numbers),
 ``lower_bound``, ``upper_bound``; whole-number arguments (``df``, ``degree``) at most
-``MAX_DEGREE``. The Python API keeps full formulaic for a user's own
+``MAX_DEGREE``; and the whole expanding to at most ``MAX_TERMS`` terms (``a * b`` is
+``a + b + a:b``). The Python API keeps full formulaic for a user's own
 analysis in their own environment (:class:`~transport.Design` with ``closed=False``).
 """
 
@@ -44,7 +45,7 @@ from dataclasses import dataclass
 
 from transport.exceptions import DataError
 
-__all__ = ["MAX_DEGREE", "MAX_LENGTH", "MAX_POWER", "ClosedFormula", "closed_formula"]
+__all__ = ["MAX_DEGREE", "MAX_LENGTH", "MAX_POWER", "MAX_TERMS", "ClosedFormula", "closed_formula"]
 
 #: Longest formula text read from another environment, and deepest nesting.
 MAX_LENGTH = 4000
@@ -53,6 +54,9 @@ _MAX_DEPTH = 32
 #: (a formula from elsewhere must not make the target's environment compute for ever).
 MAX_POWER = 100
 MAX_DEGREE = 50
+#: Most terms a formula from elsewhere may expand to (``a * b * c`` is seven terms):
+#: formulaic expands interactions before any check, and 24 factors make 16.7 million.
+MAX_TERMS = 200
 
 _TOKEN = re.compile(
     r"""
@@ -190,32 +194,52 @@ class _Parser:
 
     # -- formula level ----------------------------------------------------------------------
     def formula(self) -> str:
-        parts = [self.term()]
+        text, _ = self._sum()
+        return text
+
+    def _sum(self) -> tuple[str, int]:
+        """Terms joined by ``+``, and how many terms they expand to (at most)."""
+        text, count = self.term()
+        parts = [text]
         while self.at("+"):
             self.take("+")
-            parts.append(self.term())
-        return " + ".join(parts)
+            text, more = self.term()
+            parts.append(text)
+            count = self._bounded(count + more)
+        return " + ".join(parts), count
 
-    def term(self) -> str:
-        out = self.factor()
+    def term(self) -> tuple[str, int]:
+        """Factors joined by ``:`` or ``*``: ``a:b`` expands to the products of their
+        terms, ``a * b`` to ``a + b + a:b``."""
+        out, count = self.factor()
         while self.at(":", "*"):
             op = self.take()
             out += ":" if op == ":" else " * "
-            out += self.factor()
-        return out
+            text, more = self.factor()
+            out += text
+            count = self._bounded(count * more if op == ":" else count + more + count * more)
+        return out, count
 
-    def factor(self) -> str:
+    def _bounded(self, count: int) -> int:
+        if count > MAX_TERMS:
+            self.fail(
+                self.peek(),
+                f"makes the formula expand to more than {MAX_TERMS} terms (rule: bounded designs)",
+            )
+        return count
+
+    def factor(self) -> tuple[str, int]:
         token = self.peek()
         if self.at("("):
             self.take("(")
             self.nest()
-            inner = self.formula()
+            inner, count = self._sum()
             self.depth -= 1
             self.take(")")
-            return f"({inner})"
+            return f"({inner})", count
         if token is not None and token[0] == "name" and self._is_call():
-            return self.transform()
-        return self.variable()
+            return self.transform(), 1
+        return self.variable(), 1
 
     def _is_call(self) -> bool:
         nxt = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None

@@ -124,8 +124,9 @@ def write_report(
         shown as withheld.
     policy
         The disclosure :class:`~transport.disclosure.Policy` the cohort counts, numbers
-        at risk and diagnostics are shown under (default ``Policy()``: counts rounded
-        to 5, cells of at least 10).
+        at risk and diagnostics are shown under (default: the environment's, named by
+        ``TRANSPORT_POLICY``, else ``Policy()``: counts rounded to 5, cells of at least
+        10); one looser than the environment's is refused (rule ``policy_floor``).
     interval_kind
         Bootstrap interval, ``"percentile"`` or ``"normal"``.
     figures

@@ -26,6 +26,7 @@ from transport.policy import (
     balance_dominated,
     balance_withheld,
     design_level_counts,
+    floor_policy,
     forbidden_role,
     free_text_reason,
     released_count,
@@ -146,14 +147,20 @@ def group_results(flat: list[TransportResult]) -> list[list[TransportResult]]:
 
 
 def resolve_policy(policy: Policy | None) -> Policy:
-    """``policy``, or ``Policy()`` when it is ``None``; another type is a TypeError."""
+    """``policy``, or the environment's (``TRANSPORT_POLICY``, else ``Policy()``) when it
+    is ``None``; a policy looser than the environment's floor is refused, as the release
+    gate refuses it (rule ``policy_floor``: the report leaves as the gate's files do);
+    another type is a TypeError."""
+    floor = floor_policy()
     if policy is None:
-        return Policy()
+        return floor or Policy()
     if not isinstance(policy, Policy):
         raise TypeError(
             f"The 'policy' parameter must be a transport.disclosure.Policy. "
             f"Got {type(policy).__name__}."
         )
+    if floor is not None:
+        floor.refuse_looser(policy, f"the policy {policy.name!r} of this report")
     return policy
 
 
@@ -388,8 +395,8 @@ def tidy_tables(
         ``withheld = "min_cell"``.
 
     Every table starts with ``source``, ``target`` and ``method`` (but ``cohorts``).
-    ``results`` is anything :func:`collect_results` accepts; ``policy`` defaults to
-    :class:`~transport.disclosure.Policy()`.
+    ``results`` is anything :func:`collect_results` accepts; ``policy`` defaults to the
+    environment's (:func:`resolve_policy`).
     """
     flat = collect_results(results)
     pol = resolve_policy(policy)
