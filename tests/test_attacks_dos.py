@@ -155,3 +155,22 @@ def test_a_many_factor_interaction_is_refused_before_it_is_expanded(
     # refused by a rule, not because the child's memory limit ran out first
     assert "MemoryError" not in out and "Killed" not in out, out[-600:]
     assert float(out.rsplit("seconds:", 1)[1]) < 20.0, out[-200:]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("n_boot", 10**9), ("times", [float(t) for t in range(1, 5001)]), ("n_jobs", 10**6)],
+)
+def test_a_plan_cannot_ask_for_unbounded_work(key: str, value: object, tmp_path: Path) -> None:
+    """A plan written elsewhere asks for a billion replicates, five thousand times or a
+    million worker processes: refused by rule before any cohort is read."""
+    from transport.cli.plan import PlanError
+    from transport.cli.run import run_plan
+
+    plan = {
+        "cohorts": {"US": {"dataset": "synthetic:US"}, "JP": {"dataset": "synthetic:JP"}},
+        "analysis": {"source": "US", "targets": ["JP"], "methods": ["iow"], key: value},
+    }
+    with pytest.raises(PlanError, match=f"'{key}' asks for .* bounded work"):
+        run_plan(plan, tmp_path / "run", progress=False, figures=False)
+    assert not (tmp_path / "run").exists()

@@ -8,12 +8,14 @@ The lowest module of :mod:`transport.cli`: :mod:`transport.cli.run` and
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from transport import _validate as v
@@ -69,6 +71,10 @@ ANALYSIS_KEYS = {
     "censoring",
     "ties",
 }
+#: Most bootstrap replicates and analysis times a plan may ask for (a plan is text that
+#: may come from another environment; the Python API has no such bound).
+PLAN_MAX_BOOT = 100_000
+PLAN_MAX_TIMES = 1_000
 _PLAN_KEYS = {"title", "cohorts", "analysis", "output", "disclosure"}
 
 
@@ -266,6 +272,19 @@ def _check_analysis_values(analysis: Mapping[str, Any]) -> None:
                 check(analysis[key])
             except ValueError as exc:
                 raise PlanError(f"[analysis] {key!r}: {exc}") from None
+    # a plan may come from another environment: it may not ask for unbounded work
+    n_times = np.atleast_1d(np.asarray(analysis.get("times", []), dtype=float)).size
+    bounds = {
+        "n_boot": (analysis.get("n_boot", 0), PLAN_MAX_BOOT),
+        "times": (n_times, PLAN_MAX_TIMES),
+        "n_jobs": (analysis.get("n_jobs", 1), max(64, os.cpu_count() or 1)),
+    }
+    for key, (value, most) in bounds.items():
+        if value > most:
+            raise PlanError(
+                f"[analysis] {key!r} asks for {value}, more than {most} (rule: a plan asks "
+                "for bounded work; run such an analysis from Python)"
+            )
 
 
 def policy_from_plan(plan: Mapping[str, Any], floor: Any = None) -> Any:
