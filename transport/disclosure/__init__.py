@@ -53,15 +53,19 @@ its own, from a TOML file) and either makes an object safe or refuses it:
 ``min_ess``
     A weighted result (reweighted curve, weights' balance table, transported S(t),
     median and RMST) is one patient's outcome when one patient carries the weight. Its
-    whole weighted cohort needs a Kish effective sample size ``(sum w)^2 / sum w^2`` of
+    whole weighted cohort needs an effective sample size, the smaller of Kish's
+    ``(sum w)^2 / sum w^2`` and ``sum w / max w`` (so that no patient carries more than
+    ``1 / min_ess`` of the weight; Kish's count alone allows ``1 / sqrt(min_ess)``), of
     at least ``min_ess`` (default ``min_cell``; larger tightens), or the release is
     refused; a reweighted curve stops at the first step whose weighted risk set has less
     (and the summary rows at or after it are withheld).
 ``curve_precision``
     A transported curve is not a function of the released counts, so its S(t) is
     rounded to the row's ``precision`` (the smallest of 0.001, 0.002, 0.005, 0.01, ...
-    at least ``round_to / n_risk``, ``n_risk`` the step's released risk set), its SE to a
-    tenth of it, its limits computed from the two; unrounded when ``round_to`` is 1.
+    at least ``round_to / n_risk``, ``n_risk`` the step's released risk set, and for a
+    reweighted curve at least the largest share of a weighted risk set's weight one
+    patient carries up to the step), its SE to a tenth of it, its limits computed from
+    the two; unrounded when ``round_to`` is 1.
 
 Known limits (read before relying on a release): with two releases of cohorts
 differing by one patient, the first step at which the released counts differ bounds

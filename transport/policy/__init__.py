@@ -21,9 +21,11 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
     curve is computed from its released (rounded) counts, so it cannot give the exact
     counts back (:func:`released_counts`, :func:`life_table_of`).
 ``min_ess``
-    Weighted results need an effective sample size of at least ``min_ess`` (default
-    ``min_cell``): the whole weighted cohort (:func:`refuse_small_ess`) and the weighted
-    risk set at each released step and summary time (:func:`risk_set_ess`).
+    Weighted results need an effective sample size (:func:`effective_size`: the smaller
+    of Kish's count and total over largest weight, so that no patient carries more than
+    ``1 / min_ess`` of the weight) of at least ``min_ess`` (default ``min_cell``): the
+    whole weighted cohort (:func:`refuse_small_ess`) and the weighted risk set at each
+    released step and summary time (:func:`risk_set_ess`).
 ``curve_precision``
     A transported curve, which is not a function of the released counts, is released
     rounded to a stated precision per step (:func:`curve_precision`,
@@ -155,6 +157,7 @@ from transport.policy.shipped import (
 from transport.policy.weighted import (
     PRECISION_FLOOR,
     curve_precision,
+    effective_size,
     guard_weighted_rows,
     refuse_small_ess,
     risk_set_ess,
@@ -192,6 +195,7 @@ __all__ = [
     "design_level_counts",
     "dominance_rule",
     "effective_contributors",
+    "effective_size",
     "environment_policy",
     "floor_policy",
     "forbidden_role",
