@@ -17,7 +17,10 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
 ``km_grid``, ``min_km_step``
     Survival curves only on the fixed grid, each step with none or at least
     ``min_km_step`` events and exits (:func:`coarsen_km`); S(t) and RMST rows of a
-    summary likewise between released times (:func:`guard_timed_rows`). A released
+    summary likewise between released times (:func:`guard_timed_rows`). Each decision
+    is taken on the counts as released, so that varying the policy reveals nothing
+    beyond the rounding (:func:`rounding_slack`, :func:`rounded_at_least` where the
+    exact counts must meet the rule too). A released
     curve is computed from its released (rounded) counts, so it cannot give the exact
     counts back (:func:`released_counts`, :func:`life_table_of`).
 ``min_ess``
@@ -118,6 +121,8 @@ from transport.policy.curves import (
     outward,
     released_counts,
     round_median_row,
+    rounded_at_least,
+    rounding_slack,
 )
 from transport.policy.growth import (
     MAX_CONSTANT,
@@ -220,6 +225,8 @@ __all__ = [
     "risk_set_ess",
     "round_median_row",
     "round_to_precision",
+    "rounded_at_least",
+    "rounding_slack",
     "top_share",
     "transported_curve",
     "transported_precision",

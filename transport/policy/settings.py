@@ -111,7 +111,7 @@ RULES: dict[str, str] = {
     "formula_closed": "a released formula is data in the closed grammar, never code",
     "min_cell": "no count, share, mean or risk set rests on fewer than min_cell patients",
     "km_grid": "survival curves only on the fixed grid: no exact event time",
-    "min_km_step": "each released curve step has none or at least min_km_step exits",
+    "min_km_step": "each released curve step has none or at least min_km_step exits (as released)",
     "time_grid": "medians (one patient's time) only rounded outwards to the grid",
     "round_to": "released counts are multiples of round_to",
     "min_residual_df": "a released model has at least min_residual_df residual df",
