@@ -20,7 +20,11 @@ its own, from a TOML file) and either makes an object safe or refuses it:
     a summary's own fixed times, those on that grid). A grid time is kept
     only when the events and exits (censorings) since the last reported time are none or
     at least ``min_km_step``; otherwise its step is merged into the next. Reporting stops
-    where the risk set falls below ``min_cell``. The released curve is the actuarial
+    where the risk set falls below ``min_cell``. Both are decided on the counts as
+    released (rounded), so that a plan varying ``min_cell`` or ``min_km_step`` learns
+    nothing beyond the rounding (values that are not a function of the released counts,
+    a shipped model's baseline hazard, also need the exact counts to meet them). The
+    released curve is the actuarial
     estimate of the released (rounded) counts on the kept grid times
     (:func:`coarsen_km`), with Greenwood's SE and the curve's interval computed from
     them too, so no exact event time is released (two cohorts that differ by one
@@ -32,7 +36,8 @@ its own, from a TOML file) and either makes an object safe or refuses it:
     rounded to the precision stated per row (``curve_precision``). S(t) and
     RMST(tau) at the analysis' own (pre-specified) times are released as estimated,
     when at least ``min_cell`` patients are at risk at t and the events and exits up
-    to t or tau are none or at least ``min_km_step`` in each cohort.
+    to t or tau are none or at least ``min_km_step`` in each cohort (exact counts,
+    decided on their rounding: :func:`~transport.policy.rounding_slack`).
 ``round_to``
     Released counts (patients, risk sets, events, censorings) are rounded to the nearest
     multiple of ``round_to``; those of a curve as an additive table (its ``n`` and
@@ -53,15 +58,19 @@ its own, from a TOML file) and either makes an object safe or refuses it:
 ``min_ess``
     A weighted result (reweighted curve, weights' balance table, transported S(t),
     median and RMST) is one patient's outcome when one patient carries the weight. Its
-    whole weighted cohort needs a Kish effective sample size ``(sum w)^2 / sum w^2`` of
+    whole weighted cohort needs an effective sample size, the smaller of Kish's
+    ``(sum w)^2 / sum w^2`` and ``sum w / max w`` (so that no patient carries more than
+    ``1 / min_ess`` of the weight; Kish's count alone allows ``1 / sqrt(min_ess)``), of
     at least ``min_ess`` (default ``min_cell``; larger tightens), or the release is
     refused; a reweighted curve stops at the first step whose weighted risk set has less
     (and the summary rows at or after it are withheld).
 ``curve_precision``
     A transported curve is not a function of the released counts, so its S(t) is
     rounded to the row's ``precision`` (the smallest of 0.001, 0.002, 0.005, 0.01, ...
-    at least ``round_to / n_risk``, ``n_risk`` the step's released risk set), its SE to a
-    tenth of it, its limits computed from the two; unrounded when ``round_to`` is 1.
+    at least ``round_to / n_risk``, ``n_risk`` the step's released risk set, and for a
+    reweighted curve at least the largest share of a weighted risk set's weight one
+    patient carries up to the step), its SE to a tenth of it, its limits computed from
+    the two; unrounded when ``round_to`` is 1.
 
 Known limits (read before relying on a release): with two releases of cohorts
 differing by one patient, the first step at which the released counts differ bounds
@@ -69,7 +78,9 @@ that patient's step from above (it is placed exactly only when it falls in the f
 step and its cumulative count crosses a rounding boundary there, one chance in
 ``round_to``), and a step merged by ``min_km_step`` in one release and not in the other
 places it within that step; weighted risk sets that pass ``min_ess`` still give each
-patient a share of about ``1 / min_ess`` of a step's hazard. S(t) and RMST at the
+patient a share of up to ``1 / min_ess`` of a step's hazard (a fall of about one unit
+of the precision); a plan varying ``min_km_step`` reads the rounded cumulative counts at
+merged grid times, as a release with smaller steps would state them. S(t) and RMST at the
 analysis' own times are exact estimates, so two releases from cohorts differing by one
 patient differ in them (by that patient's share of the estimate, not by an event
 time); means in a

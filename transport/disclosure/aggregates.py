@@ -255,7 +255,7 @@ def release_weights(obj: Weights, policy: Policy, record: Release) -> None:
     refuse_free_text(design.levels, design_level_counts(design, X), policy, where)
     n, nt = obj.n, int(obj.target_n)
     refuse_small_cohorts([(obj.source, n), (obj.target, nt)], policy)
-    refuse_small_ess(obj.ess, policy, f"{obj.source!r} -> {obj.target!r}")
+    refuse_small_ess(obj.values, policy, f"{obj.source!r} -> {obj.target!r}")
     table = obj.balance()
     cols = {c: table[c].to_list() for c in table.columns}
     hidden = {col: ("min_cell", why) for col, why in balance_withheld(obj, policy).items()}

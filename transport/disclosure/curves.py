@@ -86,15 +86,19 @@ def transported_on_grid(
     A reweighted Kaplan–Meier curve is the weighted actuarial estimate on those steps
     (so that, like the released unweighted curves, it depends on the rows only through
     their step and weight), up to the first step whose weighted risk set has an
-    effective sample size below :attr:`Policy.ess_floor` (rule ``min_ess``: the curve
-    stops there); a model-based curve (g-formula, AIPW: a smooth function of the fitted
-    model and the target's covariates) is read at the step ends. Neither is a function
-    of the released counts, so both are rounded to the step's precision
-    (:func:`~transport.policy.curve_precision`: S(t) to it, the SE to a tenth of it, the
-    limits recomputed from the two); an unweighted (naive) curve is the life table."""
+    effective sample size (:func:`~transport.policy.effective_size`: no patient
+    carrying more than ``1 / min_ess`` of its weight) below :attr:`Policy.ess_floor`
+    (rule ``min_ess``: the curve stops there); a model-based curve (g-formula, AIPW: a
+    smooth function of the fitted model and the target's covariates) is read at the
+    step ends. Neither is a function of the released counts, so both are rounded to the
+    step's precision (:func:`~transport.policy.curve_precision`: S(t) to it, the SE to a
+    tenth of it, the limits recomputed from the two; a reweighted curve's at least the
+    largest share of a risk set's weight one patient carries up to the step); an
+    unweighted (naive) curve is the life table."""
     if isinstance(curve, SurvivalCurve) and not curve.weighted:
         return table.with_columns(pl.lit(None, dtype=pl.Float64).alias("precision"))
     kept = table["time"].to_numpy()
+    ess = None
     if isinstance(curve, SurvivalCurve):
         t, e, w = curve.exits()
         ess = risk_set_ess(t, w, np.concatenate(([0.0], kept))[: kept.size])
@@ -105,14 +109,15 @@ def transported_on_grid(
                 f"{label} from time {kept[cut]:g}",
                 "min_ess",
                 f"the weighted risk set has an effective sample size below "
-                f"{policy.ess_floor}: the curve stops here",
+                f"{policy.ess_floor} (or one patient carries more than 1/{policy.ess_floor} "
+                "of its weight): the curve stops here",
             )
-            table, kept = table[:cut], kept[:cut]
+            table, kept, ess = table[:cut], kept[:cut], ess[:cut]
         surv, se = weighted_actuarial(t, e, w, kept)
     else:  # a model-based curve: no interval of its own (the bootstrap gives one)
         surv = curve.at(kept)["survival"].to_numpy()
         se = np.full(kept.size, np.nan)
-    precision = curve_precision(table["n_risk"].to_numpy(), policy)
+    precision = curve_precision(table["n_risk"].to_numpy(), policy, ess)
     if precision is not None:
         surv = round_to_precision(surv, precision)
         se = round_to_precision(se, precision / 10.0)

@@ -35,6 +35,7 @@ from transport.policy import (
     refuse_forbidden_levels,
     refuse_free_text,
     refuse_small_cohorts,
+    rounded_at_least,
     transported_curve,
     transported_precision,
 )
@@ -126,10 +127,13 @@ def _bootstrap_summary(
 def _released_grid(
     obj: ShippedModel, data: dict[str, Any], policy: Policy, record: Release, where: str
 ) -> np.ndarray:
-    """The baseline's grid as :func:`coarsen_km` releases it (counts rounded): sets
-    ``data``'s grid and counts, returns the indices of the kept grid times."""
+    """The baseline's grid as :func:`coarsen_km` releases it (counts rounded; the
+    baseline hazard is exact, so the exact counts meet the rules too: ``exact_values``):
+    sets ``data``'s grid and counts, returns the indices of the kept grid times."""
     table = {"time": obj.grid, **obj.grid_counts}
-    frame = coarsen_km(table, obj.n, policy, record.withhold, f"baseline of the {where}")
+    frame = coarsen_km(
+        table, obj.n, policy, record.withhold, f"baseline of the {where}", exact_values=True
+    )
     kept_times = frame["time"].to_numpy()
     if kept_times.size == 0:
         raise DisclosureError(
@@ -148,16 +152,18 @@ def _released_grid(
 
 def _released_intervals(obj: ShippedModel, policy: Policy, where: str) -> dict[str, Any]:
     """A piecewise exponential model's interval counts, each interval with
-    ``min_km_step`` events and ``min_cell`` patients at its start: the risk sets
-    rounded, the events exact. At the maximum likelihood the information of interval
-    ``k``'s log rate is its event count (its score is ``d_k - sum_i M_ik``), so the
-    released covariance gives every interval's events back exactly; rounded, they
-    would be a rounding that the model undoes (each has at least ``min_km_step``)."""
+    ``min_km_step`` events and ``min_cell`` patients at its start (decided on the
+    rounded risk set, :func:`~transport.policy.rounded_at_least`, so that varying
+    ``min_cell`` gives no exact risk set back): the risk sets rounded, the events
+    exact. At the maximum likelihood the information of interval ``k``'s log rate is
+    its event count (its score is ``d_k - sum_i M_ik``), so the released covariance
+    gives every interval's events back exactly; rounded, they would be a rounding that
+    the model undoes (each has at least ``min_km_step``)."""
     assert obj.interval_counts is not None and obj.breaks is not None
     ic = obj.interval_counts
     for j, (y, d) in enumerate(zip(ic["n_risk"], ic["n_event"], strict=True)):
         lo = 0.0 if j == 0 else float(obj.breaks[j - 1])
-        if d < policy.min_km_step or y < policy.min_cell:
+        if d < policy.min_km_step or not rounded_at_least(y, policy.min_cell, policy):
             raise DisclosureError(
                 f"interval {j + 1} (from {lo:g} {obj.time_unit}) of the {where} has fewer "
                 f"than {policy.min_km_step} events or starts with fewer than "

@@ -28,7 +28,9 @@ __all__ = ["PRECISION_NOTE", "guard_result_summary", "release_result"]
 
 #: What ``transport_result.json`` says of the ``precision`` column of its curves.
 PRECISION_NOTE = (
-    "transported rows: S(t) rounded to a multiple of the row's precision, its SE to a "
+    "transported rows: S(t) rounded to a multiple of the row's precision (at least "
+    "round_to / n_risk and, a reweighted curve's, the largest share of a weighted risk "
+    "set's weight one patient carries up to the row), its SE to a "
     "tenth of it, its limits computed from the two; a null precision: the life table of "
     "the row's released counts (naive, observed, an unweighted transported curve) or, "
     "when the policy rounds no count, unrounded"
@@ -49,7 +51,7 @@ def release_result(obj: TransportResult, policy: Policy, record: Release) -> Non
     record.check_names(list(obj.covariates), f"result {obj.source!r}")
     if obj.weights is not None:
         record.check_names(list(obj.weights.design.columns), f"result {obj.source!r}")
-        refuse_small_ess(obj.weights.ess, policy, f"result {obj.source!r} -> {obj.target!r}")
+        refuse_small_ess(obj.weights.values, policy, f"result {obj.source!r} -> {obj.target!r}")
     for curve in (obj.naive, obj.transported, obj.observed):
         if isinstance(curve, SurvivalCurve) and curve.delayed_entry:
             raise DisclosureError(

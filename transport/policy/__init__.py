@@ -17,13 +17,18 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
 ``km_grid``, ``min_km_step``
     Survival curves only on the fixed grid, each step with none or at least
     ``min_km_step`` events and exits (:func:`coarsen_km`); S(t) and RMST rows of a
-    summary likewise between released times (:func:`guard_timed_rows`). A released
+    summary likewise between released times (:func:`guard_timed_rows`). Each decision
+    is taken on the counts as released, so that varying the policy reveals nothing
+    beyond the rounding (:func:`rounding_slack`, :func:`rounded_at_least` where the
+    exact counts must meet the rule too). A released
     curve is computed from its released (rounded) counts, so it cannot give the exact
     counts back (:func:`released_counts`, :func:`life_table_of`).
 ``min_ess``
-    Weighted results need an effective sample size of at least ``min_ess`` (default
-    ``min_cell``): the whole weighted cohort (:func:`refuse_small_ess`) and the weighted
-    risk set at each released step and summary time (:func:`risk_set_ess`).
+    Weighted results need an effective sample size (:func:`effective_size`: the smaller
+    of Kish's count and total over largest weight, so that no patient carries more than
+    ``1 / min_ess`` of the weight) of at least ``min_ess`` (default ``min_cell``): the
+    whole weighted cohort (:func:`refuse_small_ess`) and the weighted risk set at each
+    released step and summary time (:func:`risk_set_ess`).
 ``curve_precision``
     A transported curve, which is not a function of the released counts, is released
     rounded to a stated precision per step (:func:`curve_precision`,
@@ -116,6 +121,8 @@ from transport.policy.curves import (
     outward,
     released_counts,
     round_median_row,
+    rounded_at_least,
+    rounding_slack,
 )
 from transport.policy.growth import (
     MAX_CONSTANT,
@@ -155,6 +162,7 @@ from transport.policy.shipped import (
 from transport.policy.weighted import (
     PRECISION_FLOOR,
     curve_precision,
+    effective_size,
     guard_weighted_rows,
     refuse_small_ess,
     risk_set_ess,
@@ -192,6 +200,7 @@ __all__ = [
     "design_level_counts",
     "dominance_rule",
     "effective_contributors",
+    "effective_size",
     "environment_policy",
     "floor_policy",
     "forbidden_role",
@@ -216,6 +225,8 @@ __all__ = [
     "risk_set_ess",
     "round_median_row",
     "round_to_precision",
+    "rounded_at_least",
+    "rounding_slack",
     "top_share",
     "transported_curve",
     "transported_precision",

@@ -13,9 +13,9 @@ well, by the rules it names:
     The released numbers are consistent with the stated policy, checked by the name of
     the column (CSV) or key (JSON) that holds them, whatever the file (:data:`COUNTS`):
     every count a whole multiple of ``round_to`` (a cohort's size may be ``min_cell``
-    itself); no cohort or risk set below ``min_cell`` (as rounded); each curve step with
-    none or at least ``min_km_step`` exits (less twice ``round_to``, the rounding of
-    a step's two counts); risk sets not increasing
+    itself); no cohort or risk set below ``min_cell`` (as rounded: the gate decides on
+    the released counts); each curve step with none or at least ``min_km_step`` exits
+    (as released); risk sets not increasing
     along a curve; curve times and a model's grid on the policy's grid (and a stated
     ``grid_step`` the policy's); level shares of at least ``min_cell`` patients each, and
     their complements; a model's events at least its coefficients plus
@@ -238,18 +238,19 @@ def cohort_floor(policy: Policy) -> int:
 
 
 def risk_set_floor(policy: Policy) -> int:
-    """The smallest risk set the gate releases: a risk set of ``min_cell`` released as
-    the rounded ``n`` less the rounded cumulative exits is within ``1.5 round_to`` of it
-    (:func:`~transport.policy.released_counts`), and a multiple of ``round_to``."""
+    """The smallest risk set the gate releases: the gate decides on the released risk
+    set (the rounded ``n`` less the rounded cumulative exits,
+    :func:`~transport.policy.released_counts`), which is at least ``min_cell`` and a
+    multiple of ``round_to``."""
     r = policy.round_to
-    return max(0, r * math.ceil((policy.min_cell - 1.5 * r) / r - 1e-9))
+    return r * math.ceil(policy.min_cell / r - 1e-9)
 
 
 def exits_floor(policy: Policy) -> float:
-    """A released step's events and censorings are each within ``round_to`` of their own
-    (differences of rounded cumulative counts): a step of at least ``min_km_step`` exits
-    is released with more than ``min_km_step - 2 round_to``."""
-    return policy.min_km_step - 2 * policy.round_to + 1e-9
+    """The fewest events and censorings of a released step with any: the gate decides
+    on the released counts (differences of rounded cumulative counts), so their sum is
+    none or at least ``min_km_step``."""
+    return float(policy.min_km_step)
 
 
 def _check_count(key: str, kind: str, v: Any, policy: Policy, bad: Refusal) -> None:
@@ -265,10 +266,10 @@ def _check_count(key: str, kind: str, v: Any, policy: Policy, bad: Refusal) -> N
 
 
 def _check_steps(node: Mapping[str, Any], policy: Policy, bad: Refusal) -> None:
-    """Each curve step none or at least ``min_km_step`` exits (as rounded: a step's
-    events and censorings are differences of rounded cumulative counts, each within
-    ``round_to`` of its own, :func:`~transport.policy.released_counts`); risk sets not
-    increasing."""
+    """Each curve step none or at least ``min_km_step`` exits (as released: a step's
+    events and censorings are differences of rounded cumulative counts,
+    :func:`~transport.policy.released_counts`, and the gate keeps a step on them);
+    risk sets not increasing."""
     events, censor = node.get("n_event"), node.get("n_censor")
     if isinstance(events, list):
         censor = censor if isinstance(censor, list) else [0] * len(events)

@@ -25,6 +25,8 @@ __all__ = [
     "outward",
     "released_counts",
     "round_median_row",
+    "rounded_at_least",
+    "rounding_slack",
 ]
 
 
@@ -59,6 +61,7 @@ def coarsen_km(
     *,
     conf_type: ConfType = "log-log",
     conf_level: float = 0.95,
+    exact_values: bool = False,
 ) -> pl.DataFrame:
     """A Kaplan–Meier curve made safe to release: the grouped estimate on a fixed grid,
     computed from the counts it releases.
@@ -68,9 +71,15 @@ def coarsen_km(
     patients at the start. A grid time is kept when the events plus censorings since the
     last kept time are none or at least ``min_km_step`` (otherwise its interval merges
     into the next), while the risk set at the start of its interval is at least
-    ``min_cell``. It depends on the data only through the counts per released step, so
-    moving any patient's time within a step changes nothing (no differencing attack
-    reveals more than the step).
+    ``min_cell``. Both are decided on the counts as released (:func:`released_counts`),
+    never on the exact ones, so that a plan varying ``min_cell`` or ``min_km_step``
+    learns nothing beyond the rounding: the released risk set of the step where the
+    curve stops is the last released one less its released exits, and a merge depends
+    only on rounded cumulative counts. With ``exact_values`` (the grid of values that
+    are not a function of the released counts, such as a shipped model's baseline
+    hazard) the exact counts must meet the rules too: a risk set released at least
+    ``min_cell`` plus the most its rounding can add, exits none (exactly) or released at
+    least ``min_km_step`` plus the same (:func:`rounding_slack`).
 
     The counts are rounded to ``round_to`` consistently (:func:`released_counts`): ``n``
     and the cumulative events and censorings up to each kept time are rounded, a step's
@@ -85,7 +94,8 @@ def coarsen_km(
     it is the life table of the exact counts.
     """
     t = np.asarray(table["time"], dtype=np.float64)
-    keep, steps = _kept_steps(t, table, n, policy, withhold, label)
+    slack = rounding_slack(policy) if exact_values else (0, 0)
+    keep, steps = _kept_steps(t, table, n, policy, withhold, label, slack)
     y, d, c = released_counts(steps, policy)
     surv, se = life_table_of(y, d, c)
     lo, hi = bands(surv, se, conf_type, conf_level)
@@ -114,6 +124,16 @@ def coarsen_km(
     return frame.fill_nan(None)
 
 
+def rounding_slack(policy: Policy) -> tuple[int, int]:
+    """The most a released risk set and a released step's events and censorings (of
+    :func:`released_counts`' additive table) can exceed the exact integer counts:
+    rounding to ``round_to`` (halves up) moves an integer by ``-((round_to - 1) // 2)``
+    to ``round_to // 2``; a risk set is the rounded ``n`` less two rounded cumulative
+    counts, a step's exits the differences of four. ``(0, 0)`` at ``round_to = 1``."""
+    up, down = policy.round_to // 2, (policy.round_to - 1) // 2
+    return up + 2 * down, 2 * (up + down)
+
+
 def _kept_steps(
     t: np.ndarray,
     table: Mapping[str, Any],
@@ -121,37 +141,45 @@ def _kept_steps(
     policy: Policy,
     withhold: Withhold | None,
     label: str,
+    slack: tuple[int, int] = (0, 0),
 ) -> tuple[list[int], list[tuple[float, float, float]]]:
     """The grid indices :func:`coarsen_km` keeps and the exact (risk set, events,
-    censorings) of each kept step."""
-    ev = np.asarray(table["n_event"], dtype=np.float64)
-    ce = np.asarray(table["n_censor"], dtype=np.float64)
+    censorings) of each kept step. The curve stops at the first step whose released risk
+    set (the rounded ``n`` less the rounded cumulative exits before it) less
+    ``slack[0]`` is below ``min_cell``; a step is kept when its released events and
+    censorings are none (and, with a slack, its exact ones) or at least
+    ``min_km_step`` plus ``slack[1]``."""
+    ev = np.cumsum(np.asarray(table["n_event"], dtype=np.float64))
+    ce = np.cumsum(np.asarray(table["n_censor"], dtype=np.float64))
     keep: list[int] = []
     steps: list[tuple[float, float, float]] = []
-    at_risk = float(n)  # at the start of the pending interval
-    events = exits = 0.0
+    start = (0.0, 0.0)  # exact cumulative events and censorings at the last kept time
+    rounded = (0, 0)  # the same, rounded
+    released_n = policy.round_count(n)
     for j in range(t.size):
-        if at_risk < policy.min_cell:
+        if released_n - sum(rounded) - slack[0] < policy.min_cell:
             if withhold is not None:
                 withhold(
                     f"{label} from time {t[j]:g}",
                     "min_cell",
-                    f"risk set below {policy.min_cell} patients: the curve stops here",
+                    f"risk set below {policy.min_cell} patients (as released): the curve "
+                    "stops here",
                 )
             break
-        events += ev[j]
-        exits += ev[j] + ce[j]
-        if exits == 0 or exits >= policy.min_km_step:
+        now = (policy.round_count(ev[j]), policy.round_count(ce[j]))
+        exits = sum(now) - sum(rounded)
+        none = exits == 0 and (slack == (0, 0) or ev[j] + ce[j] == sum(start))
+        if none or exits - slack[1] >= policy.min_km_step:
+            at_risk = float(n) - start[0] - start[1]
+            steps.append((at_risk, ev[j] - start[0], ce[j] - start[1]))
             keep.append(j)
-            steps.append((at_risk, events, exits - events))
-            at_risk -= exits
-            events = exits = 0.0
+            start, rounded = (float(ev[j]), float(ce[j])), now
         elif withhold is not None:
             withhold(
                 f"{label} at time {t[j]:g}",
                 "min_km_step",
-                f"fewer than {policy.min_km_step} events and exits since the last reported "
-                "time: merged into the next step",
+                f"fewer than {policy.min_km_step} events and exits (as released) since the "
+                "last reported time: merged into the next step",
             )
     return keep, steps
 
@@ -204,10 +232,38 @@ def curve_grid_counts(curve: Any, grid: np.ndarray) -> dict[str, Any]:
     return {"time": grid, **interval_counts(curve.to_frame(), grid)}
 
 
+def _released_exits(curve: Any, t: float, policy: Policy, *, before: bool = False) -> int:
+    """The unweighted events and censorings of a Kaplan–Meier curve at times <= t (< t
+    with ``before``) as a release states them: each cumulative count rounded."""
+    upto = curve.time < t if before else curve.time <= t
+    d = float(np.sum(curve.n_event_unweighted[upto]))
+    c = float(np.sum(curve.n_censor_unweighted[upto]))
+    return policy.round_count(d) + policy.round_count(c)
+
+
 def _exits_to(curve: Any, t: float) -> float:
     """Unweighted events and censorings of a Kaplan–Meier curve at times <= t."""
     upto = curve.time <= t
     return float(np.sum(curve.n_event_unweighted[upto]) + np.sum(curve.n_censor_unweighted[upto]))
+
+
+def _released_at_risk(curve: Any, t: float, policy: Policy) -> int:
+    """The risk set of an unweighted Kaplan–Meier curve at t as a release states it
+    (:func:`released_counts`): the patients who entered by t, rounded, less the rounded
+    cumulative events and censorings before t (the risk set itself at ``round_to = 1``)."""
+    y = float(curve.at([t])["n_risk_unweighted"][0])
+    upto = curve.time < t
+    gone = float(np.sum(curve.n_event_unweighted[upto]) + np.sum(curve.n_censor_unweighted[upto]))
+    return policy.round_count(y + gone) - _released_exits(curve, t, policy, before=True)
+
+
+def rounded_at_least(count: float, k: int, policy: Policy) -> bool:
+    """Whether ``count`` is at least ``k`` whatever its rounding, decided on the rounded
+    count only: ``round_to``'s rounding (halves up) adds at most ``round_to // 2`` to an
+    integer count, so the rounded count less that is at least ``k`` only if the count
+    is. A policy that varies ``k`` learns the rounded count, never the exact one; with
+    ``round_to = 1``, ``count >= k``."""
+    return policy.round_count(count) - policy.round_to // 2 >= k
 
 
 def guard_timed_rows(
@@ -222,7 +278,13 @@ def guard_timed_rows(
     needs ``min_cell`` patients at risk at t in each; between consecutive released times
     (and from 0 to the first) the events and exits are none or at least ``min_km_step``
     in each, since two estimates a few days apart would otherwise give away the few
-    patients who left between them. Shared by every gate handler with such rows."""
+    patients who left between them. The rows are exact estimates, so both hold for the
+    exact counts; each is decided on the counts as a release states them (the rounded
+    ``n`` less the rounded cumulative events and censorings before t; differences of
+    rounded cumulative exits), less the most their rounding can add
+    (:func:`rounding_slack`), and on the exits' being none (the same under every
+    policy), so that a plan varying ``min_cell`` or ``min_km_step`` learns nothing
+    beyond the rounding. Shared by every gate handler with such rows."""
 
     def withhold_row(i: int, rule: str, why: str) -> None:
         t = cols["time"][i]
@@ -231,16 +293,22 @@ def guard_timed_rows(
             cols[c][i] = None
         withhold(f"{label} row of the summary", rule, why)
 
+    slack_risk, slack_exits = rounding_slack(policy)
     timed = [i for i, e in enumerate(cols["estimand"]) if e in ("survival", "rmst")]
     for i in timed:
         t = cols["time"][i]
-        risks = [float(c.at([t])["n_risk_unweighted"][0]) for c in curves]
+        risks = [_released_at_risk(c, t, policy) - slack_risk for c in curves]
         if cols["estimand"][i] == "survival" and min(risks) < policy.min_cell:
             withhold_row(i, "min_cell", f"fewer than {policy.min_cell} patients at risk at {t:g}")
     last = 0.0
     for t in sorted({cols["time"][i] for i in timed if cols["transported"][i] is not None}):
-        exits = [_exits_to(c, t) - _exits_to(c, last) for c in curves]
-        if any(0 < x < policy.min_km_step for x in exits):
+        enough = [
+            _exits_to(c, t) == _exits_to(c, last)  # none, whatever the policy
+            or _released_exits(c, t, policy) - _released_exits(c, last, policy) - slack_exits
+            >= policy.min_km_step
+            for c in curves
+        ]
+        if not all(enough):
             why = (
                 f"fewer than {policy.min_km_step} events and exits between {last:g} and {t:g} "
                 "in a cohort"

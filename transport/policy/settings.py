@@ -111,11 +111,12 @@ RULES: dict[str, str] = {
     "formula_closed": "a released formula is data in the closed grammar, never code",
     "min_cell": "no count, share, mean or risk set rests on fewer than min_cell patients",
     "km_grid": "survival curves only on the fixed grid: no exact event time",
-    "min_km_step": "each released curve step has none or at least min_km_step exits",
+    "min_km_step": "each released curve step has none or at least min_km_step exits (as released)",
     "time_grid": "medians (one patient's time) only rounded outwards to the grid",
     "round_to": "released counts are multiples of round_to",
     "min_residual_df": "a released model has at least min_residual_df residual df",
-    "min_ess": "a weighted result rests on an effective sample size of at least min_ess",
+    "min_ess": "a weighted result rests on an effective sample size of at least min_ess: "
+    "no patient carries more than 1/min_ess of its weight",
     "model_bounds": "a shipped model's linear predictor spreads over the target by at most "
     "max_log_hazard_ratio, and its numbers are those of a fit",
     "min_contributors": "a shipped model's transported value rests on at least min_cell "
@@ -175,10 +176,12 @@ class Policy:
     min_residual_df
         Fewest residual degrees of freedom of a released model.
     min_ess
-        Smallest Kish effective sample size ``(sum w)^2 / sum w^2`` behind a released
-        weighted estimate: the whole weighted cohort of a weighting or a reweighted
-        result, and the weighted risk set at each released step of a reweighted curve
-        (rule ``min_ess``). ``None`` (the default) means ``min_cell``. Larger tightens.
+        Smallest effective sample size behind a released weighted estimate, the smaller
+        of Kish's ``(sum w)^2 / sum w^2`` and ``sum w / max w`` (so that no patient
+        carries more than ``1 / min_ess`` of the weight): the whole weighted cohort of a
+        weighting or a reweighted result, and the weighted risk set at each released
+        step of a reweighted curve (rule ``min_ess``). ``None`` (the default) means
+        ``min_cell``. Larger tightens.
     km_grid_step, time_unit
         Spacing of the fixed grid survival curves are reported on, in ``time_unit``
         (default one month: 30.4375 days).

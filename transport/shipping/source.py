@@ -17,7 +17,7 @@ from transport.cohort import Cohort
 from transport.design import Design, closed_text
 from transport.exceptions import DataError
 from transport.inference import Seed, resample_counts, run_bootstrap
-from transport.policy import Policy
+from transport.policy import Policy, rounded_at_least
 from transport.summary import concentration
 from transport.survival._cox import fit_cox
 from transport.survival._pwexp import check_breaks, default_breaks, fit_pwexp
@@ -84,7 +84,9 @@ def grid_breaks(
 ) -> np.ndarray:
     """Cut points on the grid: ``breaks`` (or event-time quantiles) snapped to the nearest
     grid time, then merged forward until every interval holds ``min_km_step`` events and
-    starts with ``min_cell`` patients at risk (the open last one too)."""
+    starts with ``min_cell`` patients at risk (the open last one too; decided on the
+    rounded risk set, :func:`~transport.policy.rounded_at_least`, so that a plan varying
+    ``min_cell`` learns no exact risk set)."""
     if breaks is None or (isinstance(breaks, int | np.integer) and not isinstance(breaks, bool)):
         n_int = 10 if breaks is None else int(breaks)
         if n_int < 1:
@@ -111,8 +113,8 @@ def grid_breaks(
             ev_time, last, side="right"
         )
         after = ev_time.size - np.searchsorted(ev_time, c, side="right")
-        at_risk = int(np.sum(time > c))
-        if after < policy.min_km_step or at_risk < policy.min_cell:
+        at_risk = float(np.sum(time > c))
+        if after < policy.min_km_step or not rounded_at_least(at_risk, policy.min_cell, policy):
             break
         if inside >= policy.min_km_step:
             keep.append(float(c))
