@@ -41,8 +41,9 @@ FREE_TEXT_MAX_WORDS = 5
 #: notes, names).
 FREE_TEXT_SINGLETON_SHARE = 0.25
 FREE_TEXT_MIN_SINGLETONS = 3
-#: A person's title before a capitalised word ("Dr Who", "seen by Mrs. Jones").
-_TITLE = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Sir|Dame)\.?\s+[A-Z]")
+#: A person's title, in any case, before a word (a letter of any alphabet) after a dot
+#: or a space: "Dr Who", "seen by Mrs. Jones", "Dr.Smith", "DR JONES", "dr jones", "Dr Øst".
+_TITLE = re.compile(r"\b(?:dr|mr|mrs|ms|miss|mx|prof|sir|dame)(?:\.\s*|\s+)[^\W\d_]", re.IGNORECASE)
 #: The generic name of the level that pools a covariate's small levels.
 POOLED_LEVEL = "other"
 
@@ -51,14 +52,16 @@ def free_text_reason(levels: Sequence[str], counts: Sequence[float] | None = Non
     """Why a categorical's levels read as free text (rule ``free_text_levels``), or
     ``None``: a level longer than :data:`FREE_TEXT_MAX_LENGTH` characters, with more than
     :data:`FREE_TEXT_MAX_DIGITS` digits or :data:`FREE_TEXT_MAX_WORDS` words, or with a
-    person's title before a name (``Dr Who``, ``seen by Mrs. Jones``); or, with the
+    person's title before a name, in any case and alphabet (``Dr Who``, ``seen by Mrs.
+    Jones``, ``Dr.Smith``, ``DR JONES``, ``Dr Øst``); or, with the
     level ``counts``, at least :data:`FREE_TEXT_MIN_SINGLETONS` levels and
     :data:`FREE_TEXT_SINGLETON_SHARE` of them held by one patient each. The reason names
     no level (the level is what must not leave).
 
     Known limits: a free-text column whose every value is short, common and title-free
     passes (its levels are then released only with ``min_cell`` patients each); a
-    legitimate level with a long code or a date is refused (recode it)."""
+    legitimate level with a long code or a date, or one that reads as a title ("MS
+    relapsing"), is refused (recode it)."""
     for level in map(str, levels):
         if len(level) > FREE_TEXT_MAX_LENGTH:
             return f"a level of {len(level)} characters (more than {FREE_TEXT_MAX_LENGTH})"

@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,9 @@ __all__ = [
 
 
 #: Name tokens that mark a column's role as one that must never be released. A column
-#: name is split into lower-case tokens at non-alphanumerics and camelCase boundaries.
+#: name is split into lower-case tokens at non-alphanumerics and camelCase boundaries; a
+#: token, two adjacent tokens run together (``seen_by``, ``referredBy``) or the whole
+#: name may match.
 FORBIDDEN_TOKENS: dict[str, frozenset[str]] = {
     "identifier": frozenset(
         [
@@ -83,6 +86,12 @@ FORBIDDEN_TOKENS: dict[str, frozenset[str]] = {
             "staff",
             "surgeon",
             "oncologist",
+            "attending",
+            "referrer",
+            "referring",
+            "seenby",
+            "treatedby",
+            "referredby",
         ]
     ),
     "free_text": frozenset(
@@ -147,7 +156,8 @@ def forbidden_role(name: str, policy: Policy | None = None) -> str | None:
     """The forbidden role a column name carries under ``policy`` (``None`` if none)."""
     policy = policy or Policy()
     parts = _tokens(name)
-    tokens = set(parts)
+    # a token, two adjacent ones run together ("seen_by" as "seenby") or the whole name
+    tokens = set(parts) | {a + b for a, b in pairwise(parts)}
     joined = "".join(parts)
     if name.lower() in policy.forbidden_names or joined in policy.forbidden_names:
         return "identifier"
