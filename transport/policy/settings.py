@@ -134,8 +134,10 @@ RULES: dict[str, str] = {
     "dominance": "no released mean or SD is dominated by its dominance_n largest patients",
     "p_percent": "no patient's contribution to a released mean or SD can be estimated to "
     "within p_percent by another",
-    "steep_transform": "a summary formula chosen by the source keeps to low-degree "
-    "transforms, so that the dominance rules bound what it asks",
+    "steep_transform": "a formula chosen by another environment keeps to low-degree "
+    "transforms where its means are released, so that the dominance rules bound what it asks",
+    "level_coding": "every released design column that codes levels is read back to its "
+    "covariate's levels, so that the level rules apply to it",
     "few_values": "a column of few distinct values releases its moments only with "
     "min_cell patients at each value",
     "policy_floor": "no analysis or release loosens the environment's policy",
