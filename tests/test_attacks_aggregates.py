@@ -22,7 +22,7 @@ import pytest
 import transport as tp
 from transport import disclosure as dc
 from transport import policy as pc
-from transport.report import render_report
+from transport.report import render_report, tidy_tables
 
 COUNTRIES = ("US", "UK", "DE", "JP")
 SEEDS = (0, 1, 2)
@@ -445,3 +445,274 @@ def test_dominance_policy_fields_are_validated_and_turn_the_rules_off(tmp_path: 
             rules = {x["rule"] for x in manifest["suppressed"] if "marker" in x["item"]}
             assert rules == {"dominance"} and data["suppressed"] == {"marker": "dominance"}
     assert shown == {"off": {"age", "marker"}, "default": {"age"}, "strict": set()}
+
+
+# -- the red team's round (issue 14): codings, named references, titles, more values --------
+RARE = ["Ogawa", "Wurzel", "Wurzel", "Kimura"]
+
+
+def with_columns(like: tp.Cohort, name: str, **columns: object) -> tp.Cohort:
+    """``like``'s rows with extra or replaced covariate columns (name -> values)."""
+    frame = like.to_frame().with_columns(pl.Series(k, np.asarray(v)) for k, v in columns.items())
+    covs = list(dict.fromkeys([*like.covariates, *columns]))
+    return tp.Cohort(
+        frame, time=like.time, event=like.event, covariates=covs, name=name,
+        time_unit=like.time_unit,
+    )  # fmt: skip
+
+
+def rare_level_counts(bal: pl.DataFrame, n: int) -> dict[str, int]:
+    """The attacker's reading of sum contrasts: a column's source mean is its level's
+    share less the reference's, the shares add to 1, so the reference's share is
+    (1 - the sum of the means) / the number of levels, and each level's count follows."""
+    cols = [c for c in bal["covariate"] if c.startswith("C(detail") and ":" not in c]
+    means = dict(zip(bal["covariate"], bal["mean_source"], strict=True))
+    if not cols or any(means[c] is None for c in cols) or "[S." not in cols[0]:
+        return {}
+    ref = (1 - sum(means[c] for c in cols)) / (len(cols) + 1)
+    counts = {c.split("[S.")[1][:-1]: round((means[c] + ref) * n) for c in cols}
+    return {lv: k for lv, k in counts.items() if 0 < k < dc.Policy().min_cell}
+
+
+@pytest.mark.parametrize(
+    "formula", ["age + C(detail, Sum)", "age + C(detail, contr.sum)", "sex + age:C(detail, Sum)"]
+)
+@pytest.mark.parametrize(("src", "tgt"), [("UK", "DE"), ("JP", "UK"), ("DE", "JP")])
+def test_sum_coded_participation_formula_releases_rare_level_names_and_counts(
+    tmp_path: Path, src: str, tgt: str, formula: str
+) -> None:
+    """The plan's participation formula codes a categorical with sum contrasts (allowed
+    by the closed grammar), or as indicators in an interaction. Its design columns are
+    named ``C(detail, Sum)[S.<level>]`` or ``age:C(detail, Sum)[<level>]``; a gate
+    that reads only treatment dummies ``[T.<level>]`` names every one-to-two-patient
+    level in the balance table, whose means (a level's share less the reference's) give
+    each rare level's exact count. Neither may leave: not in the gate's release, the
+    report or its tidy tables."""
+    s0, t0 = tp.datasets.load_synthetic(src), tp.datasets.load_synthetic(tgt)
+    source = with_columns(s0, src, detail=detail_column(s0.n, 1, RARE))
+    target = with_columns(t0, tgt, detail=detail_column(t0.n, 2, ["Ogawa", "Kimura", "Wurzel"]))
+    weights = tp.inverse_odds_weights(source, target, formula=formula)
+    leaked = b""
+    if release_or_refusal(weights, tmp_path / "w") is None:
+        leaked += released_bytes(tmp_path / "w")
+        bal = pl.read_csv(tmp_path / "w" / "weights_balance.csv")
+        small = rare_level_counts(bal, s0.n)
+        assert small == {}, f"rare levels and their exact counts released: {small}"
+    res = tp.transport(source, target, method="iow", times=[365.25], formula=formula)
+    leaked += render_report(res, figures=False).encode()
+    leaked += b"".join(f.write_csv().encode() for f in tidy_tables(res).values())
+    for name in set(RARE):
+        assert name.encode() not in leaked, f"{name!r} left as a level name"
+
+
+@pytest.mark.parametrize("country", ["UK", "DE", "JP"])
+def test_a_continuous_covariate_coded_as_levels_does_not_name_its_values(
+    tmp_path: Path, country: str
+) -> None:
+    """``C(age)`` is in the closed grammar, and codes a continuous covariate as levels
+    named by its values: the oldest patient's exact age would leave as a column's name,
+    from a target summary the source asks for and from a weighting's balance table. The
+    gate cannot read such columns back to a level, so it refuses them (rule
+    ``level_coding``), naming the covariate, never the value."""
+    target, secret = with_oldest(country, 5)
+    shown = f"{secret!r}"[:6].encode()  # the age as a level name, to a few decimals
+    leaked, refusals = b"", []
+    try:
+        summary = tp.TargetSummary.from_cohort(target, "sex + C(age)")
+    except tp.DataError as exc:
+        refusals.append(str(exc))
+    else:
+        refusals.append(release_or_refusal(summary, tmp_path / "s") or "")
+        leaked += released_bytes(tmp_path / "s")
+    source = with_columns(target, "S")  # the same rows: every target age is a source level
+    weights = tp.inverse_odds_weights(source, with_columns(target, "T"), formula="sex + C(age)")
+    refusals.append(release_or_refusal(weights, tmp_path / "w") or "")
+    leaked += released_bytes(tmp_path / "w")
+    res = tp.transport(
+        source, with_columns(target, "T"), method="iow", times=[365.25], formula="sex + C(age)"
+    )
+    leaked += b"".join(f.write_csv().encode() for f in tidy_tables(res).values())
+    leaked += "".join(refusals).encode()
+    print(f"{country}: oldest age {secret!r}; refusals: {[r[:60] for r in refusals]}")
+    assert shown not in leaked, f"the oldest age {secret:.3f} left as a level name"
+    assert all("level_coding" in r for r in refusals)
+
+
+@pytest.mark.parametrize("country", ["UK", "DE", "JP"])
+def test_naming_a_level_in_a_summary_formula_answers_no_membership_question(
+    tmp_path: Path, country: str
+) -> None:
+    """The source asks for a target summary with ``C(detail, Treatment('<name>'))``. A
+    summary comes back when one target patient's value is that name (the level is then
+    pooled), and an error when no one's is: whether a given person is in the target
+    would be a yes/no the source can ask. The answer, and what is released (with the
+    name the source chose taken out), are the same for either."""
+    base = tp.datasets.load_synthetic(country)
+    target = with_columns(base, country, detail=detail_column(base.n, 3, ["Ogawa", "Kimura"]))
+
+    def answered(name: str) -> str | None:
+        try:
+            summary = tp.TargetSummary.from_cohort(
+                target, f"age + sex + C(detail, Treatment('{name}'))"
+            )
+        except (tp.DataError, tp.DisclosureError):
+            return None
+        if release_or_refusal(summary, tmp_path / name) is not None:
+            return None
+        return (tmp_path / name / "target_summary.json").read_text().replace(name, "?")
+
+    answers = {name: answered(name) for name in ["Ogawa", "Kimura", "Nobody"]}
+    assert len(set(answers.values())) == 1, "membership of one-patient names answered"
+    assert answers["Nobody"] is not None  # and the summary is released
+
+
+TITLED = {
+    "dotted": ["Dr.Smith", "Prof.Lee", "Mrs.Ng"],
+    "capitals": ["DR JONES", "MR PATEL", "MS KHAN"],
+    "lower case": ["dr jones", "prof lee", "mr patel"],
+    "non-ASCII name": ["Dr Øst", "Dr Ümit", "Dr Ólafsson"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TITLED))
+@pytest.mark.parametrize("column", ["seen_by", "attending", "referrer", "referredBy", "contact"])
+def test_clinicians_named_with_a_title_are_not_released_as_levels(
+    tmp_path: Path, column: str, kind: str
+) -> None:
+    """A column naming the clinician who saw each patient, under a name with no
+    forbidden token, with titles the free-text rule's pattern must still know:
+    "Dr.Smith", "DR JONES", "dr jones", "Dr Øst". Every name is common (no cell rule
+    applies): the column must be refused (by its name, or, for ``contact``, by its
+    levels' titles) and no name may leave."""
+    base = tp.datasets.load_synthetic("UK")
+    names = TITLED[kind]
+    rng = np.random.default_rng(len(column))
+    who = np.asarray(names, dtype=object)[rng.integers(0, len(names), base.n)]
+    target = with_columns(base, "UK", **{column: who})
+    why = release_or_refusal(tp.TargetSummary.from_cohort(target, f"age + {column}"), tmp_path)
+    leaked = released_bytes(tmp_path)
+    shown = [n for n in names if json.dumps(n)[1:-1].encode() in leaked or n.encode() in leaked]
+    assert shown == [], f"clinicians {shown} released as levels of {column!r} (refusal: {why})"
+    rule = "free_text_levels" if column == "contact" else "forbidden_column"
+    assert why is not None and rule in why and not any(n in why for n in names)
+
+
+#: A lab value with four measured values; the last one is rare.
+LAB = np.array([4.1, 5.3, 6.2, 9.7])
+
+
+def exact_n(data: dict[str, object]) -> list[int]:
+    """The cohort's exact n from the released (rounded) n and the exact level shares."""
+    n0 = int(data["n"])  # type: ignore[call-overload]
+    covariates = data["covariates"]
+    assert isinstance(covariates, dict)
+    shares = [
+        s
+        for c in covariates.values()
+        if c["type"] == "categorical"
+        for s in c["shares"]
+        if s is not None
+    ]
+    return [
+        n
+        for n in range(n0 - 2, n0 + 3)
+        if shares and all(abs(s * n - round(s * n)) < 1e-6 for s in shares)
+    ]
+
+
+def lab_counts(data: dict[str, object]) -> set[int]:
+    """The rare value's counts consistent with the summary: n exact (from the shares),
+    the mean and the second moment (from the mean and the SD restated at the released
+    n) are three equations in four counts, and the counts are whole numbers."""
+    m = dict(zip(data["columns"], data["mean"], strict=True))  # type: ignore[call-overload]
+    sd = dict(zip(data["columns"], data["sd"], strict=True))  # type: ignore[call-overload]
+    if m.get("lab") is None or sd.get("lab") is None:
+        return set()
+    nr = int(data["n"])  # type: ignore[call-overload]
+    second = ((nr - 1) * sd["lab"] ** 2 + nr * m["lab"] ** 2) / nr
+    A = np.vstack([np.ones(3), LAB[:3], LAB[:3] ** 2])
+    found = set()
+    for n in exact_n(data):
+        for k in range(n + 1):
+            rhs = [n - k, n * m["lab"] - k * LAB[3], n * second - k * LAB[3] ** 2]
+            c = np.linalg.solve(A, rhs)
+            if np.all(np.abs(c - np.round(c)) < 1e-4) and np.all(np.round(c) >= 0):
+                found.add(k)
+    return found
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(("country", "size"), [("UK", 733), ("DE", 412), ("JP", 598)])
+def test_a_four_valued_column_does_not_give_its_rare_values_count(
+    tmp_path: Path, country: str, size: int, seed: int
+) -> None:
+    """A lab value with 4 uneven values has a one-dimensional family of counts with its
+    n, mean and SD, but the integer lattice of that family is so sparse (steps of
+    hundreds of patients) that one solution is left: the 1 to 9 patients with the rare
+    value would be counted exactly."""
+    full = tp.datasets.load_synthetic(country)
+    rng = np.random.default_rng(seed)
+    take = np.sort(rng.choice(full.n, size, replace=False)).tolist()
+    cohort = tp.Cohort(
+        full.to_frame()[take], time=full.time, event=full.event,
+        covariates=list(full.covariates), name=f"{country}{seed}",
+    )  # fmt: skip
+    rng = np.random.default_rng([seed, size])
+    rare = int(rng.integers(1, 10))
+    lab = rng.choice(LAB[:3], cohort.n)
+    lab[rng.choice(cohort.n, rare, replace=False)] = LAB[3]
+    target = with_columns(cohort, country, lab=lab)
+    dc.release(tp.TargetSummary.from_cohort(target, "sex + ecog + lab"), tmp_path / "s")
+    data = json.loads((tmp_path / "s" / "target_summary.json").read_text())
+    assert data["n"] % 5 == 0
+    found = lab_counts(data)
+    assert found != {rare}, f"the {rare} patients with lab = {LAB[3]} were counted exactly"
+
+
+def capped(country: str, seed: int | None = None) -> tuple[tp.Cohort, float]:
+    """The country cohort with ages capped at 90: with ``seed``, one patient (at a random
+    row) made the oldest, at a secret age; without, 30 patients at 90 (no one dominates)."""
+    base = tp.datasets.load_synthetic(country)
+    age = np.minimum(base.covariate_frame["age"].to_numpy(), 90.0)
+    secret = 90.0
+    if seed is None:
+        age[:30] = 90.0
+    else:
+        rng = np.random.default_rng([seed, 99])
+        secret = float(rng.uniform(95.0, 105.0))
+        age[rng.integers(base.n)] = secret
+    return with_columns(base, country, age=age), secret
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("power", [60, 80])
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(("src", "tgt"), [("UK", "DE"), ("US", "JP")])
+def test_a_steep_participation_formula_does_not_give_the_oldest_target_age(
+    tmp_path: Path, src: str, tgt: str, seed: int, power: int
+) -> None:
+    """The plan's participation formula is chosen by the partner too: the balance
+    table's target mean of ``I((age / 100) ** 60)`` is the oldest target patient's term,
+    in the gate's weights_balance.csv and in the report alike (the source's dominance
+    check does not see the target's rows). The ``steep_transform`` rule withholds it."""
+    source, _ = capped(src)
+    target, secret = capped(tgt, seed)
+    term = f"I((age / 100) ** {power})"
+    res = tp.transport(source, target, method="iow", times=[365.25], formula=f"age + {term}")
+    bounds = []
+    if release_or_refusal(res.weights, tmp_path / "w") is None:
+        bal = pl.read_csv(tmp_path / "w" / "weights_balance.csv")
+        n_t = json.loads((tmp_path / "w" / "weights.json").read_text())["n_target"]
+        for m in bal.filter(pl.col("covariate") == term)["mean_target"]:
+            if m is not None:
+                bounds.append(100 * (m * n_t) ** (1 / power))
+    balance = tidy_tables(res)["balance"].filter(pl.col("covariate") == term)
+    for m in balance["mean_target"]:
+        if m is not None:
+            bounds.append(100 * (m * target.n) ** (1 / power))
+    best = min(bounds, default=math.inf)
+    print(f"{src}->{tgt} power {power}: oldest target age {secret:.2f}, read as {best:.2f}")
+    assert not abs(best - secret) <= 1.0, f"oldest target age {secret:.2f} read as {best:.2f}"
+    manifest = json.loads((tmp_path / "w" / "manifest.json").read_text())
+    assert any(s["rule"] == "steep_transform" for s in manifest["suppressed"])
+    assert balance["withheld"].to_list() == ["steep_transform"]

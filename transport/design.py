@@ -24,14 +24,21 @@ from scipy.linalg import qr
 
 from transport.cohort import Cohort
 from transport.exceptions import DataError
-from transport.formula import closed_formula
+from transport.formula import ClosedFormula, closed_formula
 
-__all__ = ["Design"]
+__all__ = ["CODINGS", "QUOTED_LEVEL_ROWS", "Design", "quoted_levels", "read_column"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Reference level added by ``every_level`` designs; its columns are dropped.
 PHANTOM = "\u2205reference"
 _DUMMY = re.compile(r"^(.*)\[T\.(.*)\]$")
+#: How formulaic names a level in a design column, for every coding the closed grammar
+#: allows: a treatment dummy ``[T.a]``, a sum contrast ``[S.a]`` (``C(x, Sum)``: -1 at the
+#: reference, the last level), a full-rank indicator ``[a]`` (in an interaction).
+CODINGS: tuple[tuple[str, str], ...] = (("T", "[T.{}]"), ("S", "[S.{}]"), ("I", "[{}]"))
+#: An error message quotes a level only when at least this many rows have it (the
+#: default ``min_cell``): a rarer level's name, in a log that leaves, would name it.
+QUOTED_LEVEL_ROWS = 10
 
 
 def _mentions(expression: str, variable: str) -> bool:
@@ -42,6 +49,44 @@ def _mentions(expression: str, variable: str) -> bool:
 
 def _quote(name: str) -> str:
     return name if _IDENTIFIER.match(name) else f"`{name}`"
+
+
+def read_column(
+    col: str, covariates: Sequence[str], levels: Mapping[str, Sequence[str]]
+) -> tuple[tuple[str, str, str], ...] | None:
+    """The (covariate, level, coding) triples a design column named ``col`` is built
+    from, one per factor of its categorical ``covariates`` (:data:`CODINGS`; a name read
+    two ways gives both), or ``None`` when a factor cannot be read back to a level (``C()``
+    of a continuous covariate names its values; a level name holding ``:``)."""
+    out: list[tuple[str, str, str]] = []
+    for part in col.split(":"):
+        cats = [v for v in covariates if v in levels and _mentions(part, v)]
+        found = [
+            (v, str(lv), code)
+            for v in cats
+            for lv in levels[v]
+            for code, form in CODINGS
+            if part.endswith(form.format(lv)) and _mentions(part[: -len(form.format(lv))], v)
+        ]
+        coded_value = part.startswith("C(") and any(_mentions(part, v) for v in covariates)
+        if (cats or coded_value) and not found:
+            return None
+        out += found
+    return tuple(out)
+
+
+def quoted_levels(counts: Mapping[str, int], limit: int = 5) -> str:
+    """Levels as an error message may quote them: at most ``limit`` of those with at
+    least :data:`QUOTED_LEVEL_ROWS` rows, each with its count, and how many others there
+    are (a rare level's name is what must not reach a log that leaves)."""
+    named = [(lv, k) for lv, k in counts.items() if k >= QUOTED_LEVEL_ROWS][:limit]
+    shown = [f"{lv!r} ({k} rows)" for lv, k in named]
+    if len(counts) > len(named):
+        shown.append(
+            f"{len(counts) - len(named)} not named (each rarer than {QUOTED_LEVEL_ROWS} "
+            f"rows, or beyond the first {limit})"
+        )
+    return ", ".join(shown)
 
 
 def default_formula(covariates: Sequence[str]) -> str:
@@ -65,6 +110,10 @@ def _pandas(cohort: Cohort, names: Sequence[str], levels: dict[str, tuple[str, .
 
 def closed_text(text: str, covariates: Sequence[str], where: str) -> str:
     """``text`` read in the closed grammar, every name it uses a covariate."""
+    return _closed(text, covariates, where).text
+
+
+def _closed(text: str, covariates: Sequence[str], where: str) -> ClosedFormula:
     parsed = closed_formula(text, where)
     unknown = [v for v in parsed.variables if v not in covariates]
     if unknown:
@@ -72,7 +121,22 @@ def closed_text(text: str, covariates: Sequence[str], where: str) -> str:
             f"{where} {text!r} uses {unknown}, which are not covariates (rule: formulas are "
             f"over the declared covariates {list(covariates)})"
         )
-    return parsed.text
+    return parsed
+
+
+def _given_levels(
+    cohort: Cohort, every_level: bool, references: Sequence[tuple[str, str]]
+) -> dict[str, tuple[str, ...]]:
+    """The categoricals' levels formulaic is given: the cohort's; for ``every_level``, a
+    phantom reference first, and a reference the formula names that the cohort lacks as
+    an empty level (it has no column: its presence is no answer the design gives)."""
+    out = {v: cohort.levels[v] for v, t in cohort.covariate_types.items() if t == "categorical"}
+    if not every_level:
+        return out
+    return {
+        v: tuple(dict.fromkeys((PHANTOM, *lv, *(r for u, r in references if u == v))))
+        for v, lv in out.items()
+    }
 
 
 def _plain(x: Any) -> Any:
@@ -150,17 +214,17 @@ class Design:
         if not cohort.covariates:
             raise DataError(f"cohort {cohort.name!r} has no covariates to build a design from")
         text = default_formula(cohort.covariates) if formula is None else formula
+        references: tuple[tuple[str, str], ...] = ()
         if closed:
-            text = closed_text(text, cohort.covariates, f"formula over cohort {cohort.name!r}")
+            parsed = _closed(text, cohort.covariates, f"formula over cohort {cohort.name!r}")
+            text, references = parsed.text, parsed.references
         if "~" in text or "|" in text:
             raise DataError(
                 f"formula {text!r} has a left-hand side or parts (rule: a right-hand side "
                 "only, such as 'age + ecog + age:sex')"
             )
         types = cohort.covariate_types
-        all_levels = {v: cohort.levels[v] for v, t in types.items() if t == "categorical"}
-        if every_level:
-            all_levels = {v: (PHANTOM, *lv) for v, lv in all_levels.items()}
+        all_levels = _given_levels(cohort, every_level, references)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
@@ -210,6 +274,11 @@ class Design:
             levels,
             cohort.name,
         )
+        frame = cohort.covariate_frame
+        self._level_counts: dict[str, dict[str, int]] | None = {
+            v: {u: int((frame[v].cast(pl.String) == u).sum()) for u in lv if u != PHANTOM}
+            for v, lv in levels.items()
+        }
         matrix = np.asarray(mm, dtype=np.float64)[:, self._keep]
         if source:
             self._check_rank(matrix)
@@ -239,10 +308,13 @@ class Design:
             )
         self._columns = tuple(names[i] for i in self._keep)
         by_index: dict[int, set[str]] = {}
+        term_of: dict[int, str] = {}
         for term, idx in self._spec.term_indices.items():
             for i in idx:
                 by_index[i] = set(self._spec.term_variables[term]) & set(used)
+                term_of[i] = str(term)
         self._column_covariates = tuple(tuple(sorted(by_index.get(i, ()))) for i in self._keep)
+        self._column_terms = tuple(term_of.get(i, names[i]) for i in self._keep)
         self._source = source
 
     @classmethod
@@ -325,6 +397,7 @@ class Design:
         design = cls.__new__(cls)
         design._setup(text, model_spec, names, used, types, levels, str(spec.get("source", "")))
         design._source_matrix = None
+        design._level_counts = None
         if list(design._columns) != [str(c) for c in spec["columns"]]:
             raise DataError(
                 f"design spec formula {text!r} gives columns {list(design._columns)}, not the "
@@ -372,6 +445,12 @@ class Design:
         return self._used
 
     @property
+    def column_terms(self) -> tuple[str, ...]:
+        """The formula term behind each design column, as formulaic writes it
+        (``I((age / 100) ** 2)``, ``C(ecog, Sum):age``)."""
+        return self._column_terms
+
+    @property
     def stateful(self) -> tuple[str, ...]:
         """Terms whose encoding depends on the data it was fitted on (``center``,
         ``scale``, splines...): their state is the source's."""
@@ -394,30 +473,40 @@ class Design:
                     return True
         return False
 
+    def column_coding(self, j: int) -> tuple[tuple[str, str, str], ...] | None:
+        """The (covariate, level, coding) triples design column ``j`` is built from
+        (:func:`read_column`: ``T`` a treatment dummy, ``S`` a sum contrast, ``I`` a
+        full-rank indicator), or ``None`` when it codes a covariate in a way that cannot
+        be read back to a level (``C()`` of a continuous covariate)."""
+        return read_column(self._columns[j], self._column_covariates[j], self._levels)
+
     def column_levels(self, j: int) -> tuple[tuple[str, str], ...]:
-        """The (covariate, level) pairs whose treatment dummies design column ``j`` is
-        built from: ``age:ecog[T.2]`` gives ``(("ecog", "2"),)``. Read from the column's
-        name (formulaic names a level ``[T.level]``) among the categorical covariates
-        behind it; a name that could be read two ways gives both pairs."""
-        col = self._columns[j]
+        """The (covariate, level) pairs design column ``j`` names, whatever its coding:
+        ``age:ecog[T.2]`` and ``C(ecog, Sum)[S.2]`` give ``(("ecog", "2"),)``; a name
+        that could be read two ways gives both pairs (:meth:`column_coding`)."""
         return tuple(
-            (v, lv)
-            for v in self._column_covariates[j]
-            if v in self._levels
-            for lv in self._levels[v]
-            if lv != PHANTOM and f"[T.{lv}]" in col
+            dict.fromkeys((v, lv) for v, lv, _ in self.column_coding(j) or () if lv != PHANTOM)
         )
+
+    @property
+    def unmapped_columns(self) -> tuple[int, ...]:
+        """Columns whose levels cannot be read back from their names (:meth:`column_coding`
+        is ``None``): the rules on levels cannot be checked on them."""
+        return tuple(j for j in range(len(self._columns)) if self.column_coding(j) is None)
+
+    @property
+    def level_counts(self) -> dict[str, dict[str, int]] | None:
+        """Patients of the cohort the design was fitted on at each level of its
+        categoricals (``None`` for a design rebuilt from a spec, without rows)."""
+        counts = self._level_counts
+        return None if counts is None else {v: dict(c) for v, c in counts.items()}
 
     @property
     def treatment_coded(self) -> bool:
         """Whether every categorical enters as 0/1 dummies against a reference level
         (formulaic's default): then a column means the same whatever levels a target has."""
-        for j, col in enumerate(self._columns):
-            cats = [v for v in self._column_covariates[j] if v in self._levels]
-            for part in col.split(":"):
-                if any(_mentions(part, v) for v in cats) and _DUMMY.match(part) is None:
-                    return False
-        return True
+        codings = [self.column_coding(j) for j in range(len(self._columns))]
+        return all(c is not None and all(code == "T" for *_, code in c) for c in codings)
 
     def covariates_of(self, columns: Sequence[int]) -> list[str]:
         """The covariates behind the design columns with these indices, sorted."""
@@ -449,7 +538,8 @@ class Design:
         ------
         DataError
             A covariate of the design is missing from the cohort or of another type, or a
-            categorical has a level the source never saw (named, with its row count).
+            categorical has a level the source never saw (named, with its row count, when it
+            has at least :data:`QUOTED_LEVEL_ROWS` rows: :func:`quoted_levels`).
         """
         missing = [v for v in self._used if v not in cohort.covariates]
         if missing:
@@ -471,11 +561,13 @@ class Design:
             unseen = sorted(set(values.unique().to_list()) - set(lv))
             if unseen:
                 counts = {u: int((values == u).sum()) for u in unseen}
+                known = self._level_counts
+                # a rare level's name is not quoted (the message may reach a log that leaves)
+                theirs = str(list(lv)) if known is None else quoted_levels(known[v])
                 raise DataError(
-                    f"covariate {v!r} of cohort {cohort.name!r} has level(s) "
-                    + ", ".join(f"{u!r} ({k} rows)" for u, k in counts.items())
-                    + f" that the source {self._source!r} never saw (rule: target levels "
-                    f"are among the source's {list(lv)})"
+                    f"covariate {v!r} of cohort {cohort.name!r} has {len(unseen)} level(s) "
+                    f"that the source {self._source!r} never saw: {quoted_levels(counts)} "
+                    f"(rule: target levels are among the source's {len(lv)}: {theirs})"
                 )
         with warnings.catch_warnings():
             warnings.simplefilter("error")

@@ -94,10 +94,12 @@ _NAMED = "C, I, center, scale, standardize, poly, bs, cr, cs, " + ", ".join(sort
 @dataclass(frozen=True)
 class ClosedFormula:
     """A formula read in the closed grammar: its text as written back from the parse
-    (what formulaic is given) and the column names it uses."""
+    (what formulaic is given), the column names it uses, and the reference levels its
+    treatment contrasts name as strings, ``(covariate, level)``."""
 
     text: str
     variables: tuple[str, ...]
+    references: tuple[tuple[str, str], ...] = ()
 
 
 def closed_formula(text: object, where: str = "formula") -> ClosedFormula:
@@ -131,7 +133,9 @@ def closed_formula(text: object, where: str = "formula") -> ClosedFormula:
         parser.fail(parser.peek(), "is not expected here (rule: terms joined by +, : or *)")
     if not parser.variables:
         raise DataError(f"{where} {text!r} names no covariate (rule: a right-hand side)")
-    return ClosedFormula(out, tuple(dict.fromkeys(parser.variables)))
+    return ClosedFormula(
+        out, tuple(dict.fromkeys(parser.variables)), tuple(dict.fromkeys(parser.references))
+    )
 
 
 class _Parser:
@@ -154,6 +158,7 @@ class _Parser:
         self.i = 0
         self.depth = 0
         self.variables: list[str] = []
+        self.references: list[tuple[str, str]] = []
 
     # -- tokens -----------------------------------------------------------------------------
     def peek(self) -> tuple[str, str, int] | None:
@@ -307,6 +312,8 @@ class _Parser:
             self.fail(level, "where a reference level (a quoted string or number) was expected")
         self.i += 1
         self.take(")")
+        if level[0] == "string":  # type: ignore[index]
+            self.references.append((self.variables[-1], level[1][1:-1]))  # type: ignore[index]
         return f", {name}({key}{level[1]})"  # type: ignore[index]
 
     def keywords(self, kinds: dict[str, str], positional: tuple[str, ...]) -> str:

@@ -20,11 +20,12 @@ import numpy as np
 import polars as pl
 
 from transport.cohort import Cohort
-from transport.design import Design, closed_text
+from transport.design import Design, closed_text, quoted_levels
 from transport.exceptions import DataError
 
 __all__ = [
     "DOMINANCE_DEPTH",
+    "FEW_VALUES",
     "SCHEMA",
     "SCHEMA_VERSION",
     "TargetSummary",
@@ -35,18 +36,34 @@ __all__ = [
 SCHEMA = "transport.TargetSummary"
 SCHEMA_VERSION = 1
 
+#: A design column with at most this many distinct values, or a continuous covariate
+#: with at most ``max(FEW_VALUES, 2m + 1)`` behind ``m`` columns, releases its mean and SD
+#: only with ``min_cell`` patients at each value (rule ``few_values``): n, the mean and the
+#: SD are three equations in the counts of its values, whose whole, non-negative
+#: solutions can be one when the values are few and uneven (four lab values: steps of
+#: hundreds of patients between solutions, so a rare value's count is exact).
+FEW_VALUES = 10
+
 #: How many of the largest contributions to each design column's mean and SD the
 #: dominance rules can look at (the policy's ``dominance_n`` is at most this).
 DOMINANCE_DEPTH = 10
 
 
 def check_summary_design(design: Design) -> None:
-    """A design a summary can describe: no stateful transforms, treatment coding only.
+    """A design a summary can describe: columns whose levels the release gate can read
+    back (``level_coding``), no stateful transforms, treatment coding only.
 
     Both make a column's values depend on the data the design is fitted on (a mean, the
     set or order of levels), so the target's summary and the source's design would give
     the same name to different columns.
     """
+    if design.unmapped_columns:
+        raise DataError(
+            f"formula {design.formula!r} codes covariate(s) "
+            f"{design.covariates_of(design.unmapped_columns)} in columns whose levels cannot "
+            "be read back from their names (C() of a continuous covariate names its values; "
+            "rule: level_coding); code it with a categorical covariate"
+        )
     if design.stateful:
         raise DataError(
             f"formula {design.formula!r} uses stateful transforms {design.stateful} whose "
@@ -151,23 +168,29 @@ def concentration(X: np.ndarray) -> np.ndarray:
 
 def value_cells(design: Design, cohort: Cohort, X: np.ndarray) -> list[int | None]:
     """Per design column, the fewest patients at one of its values when the released
-    moments determine how many patients have each value (rule ``few_values``), else
-    ``None``: a column with at most three distinct values (``n``, its mean and its SD are
-    three equations in their counts: a 0/1/3-coded covariate typed continuous), and the
-    ``m`` columns built from one continuous covariate alone when it has at most ``2m +
-    1`` distinct values (``age + I(age ** 2)`` of a 0-3 score: their means and SDs are
-    ``2m`` equations more). Computed where the rows are, never released."""
+    moments may determine how many patients have each value (rule ``few_values``), else
+    ``None``: a column with at most :data:`FEW_VALUES` distinct values (``n``, its mean
+    and its SD are three equations in their counts: exact for a 0/1/3-coded covariate
+    typed continuous, and often one whole solution for four or more uneven values), and
+    the ``m`` columns built from one continuous covariate alone when it has at most
+    ``max(FEW_VALUES, 2m + 1)`` distinct values (``age + I(age ** 2)`` of a 0-3 score:
+    their means and SDs are ``2m`` equations more). Computed where the rows are, never
+    released.
+
+    Known limits: a column of more than :data:`FEW_VALUES` values is not checked; its
+    counts are a lattice of dimension at least 8, but values chosen to be far apart
+    could still leave one solution."""
     out: list[int | None] = []
     for j in range(X.shape[1]):
         counts = np.unique(X[:, j], return_counts=True)[1]
-        out.append(int(counts.min()) if 0 < counts.size <= 3 else None)
+        out.append(int(counts.min()) if 0 < counts.size <= FEW_VALUES else None)
     frame = cohort.covariate_frame
     for v in design.covariates:
         if v in design.levels:
             continue
         cols = [j for j in range(X.shape[1]) if design.covariates_of([j]) == [v]]
         counts = np.unique(frame[v].to_numpy(), return_counts=True)[1]
-        if cols and counts.size <= 2 * len(cols) + 1:
+        if cols and counts.size <= max(FEW_VALUES, 2 * len(cols) + 1):
             for j in cols:
                 own = out[j]
                 out[j] = int(counts.min()) if own is None else min(int(counts.min()), own)
@@ -443,15 +466,14 @@ class TargetSummary:
             # a level withheld by the release gate (nan share) has patients, too few to say
             unseen = {u: s for u, s in shares.items() if u not in lv and not s <= 0}
             if unseen:
+                # a withheld share (nan) is rare: quoted_levels names none below its floor
+                rows = {u: 0 if math.isnan(s) else round(s * self.n) for u, s in unseen.items()}
+                known = design.level_counts
+                theirs = str(list(lv)) if known is None else quoted_levels(known[v])
                 raise DataError(
-                    f"covariate {v!r} of target summary {self.name!r} has level(s) "
-                    + ", ".join(
-                        f"{u!r} ({'a withheld number of' if math.isnan(s) else round(s * self.n)}"
-                        " rows)"
-                        for u, s in unseen.items()
-                    )
-                    + f" that the source never saw (rule: target levels are among the "
-                    f"source's {list(lv)})"
+                    f"covariate {v!r} of target summary {self.name!r} has {len(rows)} "
+                    f"level(s) that the source never saw: {quoted_levels(rows)} (rule: "
+                    f"target levels are among the source's {len(lv)}: {theirs})"
                 )
         index = {c: i for i, c in enumerate(self.columns)}
         mean = np.zeros(len(design.columns))

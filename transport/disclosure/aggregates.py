@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from transport.design import read_column
 from transport.disclosure.record import Release
 from transport.exceptions import DisclosureError
 from transport.policy import (
@@ -25,6 +26,8 @@ from transport.policy import (
     refuse_small_cohorts,
     refuse_small_ess,
     refuse_steep_formula,
+    refuse_unmapped,
+    steep_columns,
     top_share,
     unnamed_columns,
     weight_quantiles,
@@ -73,6 +76,13 @@ def _check_summary(obj: TargetSummary, policy: Policy, record: Release) -> None:
     record.check_formula(obj.formula, list(obj.types), where)
     continuous = [v for v, t in obj.types.items() if t == "continuous"]
     refuse_steep_formula(obj.formula, continuous, where)
+    unmapped = [c for c in obj.columns if read_column(c, list(obj.types), obj.levels) is None]
+    if unmapped:
+        raise DisclosureError(
+            f"{len(unmapped)} design column(s) of {where} code levels the gate cannot read "
+            "back to a covariate's levels (rule: level_coding); C() of a continuous "
+            "covariate names its values: code it as a categorical covariate"
+        )
     if obj.counts is None or obj.concentration is None or obj.value_cells is None:
         raise DisclosureError(
             f"{where} carries no per-column counts and contributions (it was released "
@@ -241,9 +251,11 @@ _BALANCE_VALUES = ("mean_source", "mean_source_weighted", "mean_target", "smd_be
 
 
 def release_weights(obj: Weights, policy: Policy, record: Release) -> None:
-    """``weights_balance.csv`` with the rows :func:`~transport.policy.balance_withheld`
-    and :func:`~transport.policy.balance_dominated` name withheld and those naming a
-    small level dropped (:func:`~transport.policy.unnamed_columns`), and
+    """``weights_balance.csv`` with the rows :func:`~transport.policy.steep_columns`,
+    :func:`~transport.policy.balance_withheld` and
+    :func:`~transport.policy.balance_dominated` name withheld and those naming a small
+    level dropped (:func:`~transport.policy.unnamed_columns`; a design whose columns'
+    levels cannot be read back is refused, rule ``level_coding``), and
     ``weights.json``: ESS and the weight quantiles the cell rule allows. Weights whose
     effective sample size is below :attr:`Policy.ess_floor` are refused (rule
     ``min_ess``): their weighted means are a few patients' values."""
@@ -251,16 +263,25 @@ def release_weights(obj: Weights, policy: Policy, record: Release) -> None:
     where = f"weights of {obj.source!r}"
     record.check_names(list(design.covariates), where)
     record.check_names(list(design.columns), where)
-    X = design.source_matrix
-    refuse_free_text(design.levels, design_level_counts(design, X), policy, where)
+    refuse_unmapped(design, where)
+    refuse_free_text(design.levels, design_level_counts(design), policy, where)
     n, nt = obj.n, int(obj.target_n)
     refuse_small_cohorts([(obj.source, n), (obj.target, nt)], policy)
     refuse_small_ess(obj.values, policy, f"{obj.source!r} -> {obj.target!r}")
     table = obj.balance()
     cols = {c: table[c].to_list() for c in table.columns}
-    hidden = {col: ("min_cell", why) for col, why in balance_withheld(obj, policy).items()}
+    # the plan chose the formula: a steep term's means, either cohort's, are its pick
+    hidden = {
+        design.columns[j]: ("steep_transform", f"its term has {why}, chosen by the plan")
+        for j, why in steep_columns(design).items()
+    }
+    hidden |= {
+        col: ("min_cell", why)
+        for col, why in balance_withheld(obj, policy).items()
+        if col not in hidden
+    }
     hidden |= {col: f for col, f in balance_dominated(obj, policy).items() if col not in hidden}
-    unnamed = unnamed_columns(design, np.count_nonzero(X, axis=0), policy)
+    unnamed = unnamed_columns(design, policy)
     for j, col in enumerate(design.columns):
         if col in hidden:
             for c in _BALANCE_VALUES:

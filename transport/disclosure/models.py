@@ -35,6 +35,7 @@ from transport.policy import (
     refuse_forbidden_levels,
     refuse_free_text,
     refuse_small_cohorts,
+    refuse_unmapped,
     rounded_at_least,
     transported_curve,
     transported_precision,
@@ -53,6 +54,7 @@ def release_model(obj: ShippedModel, policy: Policy, record: Release) -> None:
     record.check_names(list(obj.design.columns), where)
     record.check_formula(obj.design.formula, obj.design.covariates, where)
     refuse_forbidden_levels(obj.design.levels, policy, f"the {where}")
+    refuse_unmapped(obj.design, f"the {where}")
     counts = obj.level_counts or {}
     refuse_free_text(
         obj.design.levels,

@@ -66,9 +66,14 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
     A level with fewer than ``min_cell`` patients is pooled into a generic level
     (``"other"``, :func:`pooled_name`) whose share obeys the cell rule; the pooled
     levels' names and design columns are never released (a target summary), a balance
-    row naming one is dropped (:func:`unnamed_columns`), a shipped model with one is
+    row naming one is dropped (:func:`unnamed_columns`, whatever the coding: treatment
+    dummies, sum contrasts, indicators in an interaction), a shipped model with one is
     refused (:func:`check_model`: the model was fitted on the level, so the gate cannot
     pool it; merge levels before fitting).
+``level_coding``
+    A design with a column whose levels cannot be read back from its name (``C()`` of a
+    continuous covariate names its values) is refused (:func:`refuse_unmapped`): the
+    level rules could not be checked on it.
 ``dominance``, ``p_percent``
     A design column's mean and SD are withheld (a summary) or its model refused (a
     shipped model) when a few patients dominate them (:func:`dominance_rule`).
@@ -77,11 +82,13 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
     :data:`MAX_GROWTH` in the covariates, without ``exp``, poles, tails kept by a
     comparison, or thresholds a domain (``log(age - 97)``) or an overflow would set
     (:func:`refuse_steep_formula`): the dominance rules bound shares in the released
-    column's own scale, which a steep transform chooses.
+    column's own scale, which a steep transform chooses. A weighting's balance rows of
+    such a term are withheld alike (:func:`steep_columns`): the plan chose its formula.
 ``few_values``
-    A continuous column whose released moments give away how many patients have each
-    of its values (at most three values, say a 0/1/3 code) needs ``min_cell`` patients
-    at each, else its mean and SD are withheld.
+    A continuous column whose released moments may give away how many patients have
+    each of its values (at most :data:`~transport.summary.FEW_VALUES` values, say a lab
+    value measured on four levels) needs ``min_cell`` patients at each, else its mean
+    and SD are withheld.
 
 Every rule's name, with what it protects, is in :data:`RULES`.
 
@@ -99,12 +106,14 @@ from transport.policy.audit import (
 from transport.policy.cells import (
     AGGREGATE_STATE,
     QUANTILES,
+    LevelColumns,
     balance_dominated,
     balance_withheld,
     cells_to_hide,
     check_model,
     column_rule,
     dominance_rule,
+    level_columns,
     level_dummies,
     released_count,
     top_share,
@@ -129,6 +138,7 @@ from transport.policy.growth import (
     MAX_GROWTH,
     formula_growth,
     refuse_steep_formula,
+    steep_columns,
 )
 from transport.policy.levels import (
     POOLED_LEVEL,
@@ -136,6 +146,7 @@ from transport.policy.levels import (
     free_text_reason,
     pooled_name,
     refuse_free_text,
+    refuse_unmapped,
     unnamed_columns,
 )
 from transport.policy.settings import (
@@ -185,6 +196,7 @@ __all__ = [
     "SUMMARY_KEYS",
     "TIGHTER",
     "WITHHELD_KEYS",
+    "LevelColumns",
     "Policy",
     "Withhold",
     "audit_release",
@@ -210,6 +222,7 @@ __all__ = [
     "guard_timed_rows",
     "guard_transported",
     "guard_weighted_rows",
+    "level_columns",
     "level_dummies",
     "life_table_of",
     "outward",
@@ -220,6 +233,7 @@ __all__ = [
     "refuse_small_cohorts",
     "refuse_small_ess",
     "refuse_steep_formula",
+    "refuse_unmapped",
     "released_count",
     "released_counts",
     "risk_set_ess",
@@ -227,6 +241,7 @@ __all__ = [
     "round_to_precision",
     "rounded_at_least",
     "rounding_slack",
+    "steep_columns",
     "top_share",
     "transported_curve",
     "transported_precision",

@@ -4,7 +4,8 @@ complements, weight quantiles, balance rows, shipped models' cells."""
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,12 +17,14 @@ from transport.summary import concentration
 __all__ = [
     "AGGREGATE_STATE",
     "QUANTILES",
+    "LevelColumns",
     "balance_dominated",
     "balance_withheld",
     "cells_to_hide",
     "check_model",
     "column_rule",
     "dominance_rule",
+    "level_columns",
     "level_dummies",
     "released_count",
     "top_share",
@@ -55,26 +58,67 @@ def cells_to_hide(cells: list[float | None], min_cell: int) -> list[int]:
     return sorted(hidden)
 
 
-_DUMMY = re.compile(r"^(.*)\[T\.(.*)\]$")
+@dataclass(frozen=True)
+class LevelColumns:
+    """A categorical's main-effect columns that cover every level but one, the
+    ``reference`` (whose share is recoverable from theirs), by ``coding``: ``"T"``
+    treatment dummies (a column's mean is its level's share) or ``"S"`` sum contrasts
+    (1 at the level, -1 at the reference: a column's mean is its level's share less the
+    reference's, its SD gives their sum). ``columns`` maps the other levels, in level
+    order, to their column indices."""
+
+    coding: str
+    reference: str
+    columns: dict[str, int]
+
+    def shares(self, means: Sequence[float]) -> list[float]:
+        """The shares of the reference and then of each other level, from the columns'
+        ``means`` (in the order of :attr:`columns`)."""
+        m = [float(x) for x in means]
+        if self.coding == "T":
+            return [1.0 - sum(m), *m]
+        ref = (1.0 - sum(m)) / (len(m) + 1)
+        return [ref, *(x + ref for x in m)]
+
+    def withheld(self, hidden: Sequence[int]) -> list[int]:
+        """The columns to withhold when the cells ``hidden`` (indices into
+        :meth:`shares`' order, 0 the reference) are: their own, and under sum coding
+        every column when the reference is hidden (each column's mean and SD give the
+        reference's share)."""
+        cols = list(self.columns.values())
+        if self.coding == "S" and 0 in hidden:
+            return cols
+        return [cols[i - 1] for i in hidden if i > 0]
+
+
+def level_columns(design: Any) -> dict[str, LevelColumns]:
+    """Per categorical covariate of a :class:`~transport.Design`, its main-effect columns
+    of one coding (:meth:`~transport.Design.column_coding`: treatment dummies or sum
+    contrasts) when they cover every level but one, whatever formulaic names them:
+    ``grade[T.b]``, ``C(grade, Treatment('b'))[T.a]``, ``C(grade, Sum)[S.a]``."""
+    out: dict[str, LevelColumns] = {}
+    for v, levels in design.levels.items():
+        by_code: dict[str, dict[str, int]] = {}
+        for j, col in enumerate(design.columns):
+            coding = design.column_coding(j)
+            if ":" in col or not coding or len(coding) != 1 or design.covariates_of([j]) != [v]:
+                continue
+            _, lv, code = coding[0]
+            by_code.setdefault(code, {}).setdefault(lv, j)
+        for code, found in by_code.items():
+            rest = [lv for lv in levels if lv not in found]
+            if code in ("T", "S") and len(rest) == 1 and len(found) == len(levels) - 1:
+                ordered = {lv: found[lv] for lv in levels if lv in found}
+                out[v] = LevelColumns(code, rest[0], ordered)
+    return out
 
 
 def level_dummies(design: Any) -> dict[str, list[int]]:
     """Per categorical covariate of a :class:`~transport.Design`, the indices of its
-    main-effect treatment dummies when they cover every level but one (the reference,
-    which has no column but whose share is 1 minus theirs), whatever formulaic names
-    them: ``grade[T.b]``, ``C(grade)[T.b]``, ``C(grade, Treatment('b'))[T.a]``."""
-    out: dict[str, list[int]] = {}
-    for v, levels in design.levels.items():
-        by_level: dict[str, int] = {}
-        for j, col in enumerate(design.columns):
-            match = _DUMMY.match(col)
-            if ":" in col or match is None or design.covariates_of([j]) != [v]:
-                continue
-            if match.group(2) in levels and match.group(2) not in by_level:
-                by_level[match.group(2)] = j
-        if len(by_level) == len(levels) - 1:
-            out[v] = [by_level[lv] for lv in levels if lv in by_level]
-    return out
+    main-effect level columns (treatment dummies or sum contrasts) when they cover every
+    level but one (the reference, which has no column but whose share follows from
+    theirs): :func:`level_columns`."""
+    return {v: list(lc.columns.values()) for v, lc in level_columns(design).items()}
 
 
 def released_count(x: float | None, policy: Policy) -> int | None:
@@ -128,16 +172,22 @@ def balance_withheld(weights: Any, policy: Policy) -> dict[str, str]:
                 + ("the source" if bad_s else "the target")
                 + ("" if kt is not None else " (an interaction: its target count is unknown)")
             )
-    for idx in level_dummies(design).values():
-        for m, k in ((n, [int(counts[j]) for j in idx]), (nt, [target_counts[j] for j in idx])):
-            cells: list[float | None] = [float(m - sum(k)), *map(float, k)]
-            for i in cells_to_hide(cells, policy.min_cell):
-                if i > 0:
-                    out.setdefault(
-                        design.columns[idx[i - 1]],
-                        f"its covariate has a level with fewer than {policy.min_cell} "
-                        "patients, recoverable by subtraction from this one",
-                    )
+    mean_s = X.mean(axis=0)
+    for lc in level_columns(design).values():
+        idx = list(lc.columns.values())
+        for m, means in ((n, mean_s[idx]), (nt, np.asarray(weights.target_mean)[idx])):
+            cells: list[float | None] = [round(s * m) for s in lc.shares(means.tolist())]
+            for j in lc.withheld(cells_to_hide(cells, policy.min_cell)):
+                out.setdefault(
+                    design.columns[j],
+                    f"its covariate has a level with fewer than {policy.min_cell} "
+                    "patients, recoverable by subtraction from this one"
+                    + (
+                        "; a sum contrast gives the reference's share too"
+                        if lc.coding == "S"
+                        else ""
+                    ),
+                )
     return out
 
 
@@ -246,9 +296,9 @@ def check_model(obj: Any, policy: Policy, where: str) -> None:
         )
     for v, counts in obj.level_counts.items():
         small = [lv for lv, c in counts.items() if c < policy.min_cell]
-        if small:
+        if small:  # counted, not named: a rare level's name is what must not leave
             raise DisclosureError(
-                f"covariate {v!r} of the {where} has level(s) {small} with fewer than "
+                f"covariate {v!r} of the {where} has {len(small)} level(s) with fewer than "
                 f"{policy.min_cell} source patients (rule: min_cell): merge them with other "
                 "levels (or drop the rows, logged) before fitting"
             )

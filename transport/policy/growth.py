@@ -28,10 +28,17 @@ import ast
 import math
 import re
 from collections.abc import Collection
+from typing import Any
 
 from transport.exceptions import DisclosureError
 
-__all__ = ["MAX_CONSTANT", "MAX_GROWTH", "formula_growth", "refuse_steep_formula"]
+__all__ = [
+    "MAX_CONSTANT",
+    "MAX_GROWTH",
+    "formula_growth",
+    "refuse_steep_formula",
+    "steep_columns",
+]
 
 #: Highest polynomial degree of a term of a summary formula in the continuous covariates.
 MAX_GROWTH = 2.0
@@ -188,3 +195,23 @@ def refuse_steep_formula(text: str, continuous: Collection[str], where: str) -> 
                 "thresholds, so that no transform makes one patient's value dominate a "
                 "released mean or SD"
             )
+
+
+def steep_columns(design: Any) -> dict[int, str]:
+    """Columns of a :class:`~transport.Design` whose term the module docstring excludes
+    (:func:`formula_growth` of each of :attr:`~transport.Design.column_terms`), and why:
+    where a design's means are released for the rows of a cohort whose formula another
+    environment chose (a weighting's balance table, source and target alike), the same
+    ``steep_transform`` rule withholds them that refuses such a summary formula. A term
+    the rule cannot read (a formulaic construct outside the closed grammar) counts as
+    steep."""
+    continuous = [v for v in design.covariates if v not in design.levels]
+    why: dict[str, str] = {}
+    for term in dict.fromkeys(design.column_terms):
+        try:
+            found = [w for _, _, w in formula_growth(term, continuous) if w]
+        except (SyntaxError, ValueError):
+            found = ["a construct the rule does not know"]
+        if found:
+            why[term] = found[0]
+    return {j: why[t] for j, t in enumerate(design.column_terms) if t in why}

@@ -1,7 +1,10 @@
 """The rules on categorical levels, whose names are released as text: a column whose
 levels read as free text is refused (``free_text_levels``), and a level with fewer than
 ``min_cell`` patients is pooled into a generic one whose name says nothing (``min_cell``),
-so that no one-off string ("John Smith 943 476 5919 refused chemo") leaves as a name."""
+so that no one-off string ("John Smith 943 476 5919 refused chemo") leaves as a name.
+Design columns are read back to their levels whatever their coding (treatment dummies,
+sum contrasts, indicators: :meth:`~transport.Design.column_coding`), and a design with a
+column that cannot be is refused (``level_coding``), so that no coding slips past."""
 
 from __future__ import annotations
 
@@ -9,10 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from transport.exceptions import DisclosureError
-from transport.policy.cells import level_dummies
 from transport.policy.settings import Policy
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "free_text_reason",
     "pooled_name",
     "refuse_free_text",
+    "refuse_unmapped",
     "unnamed_columns",
 ]
 
@@ -41,8 +42,9 @@ FREE_TEXT_MAX_WORDS = 5
 #: notes, names).
 FREE_TEXT_SINGLETON_SHARE = 0.25
 FREE_TEXT_MIN_SINGLETONS = 3
-#: A person's title before a capitalised word ("Dr Who", "seen by Mrs. Jones").
-_TITLE = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Sir|Dame)\.?\s+[A-Z]")
+#: A person's title, in any case, before a word (a letter of any alphabet) after a dot
+#: or a space: "Dr Who", "seen by Mrs. Jones", "Dr.Smith", "DR JONES", "dr jones", "Dr Øst".
+_TITLE = re.compile(r"\b(?:dr|mr|mrs|ms|miss|mx|prof|sir|dame)(?:\.\s*|\s+)[^\W\d_]", re.IGNORECASE)
 #: The generic name of the level that pools a covariate's small levels.
 POOLED_LEVEL = "other"
 
@@ -51,14 +53,16 @@ def free_text_reason(levels: Sequence[str], counts: Sequence[float] | None = Non
     """Why a categorical's levels read as free text (rule ``free_text_levels``), or
     ``None``: a level longer than :data:`FREE_TEXT_MAX_LENGTH` characters, with more than
     :data:`FREE_TEXT_MAX_DIGITS` digits or :data:`FREE_TEXT_MAX_WORDS` words, or with a
-    person's title before a name (``Dr Who``, ``seen by Mrs. Jones``); or, with the
+    person's title before a name, in any case and alphabet (``Dr Who``, ``seen by Mrs.
+    Jones``, ``Dr.Smith``, ``DR JONES``, ``Dr Øst``); or, with the
     level ``counts``, at least :data:`FREE_TEXT_MIN_SINGLETONS` levels and
     :data:`FREE_TEXT_SINGLETON_SHARE` of them held by one patient each. The reason names
     no level (the level is what must not leave).
 
     Known limits: a free-text column whose every value is short, common and title-free
     passes (its levels are then released only with ``min_cell`` patients each); a
-    legitimate level with a long code or a date is refused (recode it)."""
+    legitimate level with a long code or a date, or one that reads as a title ("MS
+    relapsing"), is refused (recode it)."""
     for level in map(str, levels):
         if len(level) > FREE_TEXT_MAX_LENGTH:
             return f"a level of {len(level)} characters (more than {FREE_TEXT_MAX_LENGTH})"
@@ -108,29 +112,42 @@ def pooled_name(kept: Sequence[str]) -> str:
     return name
 
 
-def unnamed_columns(design: Any, counts: np.ndarray, policy: Policy) -> dict[int, str]:
+def unnamed_columns(design: Any, policy: Policy) -> dict[int, str]:
     """Design columns of a :class:`~transport.Design` whose names may not be shown, and
-    why: they name a level (``ecog[T.3]``) that fewer than ``min_cell`` of the design's
-    patients are known to have, where ``counts`` (a column's nonzero rows) bound a
-    level's patients from below by the largest count among the columns that name it."""
-    pairs = [design.column_levels(j) for j in range(len(design.columns))]
-    known: dict[tuple[str, str], float] = {}
-    for j, ps in enumerate(pairs):
-        for pair in ps:
-            known[pair] = max(known.get(pair, 0.0), float(counts[j]))
-    return {
-        j: f"it names a level with fewer than {policy.min_cell} patients"
-        for j, ps in enumerate(pairs)
-        if any(known[pair] < policy.min_cell for pair in ps)
-    }
-
-
-def design_level_counts(design: Any, X: np.ndarray) -> dict[str, list[float]]:
-    """Patients at each level of the categoricals of a :class:`~transport.Design` whose
-    main-effect dummies cover every level but the reference (:func:`level_dummies`), from
-    its matrix ``X`` (the reference's count is the rest)."""
-    out: dict[str, list[float]] = {}
-    for v, idx in level_dummies(design).items():
-        k = [float(np.count_nonzero(X[:, j])) for j in idx]
-        out[v] = [X.shape[0] - sum(k), *k]
+    why: they name a level (``ecog[T.3]``, ``C(ecog, Sum)[S.3]``, ``age:ecog[3]``:
+    :meth:`~transport.Design.column_levels`) that fewer than ``min_cell`` of the design's
+    patients have (:attr:`~transport.Design.level_counts`; every level, without them),
+    or their levels cannot be read back from their names (rule ``level_coding``:
+    :func:`refuse_unmapped`)."""
+    counts = design.level_counts
+    out = {j: "its levels cannot be read back from its name" for j in design.unmapped_columns}
+    for j in range(len(design.columns)):
+        pairs = design.column_levels(j)
+        if j not in out and any(
+            counts is None or counts[v].get(lv, 0) < policy.min_cell for v, lv in pairs
+        ):
+            out[j] = f"it names a level with fewer than {policy.min_cell} patients"
     return out
+
+
+def refuse_unmapped(design: Any, where: str) -> None:
+    """Refuse (``level_coding``) a :class:`~transport.Design` with a column whose levels
+    cannot be read back from its name (``C()`` of a continuous covariate, whose levels
+    are its values, say): the level rules could not be checked on what it releases. The
+    refusal names the covariates, never the column (which may name a value)."""
+    bad = design.unmapped_columns
+    if bad:
+        raise DisclosureError(
+            f"{len(bad)} design column(s) of {where}, of covariate(s) "
+            f"{design.covariates_of(bad)}, code levels the gate cannot read back to one of "
+            "the covariate's levels (rule: level_coding); C() of a continuous covariate "
+            "names its values: code it as a categorical covariate"
+        )
+
+
+def design_level_counts(design: Any) -> dict[str, list[float]]:
+    """Patients at each level of the categoricals of a :class:`~transport.Design`, in
+    level order (:attr:`~transport.Design.level_counts`: the cohort it was fitted on),
+    whatever the coding of their columns; empty for a design rebuilt without rows."""
+    counts = design.level_counts or {}
+    return {v: [float(k) for k in c.values()] for v, c in counts.items()}

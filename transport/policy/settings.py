@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,9 @@ __all__ = [
 
 
 #: Name tokens that mark a column's role as one that must never be released. A column
-#: name is split into lower-case tokens at non-alphanumerics and camelCase boundaries.
+#: name is split into lower-case tokens at non-alphanumerics and camelCase boundaries; a
+#: token, two adjacent tokens run together (``seen_by``, ``referredBy``) or the whole
+#: name may match.
 FORBIDDEN_TOKENS: dict[str, frozenset[str]] = {
     "identifier": frozenset(
         [
@@ -83,6 +86,12 @@ FORBIDDEN_TOKENS: dict[str, frozenset[str]] = {
             "staff",
             "surgeon",
             "oncologist",
+            "attending",
+            "referrer",
+            "referring",
+            "seenby",
+            "treatedby",
+            "referredby",
         ]
     ),
     "free_text": frozenset(
@@ -126,8 +135,10 @@ RULES: dict[str, str] = {
     "dominance": "no released mean or SD is dominated by its dominance_n largest patients",
     "p_percent": "no patient's contribution to a released mean or SD can be estimated to "
     "within p_percent by another",
-    "steep_transform": "a summary formula chosen by the source keeps to low-degree "
-    "transforms, so that the dominance rules bound what it asks",
+    "steep_transform": "a formula chosen by another environment keeps to low-degree "
+    "transforms where its means are released, so that the dominance rules bound what it asks",
+    "level_coding": "every released design column that codes levels is read back to its "
+    "covariate's levels, so that the level rules apply to it",
     "few_values": "a column of few distinct values releases its moments only with "
     "min_cell patients at each value",
     "policy_floor": "no analysis or release loosens the environment's policy",
@@ -148,7 +159,8 @@ def forbidden_role(name: str, policy: Policy | None = None) -> str | None:
     """The forbidden role a column name carries under ``policy`` (``None`` if none)."""
     policy = policy or Policy()
     parts = _tokens(name)
-    tokens = set(parts)
+    # a token, two adjacent ones run together ("seen_by" as "seenby") or the whole name
+    tokens = set(parts) | {a + b for a, b in pairwise(parts)}
     joined = "".join(parts)
     if name.lower() in policy.forbidden_names or joined in policy.forbidden_names:
         return "identifier"

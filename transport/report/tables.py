@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
 import polars as pl
 
 from transport.inference import IntervalKind
@@ -30,6 +29,7 @@ from transport.policy import (
     forbidden_role,
     free_text_reason,
     released_count,
+    steep_columns,
     top_share,
     unnamed_columns,
     weight_quantiles,
@@ -273,18 +273,22 @@ def withheld_columns(w: Weights, policy: Policy) -> dict[str, str]:
     judges weights diagnostics: ``"forbidden:<role>"`` (the row is dropped, name and
     all) for a column built from a covariate with a forbidden role or whose levels read
     as free text (``forbidden:free_text``); ``"unnamed:min_cell"`` (dropped too) for a
-    column naming a level with fewer than ``min_cell`` source patients; ``"min_cell"``
+    column naming a level with fewer than ``min_cell`` source patients, and
+    ``"unnamed:level_coding"`` for one whose levels cannot be read back from its name;
+    ``"steep_transform"`` (values withheld) for a term of a steep transform
+    (:func:`~transport.policy.steep_columns`: the plan chose the formula); ``"min_cell"``
     (values withheld) when fewer than ``min_cell`` patients have or lack a 0/1 column in
     either cohort, for an interaction of a continuous covariate (its target count is
     unknown), or when a categorical's small reference level could be recovered from its
     other levels' shares; ``"dominance"`` or ``"p_percent"`` (values withheld) when a
     few source patients dominate the column's mean."""
     design = w.design
-    X = design.source_matrix
     small = balance_withheld(w, policy)
     dominated = balance_dominated(w, policy)
-    unnamed = unnamed_columns(design, np.count_nonzero(X, axis=0), policy)
-    counts = design_level_counts(design, X)
+    unnamed = unnamed_columns(design, policy)
+    unmapped = set(design.unmapped_columns)
+    steep = steep_columns(design)
+    counts = design_level_counts(design)
     free_text = {
         v
         for v, lv in design.levels.items()
@@ -300,7 +304,9 @@ def withheld_columns(w: Weights, policy: Policy) -> dict[str, str]:
         if role is not None:
             out[col] = f"forbidden:{role}"
         elif j in unnamed:
-            out[col] = "unnamed:min_cell"
+            out[col] = "unnamed:" + ("level_coding" if j in unmapped else "min_cell")
+        elif j in steep:
+            out[col] = "steep_transform"
         elif col in small:
             out[col] = "min_cell"
         elif col in dominated:
