@@ -4,18 +4,23 @@ recompute its hashes, point the manifest outside the directory, weaken the manif
 policy or its suppression list, or loosen the environment's policy from a plan. Each
 asserts that the edited release or the loosened policy is refused.
 
-The keys and cohorts are fixed (the synthetic cohorts are seeded data; no randomness)."""
+The keys and cohorts are fixed (the synthetic cohorts are seeded data; the planted
+cohorts are drawn with a fixed seed)."""
 
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -23,7 +28,10 @@ import transport as tp
 from transport import disclosure as dc
 from transport import manifest as manifests
 from transport.cli.plan import policy_from_plan
-from transport.policy import RULES, TIGHTER
+from transport.disclosure.curves import release_curve
+from transport.disclosure.gate import HANDLERS
+from transport.disclosure.record import Release
+from transport.policy import FILE_SCHEMAS, RELEASE_FILES, RULES, TIGHTER
 from transport.policy.audit import exits_floor, risk_set_floor
 
 KEY = "release-key-of-the-target-environment-0123"  # 42 bytes
@@ -261,6 +269,279 @@ def test_every_kind_of_release_edited_after_the_gate_is_refused(
     keyed.setenv(manifests.KEY_ENV, KEY)
     with pytest.raises(tp.DisclosureError, match="release_signature"):
         dc.verify(d)
+
+
+# -- class 8: fields the gate never writes, smuggled past an unkeyed verify ------------------
+def cohort_of(frame: pl.DataFrame, name: str, covariates: list[str]) -> tp.Cohort:
+    return tp.Cohort(frame, time="days", event="dead", covariates=covariates, name=name)
+
+
+def _rows(frame: pl.DataFrame) -> str:
+    return frame.head(40).write_csv()
+
+
+def _edit_manifest(d: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    m = json.loads((d / "manifest.json").read_text())
+    change(m)
+    (d / "manifest.json").write_text(json.dumps(m, indent=2))
+
+
+def _edit_json(d: Path, name: str, change: Callable[[dict[str, Any]], None]) -> None:
+    data = json.loads((d / name).read_text())
+    change(data)
+    (d / name).write_text(json.dumps(data, indent=2))
+
+
+def _rename_covariate(old: str, new: str) -> Callable[[dict[str, Any]], None]:
+    def change(s: dict[str, Any]) -> None:
+        s["covariates"] = {(new if k == old else k): v for k, v in s["covariates"].items()}
+        s["columns"] = [c.replace(old, new) for c in s["columns"]]
+        s["formula"] = s["formula"].replace(old, new)
+        if s.get("column_levels"):
+            s["column_levels"] = [[[new if v == old else v, lv] for v, lv in pairs]
+                                  for pairs in s["column_levels"]]  # fmt: skip
+
+    return change
+
+
+SMUGGLE = {
+    # patient rows in a field of the manifest the gate writes as {name, version}
+    "manifest_package_rows": (
+        "curve",
+        lambda d, f: _edit_manifest(d, lambda m: m["package"].update(rows=_rows(f))),
+    ),
+    # a column the gate never writes, one value per released row
+    "curve_csv_patient_id": (
+        "curve",
+        lambda d, f: (
+            pl.read_csv(d / "survival_curve.csv")
+            .pipe(
+                lambda c: c.with_columns(
+                    pl.Series(
+                        "patient_id",
+                        [f"P{i:04d} age {a:.2f}" for i, a in enumerate(f["age"][: c.height])],
+                    )
+                )
+            )
+            .write_csv(d / "survival_curve.csv")
+        ),
+    ),
+    # a key the gate never writes, holding the rows
+    "curve_json_patients": (
+        "curve",
+        lambda d, f: _edit_json(
+            d, "survival_curve.json", lambda j: j.update(patients=f.head(60).to_dicts())
+        ),
+    ),
+    "summary_covariate_values": (
+        "summary",
+        lambda d, f: _edit_json(
+            d,
+            "target_summary.json",
+            lambda j: j["covariates"]["age"].update(values=f["age"].to_list()),
+        ),
+    ),
+    # a level the free_text_levels rule refuses at the gate
+    "summary_free_text_level": (
+        "summary",
+        lambda d, f: _edit_json(
+            d,
+            "target_summary.json",
+            lambda j: j["covariates"]["grp"].update(
+                levels=["a", "b", "John Smith 943 476 5919 refused chemo"]
+            ),
+        ),
+    ),
+    # a covariate the forbidden_column rule refuses at the gate
+    "summary_identifier_column": (
+        "summary",
+        lambda d, f: _edit_json(d, "target_summary.json", _rename_covariate("grp", "nhs_number")),
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(SMUGGLE))
+def test_an_unkeyed_verify_refuses_what_the_gate_never_writes(
+    edit: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the red team: without the key, verify checked the manifest's own fields
+    and the numbers under known count names, but not the released files' fields nor the
+    rules that do not bear on counts. Forty patient rows in the manifest's ``package``, a
+    ``patient_id`` column in the curve CSV, a ``patients`` key in its JSON, every age
+    under a summary covariate, a free-text level, a covariate renamed ``nhs_number``:
+    each passed ``transport release verify`` as "signature: not checked". Each is now
+    refused by ``release_schema`` (with the gate's own name rule where one applies)."""
+    monkeypatch.delenv(manifests.KEY_ENV, raising=False)
+    monkeypatch.delenv("TRANSPORT_POLICY", raising=False)
+    rng = np.random.default_rng(23)
+    n = 300
+    frame = pl.DataFrame({
+        "days": rng.exponential(500, n).round() + 1, "dead": rng.integers(0, 2, n),
+        "age": rng.normal(61, 9, n), "grp": rng.choice(["a", "b", "c"], n),
+    })  # fmt: skip
+    c = cohort_of(frame, "X", ["age", "grp"])
+    kind, change = SMUGGLE[edit]
+    obj = tp.kaplan_meier(c) if kind == "curve" else tp.TargetSummary.from_cohort(c)
+    d = tmp_path / "release"
+    dc.release(obj, d)
+    change(d, frame)
+    rehash(d)
+    with pytest.raises(tp.DisclosureError, match="release_") as err:
+        dc.verify(d)
+    print(f"{edit}: {err.value}")
+
+
+# The same channels in every other kind of release, from other cohorts: what each edit
+# smuggles, and the text that must never appear in the refusal.
+ROWS = "P0001,61.23,1,244\nP0002,73.90,0,1203\nP0003,58.41,1,87\n" * 14
+NOTE = "John Smith 943 476 5919 refused chemo"
+
+
+def _csv_column(name: str, column: str) -> Callable[[Path], None]:
+    def change(d: Path) -> None:
+        frame = pl.read_csv(d / name)
+        values = [f"{ROWS[:30]} {i}" for i in range(frame.height)]
+        frame.with_columns(pl.Series(column, values)).write_csv(d / name)
+
+    return change
+
+
+def _csv_cell(name: str, column: str, value: str) -> Callable[[Path], None]:
+    def change(d: Path) -> None:
+        frame = pl.read_csv(d / name)
+        cells = frame[column].cast(pl.String).to_list()
+        cells[0] = value
+        frame.with_columns(pl.Series(column, cells)).write_csv(d / name)
+
+    return change
+
+
+def _json(name: str, change: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+    return lambda d: _edit_json(d, name, change)
+
+
+def _duplicate_key(name: str, key: str) -> Callable[[Path], None]:
+    """The rows under a key written twice: a JSON reader keeps the second, the gate's."""
+
+    def change(d: Path) -> None:
+        text = (d / name).read_text()
+        (d / name).write_text(text.replace(f'\n  "{key}":', f'\n  "{key}": {json.dumps(ROWS)},'
+                                           f'\n  "{key}":', 1))  # fmt: skip
+
+    return change
+
+
+def _levels(data: dict[str, Any]) -> None:
+    var = next(iter(data["design"]["levels"]))
+    data["design"]["levels"][var] = [*data["design"]["levels"][var][:-1], NOTE]
+
+
+OTHER_SMUGGLE: dict[str, tuple[str, Callable[[Path], None], str]] = {
+    # (kind released, the edit, the rule the refusal must name)
+    "result_summary_column": (
+        "TransportResult", _csv_column("transport_summary.csv", "notes"), "release_schema"),
+    "result_json_rows": (
+        "TransportResult", _json("transport_result.json", lambda j: j.update(rows=ROWS)),
+        "release_schema"),
+    "result_ci_method_rows": (
+        "TransportResult", _csv_cell("transport_summary.csv", "ci_method", ROWS),
+        "release_schema"),
+    "result_curve_label": (
+        "TransportResult", _csv_cell("transport_curves.csv", "curve", NOTE), "release_schema"),
+    "weights_identifier_row": (
+        "Weights", _csv_cell("weights_balance.csv", "covariate", "patient_id"),
+        "forbidden_column"),
+    "weights_extreme_quantile": (  # the smallest weight, which the gate withholds
+        "Weights",
+        _json("weights.json", lambda j: j["normalised_weight_quantiles"].update(q00=0.0123)),
+        "release_schema"),
+    "model_design_rows": (
+        "ShippedModel", _json("shipped_model.json", lambda j: j["design"].update(rows=ROWS)),
+        "release_schema"),
+    "model_free_text_level": (
+        "ShippedModel", _json("shipped_model.json", _levels), "free_text_levels"),
+    "model_duplicate_key": (
+        "ShippedModel", _duplicate_key("shipped_model.json", "source"), "release_schema"),
+    "model_number_as_text": (
+        "ShippedModel", _json("shipped_model.json", lambda j: j["coef"].__setitem__(0, ROWS)),
+        "release_schema"),
+    "model_coef_csv_column": (
+        "ShippedModel", _csv_column("shipped_model_coef.csv", "patient"), "release_schema"),
+    "shipped_curves_column": (
+        "ShippedResult", _csv_column("shipped_curves.csv", "mrn"), "release_schema"),
+    "shipped_json_rows": (
+        "ShippedResult", _json("shipped_result.json", lambda j: j.update(patients=ROWS)),
+        "release_schema"),
+    "manifest_why_rows": (
+        "ShippedResult",
+        lambda d: _edit_manifest(d, lambda m: m["suppressed"][0].update(why=ROWS)),
+        "release_schema"),
+    "manifest_policy_name_rows": (
+        "Weights", lambda d: _edit_manifest(d, lambda m: m["policy"].update(name=ROWS)),
+        "release_manifest"),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=["JP", "DE"])
+def releases(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One release of every kind (US source, a ``params`` target), the gate's defaults."""
+    root = tmp_path_factory.mktemp(f"releases-{request.param}")
+    us, target = tp.datasets.load_synthetic("US"), tp.datasets.load_synthetic(request.param)
+    res = tp.transport(us, target, method="aipw", times=[365.25, 730.5], tau=730.5,
+                       margin=0.05)  # fmt: skip
+    dc.release(res, root / "TransportResult")
+    dc.release(res.weights, root / "Weights")
+    model = tp.ShippedModel.fit(us, "age + sex + ecog", n_boot=4, seed=3)
+    dc.release(model, root / "ShippedModel")
+    shipped = tp.ShippedModel.from_release(root / "ShippedModel")
+    dc.release(shipped.apply(target, times=[365.25], seed=4), root / "ShippedResult")
+    return root
+
+
+@pytest.mark.parametrize("edit", sorted(OTHER_SMUGGLE))
+def test_no_kind_of_release_carries_what_the_gate_never_writes(
+    edit: str, releases: Path, tmp_path: Path, unkeyed: pytest.MonkeyPatch
+) -> None:
+    """The red team's channels in the other kinds of release: a column, a key or a
+    duplicate key holding rows, rows in a note the gate writes (``ci_method``, a withheld
+    item's ``why``, the policy's name), an identifier as a balance row, a free-text level
+    in a shipped design, a quantile the gate withholds. Each is refused naming the file,
+    the key or column and the rule, never the smuggled text."""
+    kind, change, rule = OTHER_SMUGGLE[edit]
+    d = tmp_path / kind
+    shutil.copytree(releases / kind, d)
+    assert dc.verify(d).signature == "not checked"  # the gate's own release passes
+    change(d)
+    rehash(d)
+    with pytest.raises(tp.DisclosureError, match=rule) as err:
+        dc.verify(d)
+    text = str(err.value)
+    print(f"{edit}: {text}")
+    assert "release_" in text
+    for secret in ("P0001", "61.23", "John Smith", "5919"):
+        assert secret not in text
+
+
+def test_the_gate_checks_what_it_writes_against_the_same_table(
+    tmp_path: Path, unkeyed: pytest.MonkeyPatch
+) -> None:
+    """The table of layouts is the gate's as well as verification's: every kind the gate
+    releases has its entry, and a handler that wrote a key, a column or a file the table
+    does not list would fail at write time (nothing written), not at the reader's."""
+    assert {kind for kind, _ in HANDLERS.values()} == set(FILE_SCHEMAS) == set(RELEASE_FILES)
+    cohort = tp.datasets.load_synthetic("UK")
+    for extra in ("key", "column"):
+        record = Release(dc.Policy(), "SurvivalCurve", "UK")
+        release_curve(tp.kaplan_meier(cohort), dc.Policy(), record)
+        if extra == "key":
+            info = json.loads(record.files["survival_curve.json"])
+            record.add_json("survival_curve.json", {**info, "median": 1.0})
+        else:
+            frame = pl.read_csv(io.BytesIO(record.files["survival_curve.csv"]))
+            record.add_csv("survival_curve.csv", frame.with_columns(pl.lit(1.0).alias("x")))
+        with pytest.raises(RuntimeError, match="FILE_SCHEMAS"):
+            record.write(tmp_path / extra, overwrite=False)
+        assert not (tmp_path / extra).exists()
 
 
 def test_a_plan_reads_a_summary_release_only_once_verified(

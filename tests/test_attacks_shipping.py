@@ -329,7 +329,7 @@ def test_forged_bootstrap_refits_do_not_count_patients(
 
     try:
         model = tp.ShippedModel.from_release(forge(released, tmp_path / "f", edit))
-    except tp.DataError as exc:
+    except (tp.DataError, tp.DisclosureError) as exc:  # the reader's, or the audit's layout
         print(f"refused: {str(exc)[:160]}")
         return
     res = apply_and_release(model, planted(name), tmp_path / "res", times=model.grid[:60], seed=1)

@@ -67,6 +67,7 @@ __all__ = [
     "json_safe",
     "listed",
     "release_key",
+    "rendered",
     "signature",
     "verify",
     "write",
@@ -115,10 +116,14 @@ def entries(root: Path, paths: Iterable[Path] | None = None) -> list[dict[str, A
     return [entry(str(p.relative_to(root)), p.read_bytes()) for p in files]
 
 
+def rendered(manifest: Mapping[str, Any], *, indent: int = 2) -> bytes:
+    """``manifest`` as :func:`write` writes it."""
+    return (json.dumps(manifest, indent=indent, allow_nan=False) + "\n").encode()
+
+
 def write(directory: Path, manifest: dict[str, Any], *, indent: int = 2) -> None:
     """Write ``manifest`` as ``directory/manifest.json``."""
-    text = json.dumps(manifest, indent=indent, allow_nan=False) + "\n"
-    (directory / MANIFEST).write_text(text)
+    (directory / MANIFEST).write_bytes(rendered(manifest, indent=indent))
 
 
 def listed(directory: Path, schema: str | None = None) -> set[str] | None:

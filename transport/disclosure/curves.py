@@ -10,6 +10,7 @@ import polars as pl
 from transport.disclosure.record import Release
 from transport.exceptions import DisclosureError
 from transport.policy import (
+    CURVE_ESTIMATE,
     Policy,
     Withhold,
     coarsen_km,
@@ -63,7 +64,7 @@ def release_curve(obj: SurvivalCurve, policy: Policy, record: Release) -> None:
         {
             "name": obj.name,
             "time_unit": obj.time_unit,
-            "estimate": "actuarial (life-table) estimate on the released grid",
+            "estimate": CURVE_ESTIMATE,
             "conf_type": obj.conf_type,
             "conf_level": obj.conf_level,
             "n": policy.round_count(n),

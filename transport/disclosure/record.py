@@ -16,7 +16,13 @@ from transport._version import __version__
 from transport.design import closed_text
 from transport.exceptions import DataError, DisclosureError
 from transport.manifest import json_safe
-from transport.policy import RELEASE_FILES, Policy, refuse_forbidden
+from transport.policy import (
+    RELEASE_FILES,
+    Policy,
+    SchemaMismatch,
+    check_release,
+    refuse_forbidden,
+)
 
 __all__ = ["Release", "prepare_directory"]
 
@@ -72,11 +78,7 @@ class Release:
                 "transport.policy.RELEASE_FILES with the handler"
             )
         key = manifests.release_key(self.policy.signing_key_file)  # before anything is written
-        prepare_directory(directory, overwrite)
-        entries = []
-        for filename, payload in self.files.items():
-            (directory / filename).write_bytes(payload)
-            entries.append(manifests.entry(filename, payload))
+        entries = [manifests.entry(name, payload) for name, payload in self.files.items()]
         manifest: dict[str, Any] = {
             "schema": manifests.RELEASE_SCHEMA,
             "version": 1,
@@ -87,6 +89,10 @@ class Release:
             "files": entries,
             "suppressed": self.suppressed,
         }
+        self.check_layout(manifest)
+        prepare_directory(directory, overwrite)
+        for filename, payload in self.files.items():
+            (directory / filename).write_bytes(payload)
         if key is not None:
             written = json.loads(json.dumps(manifest, allow_nan=False))  # as it reads back
             hashes = {e["file"]: e["sha256"] for e in entries}
@@ -94,6 +100,20 @@ class Release:
             manifest["signature"] = {"algorithm": manifests.SIGNATURE_ALGORITHM, "value": value}
         manifests.write(directory, manifest)
         return manifest
+
+    def check_layout(self, manifest: dict[str, Any]) -> None:
+        """What the gate writes is what verification expects: each file and the manifest
+        laid out as :data:`transport.policy.FILE_SCHEMAS` says (rule ``release_schema``),
+        its names under the gate's name rules. A layout the table does not describe is
+        the gate's own bug (``RuntimeError``); a name the rules refuse is refused here too
+        (``DisclosureError``), whichever handler missed it."""
+        try:
+            check_release(self.kind, self.files, manifests.rendered(manifest), self.policy)
+        except SchemaMismatch as exc:
+            raise RuntimeError(
+                f"the gate wrote a {self.kind} release that verification refuses: {exc}; "
+                "update transport.policy.FILE_SCHEMAS with the handler"
+            ) from None
 
 
 def prepare_directory(directory: Path, overwrite: bool) -> None:

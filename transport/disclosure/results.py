@@ -12,6 +12,7 @@ from transport.disclosure.curves import transported_on_grid
 from transport.disclosure.record import Release
 from transport.exceptions import DisclosureError
 from transport.policy import (
+    PRECISION_NOTE,
     Policy,
     Withhold,
     coarsen_km,
@@ -25,16 +26,6 @@ from transport.result import TransportResult
 from transport.survival import SurvivalCurve
 
 __all__ = ["PRECISION_NOTE", "guard_result_summary", "release_result"]
-
-#: What ``transport_result.json`` says of the ``precision`` column of its curves.
-PRECISION_NOTE = (
-    "transported rows: S(t) rounded to a multiple of the row's precision (at least "
-    "round_to / n_risk and, a reweighted curve's, the largest share of a weighted risk "
-    "set's weight one patient carries up to the row), its SE to a "
-    "tenth of it, its limits computed from the two; a null precision: the life table of "
-    "the row's released counts (naive, observed, an unweighted transported curve) or, "
-    "when the policy rounds no count, unrounded"
-)
 
 
 def release_result(obj: TransportResult, policy: Policy, record: Release) -> None:

@@ -48,6 +48,12 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
     unchanged, the manifest's fields, rules and policy as the gate writes them, the
     released counts consistent with that policy, and (with the environment's key) the
     keyed signature (:func:`verify_release`, :func:`audit_release`).
+``release_schema``
+    Every released file and the manifest have exactly the keys, columns, types and
+    strings the gate writes for them (one table, :data:`FILE_SCHEMAS`, which the gate
+    checks what it writes against too), and every released name passes the gate's
+    ``forbidden_column``, ``free_text_levels`` and ``formula_closed`` rules
+    (:func:`check_release`).
 
 ``model_bounds``
     A shipped model applied in the target spreads its linear predictor over the
@@ -101,6 +107,7 @@ from transport.policy.audit import (
     RELEASE_FILES,
     WITHHELD_KEYS,
     audit_release,
+    audit_schema,
     verify_release,
 )
 from transport.policy.cells import (
@@ -115,10 +122,12 @@ from transport.policy.cells import (
     dominance_rule,
     level_columns,
     level_dummies,
+    quantile_key,
     released_count,
     top_share,
     weight_quantiles,
 )
+from transport.policy.conform import SchemaMismatch, check_release
 from transport.policy.curves import (
     MEDIAN_BASES,
     SUMMARY_KEYS,
@@ -149,8 +158,17 @@ from transport.policy.levels import (
     refuse_unmapped,
     unnamed_columns,
 )
+from transport.policy.schema import (
+    CURVE_ESTIMATE,
+    FILE_SCHEMAS,
+    MANIFEST_SCHEMA,
+    MAX_NOTE,
+    PRECISION_NOTE,
+)
 from transport.policy.settings import (
     FORBIDDEN_TOKENS,
+    MAX_LABEL,
+    MAX_PATH,
     POLICY_ENV,
     RULES,
     TIGHTER,
@@ -183,13 +201,20 @@ from transport.policy.weighted import (
 __all__ = [
     "AGGREGATE_STATE",
     "COUNTS",
+    "CURVE_ESTIMATE",
+    "FILE_SCHEMAS",
     "FORBIDDEN_TOKENS",
+    "MANIFEST_SCHEMA",
     "MAX_CONSTANT",
     "MAX_GROWTH",
+    "MAX_LABEL",
+    "MAX_NOTE",
+    "MAX_PATH",
     "MEDIAN_BASES",
     "POLICY_ENV",
     "POOLED_LEVEL",
     "PRECISION_FLOOR",
+    "PRECISION_NOTE",
     "QUANTILES",
     "RELEASE_FILES",
     "RULES",
@@ -198,13 +223,16 @@ __all__ = [
     "WITHHELD_KEYS",
     "LevelColumns",
     "Policy",
+    "SchemaMismatch",
     "Withhold",
     "audit_release",
+    "audit_schema",
     "balance_dominated",
     "balance_withheld",
     "cells_to_hide",
     "check_log_hazard_spread",
     "check_model",
+    "check_release",
     "coarsen_km",
     "column_rule",
     "curve_grid_counts",
@@ -227,6 +255,7 @@ __all__ = [
     "life_table_of",
     "outward",
     "pooled_name",
+    "quantile_key",
     "refuse_forbidden",
     "refuse_forbidden_levels",
     "refuse_free_text",

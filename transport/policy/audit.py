@@ -9,6 +9,10 @@ well, by the rules it names:
     The manifest's policy is a valid :class:`~transport.policy.Policy`; each withheld
     item names a known rule (:data:`~transport.policy.RULES`); the files are exactly those
     the gate writes for the manifest's object (:data:`RELEASE_FILES`).
+``release_schema``
+    Every released file and the manifest hold exactly the keys (at every level), columns,
+    types and strings the gate writes for them (:mod:`transport.policy.schema`), and every
+    released name passes the gate's name rules (:func:`audit_schema`).
 ``release_counts``
     The released numbers are consistent with the stated policy, checked by the name of
     the column (CSV) or key (JSON) that holds them, whatever the file (:data:`COUNTS`):
@@ -44,7 +48,9 @@ import polars as pl
 
 from transport.cohort import TIME_UNITS
 from transport.exceptions import DisclosureError
-from transport.manifest import Verified, release_key, verify
+from transport.manifest import MANIFEST, Verified, release_key, verify
+from transport.policy.conform import check_release
+from transport.policy.schema import RELEASE_FILES
 from transport.policy.settings import RULES, Policy, floor_policy
 
 __all__ = [
@@ -52,22 +58,9 @@ __all__ = [
     "RELEASE_FILES",
     "WITHHELD_KEYS",
     "audit_release",
+    "audit_schema",
     "verify_release",
 ]
-
-#: The files the gate writes for each kind of object (the manifest's ``object``).
-RELEASE_FILES: dict[str, frozenset[str]] = {
-    "TargetSummary": frozenset({"target_summary.json"}),
-    "SurvivalCurve": frozenset({"survival_curve.csv", "survival_curve.json"}),
-    "Weights": frozenset({"weights_balance.csv", "weights.json"}),
-    "TransportResult": frozenset(
-        {"transport_summary.csv", "transport_curves.csv", "transport_result.json"}
-    ),
-    "ShippedModel": frozenset({"shipped_model.json", "shipped_model_coef.csv"}),
-    "ShippedResult": frozenset(
-        {"shipped_summary.csv", "shipped_curves.csv", "shipped_result.json"}
-    ),
-}
 
 #: The columns (CSV) and keys (JSON) that hold released patient counts, by what the gate
 #: requires of them: ``cohort`` (a cohort's size: at least ``min_cell``, rounded or
@@ -116,7 +109,8 @@ def verify_release(
 
 def audit_release(directory: str | Path, manifest: Mapping[str, Any]) -> Policy:
     """Audit the content of a verified release directory against the policy its manifest
-    states (rules ``release_manifest``, ``release_counts``); returns that policy."""
+    states (rules ``release_manifest``, ``release_counts``, ``release_schema``); returns
+    that policy."""
     directory = Path(directory)
     try:
         policy = Policy.from_dict(manifest["policy"], "the manifest's policy")
@@ -137,7 +131,17 @@ def audit_release(directory: str | Path, manifest: Mapping[str, Any]) -> Policy:
         top = doc if isinstance(doc, dict) else {}
         for where, node in _nodes(name, doc):
             _check_node(where, node, top, policy, step)
+    audit_schema(directory, kind, files, policy)
     return policy
+
+
+def audit_schema(directory: Path, kind: str, files: set[str], policy: Policy) -> None:
+    """Rule ``release_schema``: every released file and the manifest laid out exactly as
+    the gate writes them (:func:`~transport.policy.conform.check_release`, against the
+    table :data:`~transport.policy.schema.FILE_SCHEMAS`), their names under the gate's
+    name rules."""
+    payloads = {name: (directory / name).read_bytes() for name in sorted(files)}
+    check_release(kind, payloads, (directory / MANIFEST).read_bytes(), policy)
 
 
 def _refuse(what: str, rule: str = "release_manifest") -> DisclosureError:

@@ -26,6 +26,7 @@ __all__ = [
     "dominance_rule",
     "level_columns",
     "level_dummies",
+    "quantile_key",
     "released_count",
     "top_share",
     "weight_quantiles",
@@ -127,14 +128,17 @@ def released_count(x: float | None, policy: Policy) -> int | None:
     return None if x is None or x < policy.min_cell else policy.round_count(x)
 
 
+def quantile_key(q: float) -> str:
+    """The released name of quantile ``q`` (``0.05`` -> ``"q05"``)."""
+    return f"q{round(100 * q):02d}"
+
+
 def weight_quantiles(w: np.ndarray, policy: Policy) -> dict[str, float | None]:
     """Quantiles ``q01`` ... ``q99`` of weights ``w``, each only where at least
     ``min_cell`` rows lie beyond it (the extreme ones are one patient's values)."""
     n = w.size
     return {
-        f"q{round(100 * q):02d}": float(np.quantile(w, q))
-        if min(q, 1 - q) * n >= policy.min_cell
-        else None
+        quantile_key(q): float(np.quantile(w, q)) if min(q, 1 - q) * n >= policy.min_cell else None
         for q in QUANTILES
     }
 

@@ -23,6 +23,8 @@ from transport.summary import DOMINANCE_DEPTH
 
 __all__ = [
     "FORBIDDEN_TOKENS",
+    "MAX_LABEL",
+    "MAX_PATH",
     "POLICY_ENV",
     "RULES",
     "TIGHTER",
@@ -147,7 +149,16 @@ RULES: dict[str, str] = {
     "release_hash": "every released file is listed and unchanged (SHA-256)",
     "release_signature": "with the environment's key: the release is as its gate signed it",
     "release_counts": "released counts agree with the stated policy",
+    "release_schema": "each released file has exactly the keys, columns, types and names "
+    "the gate writes for it",
 }
+
+#: The longest label a manifest carries: a policy's ``name``, each of its
+#: ``forbidden_names``, the package's version (rule ``release_schema``: a manifest's
+#: strings are short).
+MAX_LABEL = 80
+#: The longest ``signing_key_file`` path a policy (and so a manifest) carries.
+MAX_PATH = 4096
 
 
 def _tokens(name: str) -> list[str]:
@@ -220,9 +231,11 @@ class Policy:
         Roles whose columns are refused: any of ``"identifier"``, ``"practice"``,
         ``"physician"``, ``"free_text"``.
     forbidden_names
-        Further column names (lower case) this environment treats as identifiers.
+        Further column names (lower case) this environment treats as identifiers, each
+        at most :data:`MAX_LABEL` characters.
     name
-        A label for the manifest.
+        A label for the manifest, at most :data:`MAX_LABEL` characters (a manifest
+        carries only short strings: rule ``release_schema``).
     signing_key_file
         A file holding this environment's release key (at least 16 bytes): the gate signs
         every manifest with it (HMAC-SHA256) and :func:`transport.disclosure.verify`
@@ -292,14 +305,31 @@ class Policy:
                     f"{getattr(self, key)!r} (write [{getattr(self, key)!r}])"
                 )
         key_file = self.signing_key_file
-        if key_file is not None and (not isinstance(key_file, str) or not key_file.strip()):
+        if key_file is not None and (
+            not isinstance(key_file, str) or not key_file.strip() or len(key_file) > MAX_PATH
+        ):
             raise ValueError(
-                f"Policy 'signing_key_file' must be a file path or None; got {key_file!r}"
+                f"Policy 'signing_key_file' must be a file path (at most {MAX_PATH} "
+                "characters) or None"
             )
+        self._check_labels()
         object.__setattr__(self, "forbidden_roles", tuple(self.forbidden_roles))
         object.__setattr__(
             self, "forbidden_names", tuple(str(x).lower() for x in self.forbidden_names)
         )
+
+    def _check_labels(self) -> None:
+        """``name`` and each of ``forbidden_names`` a string of at most ``MAX_LABEL``
+        characters (the value is not shown: it may be what does not fit)."""
+        labels = [("name", self.name)]
+        if not isinstance(self.forbidden_names, str):
+            labels += [("forbidden_names", str(x)) for x in self.forbidden_names]
+        for key, x in labels:
+            if not isinstance(x, str) or len(x) > MAX_LABEL:
+                raise ValueError(
+                    f"Policy {key!r} must hold strings of at most {MAX_LABEL} characters; got "
+                    f"a {type(x).__name__}" + (f" of {len(x)}" if isinstance(x, str) else "")
+                )
 
     def _check_dominance(self) -> None:
         """``dominance_n`` in 1..DOMINANCE_DEPTH, ``0 < dominance_k <= 1``,
