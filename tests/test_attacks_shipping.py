@@ -8,6 +8,10 @@ Class 2: a crafted shipped model probes the target. The partner edits a released
 applies it and releases the result. The secret is the target's oldest patient's age
 (planted, unknown to the partner) and the number of its patients above an age.
 
+Class 1: a shipped model makes the target compute for ever. A number in the file sizes
+the target's work (the bootstrap's ``n_boot``, a spline's knots); each attack runs in a
+child process with a time and memory limit, so that a regression fails in seconds.
+
 Class 7: a released bootstrap rebuilds the source's rows. With the seed's entropy and
 the per-replicate refits, every resample's counts can be regenerated and the refits
 regressed on them, giving each source row's influence on the model.
@@ -17,7 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +40,7 @@ from transport.inference import child_seeds, resample_counts
 from transport.survival._cox import fit_cox
 from transport.survival._pwexp import fit_pwexp
 
+ROOT = Path(tp.__file__).resolve().parent.parent
 SECRET_AGE = 93.4  # the planted oldest target patient (the next oldest are 90)
 STEP = 30.4375
 
@@ -442,3 +451,104 @@ def test_a_released_bootstrap_cannot_regenerate_its_resamples(
     assert np.all(
         summ["transported_ci_lower"].to_numpy()[rows] < summ["transported"].to_numpy()[rows]
     )
+
+
+# -- class 1: a shipped model makes the target compute for ever --------------------------------
+def child(code: str, timeout: float, memory_gb: float) -> tuple[str, str]:
+    """Run ``code`` in a fresh interpreter with this checkout's package, at most
+    ``memory_gb`` of address space and ``timeout`` seconds: ``("ok", output)`` when it
+    finished and exited 0, else ``("timeout" | "failed", output)``."""
+    prelude = f"import resource\nlimit = int({memory_gb} * 2**30)\n"
+    prelude += "resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", prelude + textwrap.dedent(code)],
+            capture_output=True, text=True, timeout=timeout, env=env, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return "timeout", f"still running after {timeout:g} s"
+    return ("ok" if done.returncode == 0 else "failed"), done.stdout + done.stderr[-1500:]
+
+
+APPLY = """
+    import transport as tp
+    try:
+        model = tp.ShippedModel.{read}({path!r})
+        model.apply(tp.datasets.load_synthetic({target!r}), times=[365.25], seed=5)
+        print("applied")
+    except (tp.DataError, tp.DisclosureError) as exc:
+        print("refused:", str(exc)[:300])
+"""
+
+
+@pytest.fixture(scope="module")
+def released_boot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A legitimate US model of age and sex with 4 bootstrap refits, released."""
+    out = tmp_path_factory.mktemp("boot") / "model"
+    us = tp.datasets.load_synthetic("US")
+    dc.release(tp.ShippedModel.fit(us, "age + sex", n_boot=4, seed=11), out)
+    return out
+
+
+@pytest.mark.parametrize(("n_boot", "target"), [(10**9, "JP"), (10**6, "DE"), (10_001, "UK")])
+def test_a_shipped_bootstrap_cannot_demand_endless_replicates_of_the_target(
+    n_boot: int, target: str, released_boot: Path, tmp_path: Path
+) -> None:
+    """A released model's bootstrap summary states ``n_boot``, and the target ran that
+    many replicates of its own rows when it applied the model (checked only to be at
+    least 2): edited to 10**9 (one number, the hashes recomputed), it spawned a billion
+    seeds and would run for days (200 replicates take 0.3 s). The target must refuse a
+    number beyond MAX_SHIPPED_BOOT where it reads the model."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["bootstrap"]["n_boot"] = n_boot
+
+    forged = forge(released_boot, tmp_path / "forged", edit)
+    code = APPLY.format(read="from_release", path=str(forged), target=target)
+    status, out = child(code, timeout=90.0, memory_gb=3.0)
+    print(f"n_boot {n_boot} in {target}: {status}: {out[:300]}")
+    assert status == "ok" and "refused:" in out, f"{status}: {out[-600:]}"
+    assert "n_boot" in out and "rule: bootstrap_summary" in out
+
+
+def spline_model(path: Path, formula: str, knots: int) -> Path:
+    """A model of ``formula`` (a spline of age, and sex) whose design state lists
+    ``knots`` knots between the source's bounds, written where the target reads it."""
+    us = tp.datasets.load_synthetic("US")
+    data = json.loads(json.dumps(tp.ShippedModel.fit(us, "bs(age, df=4) + sex").to_dict()))
+    spec = tp.Design(us, formula, closed=True, source=False).to_dict()
+    assert len(spec["columns"]) == len(data["names"])  # the same coefficients fit it
+    data["design"], data["names"] = spec, spec["columns"]
+    state = next(iter(spec["transform_state"].values()))
+    lo, hi = state["lower_bound"], state["upper_bound"]
+    inner = np.linspace(lo + 0.01, hi - 0.01, knots).tolist()
+    state["knots"] = [lo] * 4 + inner + [hi] * 4 if formula.startswith("bs") else [lo, *inner, hi]
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("formula", "knots", "target"),
+    [
+        ("bs(age, df=4) + sex", 400_000, "JP"),
+        ("cr(age, df=4) + sex", 200_000, "DE"),
+        ("bs(age, df=4) + sex", 160, "UK"),  # just past MAX_STATE
+        ("cs(age, df=4) + sex", 3, "JP"),  # one knot more than the formula gives
+    ],
+)
+def test_a_shipped_spline_state_cannot_demand_a_huge_basis(
+    formula: str, knots: int, target: str, tmp_path: Path
+) -> None:
+    """A shipped design carries the source's state of its stateful transforms, and the
+    target used it as it came: a ``bs(age, df=4)`` model whose state lists 400,000
+    knots (an 8 MB file) made the target build an n x 400,000 basis (800 target rows:
+    2.6 GB) before formulaic noticed that the columns disagree with the spec (and raised
+    its own error, not a DataError). The state must be checked where the model is
+    read, against the keys, kinds and sizes its formula gives."""
+    path = spline_model(tmp_path / "model.json", formula, knots)
+    code = APPLY.format(read="from_json", path=str(path), target=target)
+    status, out = child(code, timeout=120.0, memory_gb=2.0)
+    print(f"{formula} with {knots} knots in {target}: {status}: {out[:300]}")
+    assert status == "ok" and "refused:" in out, f"{status}: {out[-600:]}"
+    assert "rule: transform_state" in out and formula.split(" +")[0] in out

@@ -24,7 +24,7 @@ from scipy.linalg import qr
 
 from transport.cohort import Cohort
 from transport.exceptions import DataError
-from transport.formula import closed_formula
+from transport.formula import check_transform_state, closed_formula
 
 __all__ = ["Design"]
 
@@ -86,6 +86,25 @@ def _plain(x: Any) -> Any:
     if isinstance(x, np.floating):
         return float(x)
     return x
+
+
+def _shipped_state(state: Any, model_spec: Any, text: str) -> Mapping[str, Any]:
+    """The source's transform state of a shipped spec, checked before formulaic uses it
+    (rule ``transform_state``, :func:`~transport.formula.check_transform_state`): one
+    entry per stateful transform of the formula, each of the structure formulaic writes
+    for it on the placeholder rows, so of the formula's sizes and so its columns (which
+    :meth:`Design.from_dict` then checks against the spec's)."""
+    expected = {str(k): v for k, v in model_spec.transform_state.items() if v}
+    if not isinstance(state, Mapping) or set(state) != set(expected):
+        got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+        raise DataError(
+            f"design spec of {text!r} carries the state of transforms {got}, but "
+            f"its formula has {sorted(expected)} (rule: the source's "
+            "state of every stateful transform travels with the spec)"
+        )
+    for term, want in expected.items():
+        check_transform_state(term, state[term], want)
+    return state
 
 
 class Design:
@@ -264,7 +283,10 @@ class Design:
             ``spec`` lacks a key, its formula is outside the closed grammar or uses a name
             that is not one of its covariates, or it does not give back its columns (an
             encoding that depends on the source's values, such as ``C()`` of a continuous
-            covariate, cannot be rebuilt from levels).
+            covariate, cannot be rebuilt from levels), or the state of a transform is not
+            of the keys, kinds and sizes the formula gives it (rule ``transform_state``:
+            a crafted spline state of 400,000 knots would make :meth:`matrix` build a
+            basis of 400,000 columns of the target's rows).
         """
         keys = ("formula", "columns", "covariates", "types", "levels")
         missing = [k for k in keys if k not in spec]
@@ -312,13 +334,7 @@ class Design:
                 f"({type(exc).__name__}: {exc})"
             ) from None
         model_spec = mm.model_spec
-        state = spec.get("transform_state") or {}
-        if set(state) != {k for k, v in model_spec.transform_state.items() if v}:
-            raise DataError(
-                f"design spec of {text!r} carries the state of transforms {sorted(state)}, but "
-                f"its formula has {sorted(model_spec.transform_state)} (rule: the source's "
-                "state of every stateful transform travels with the spec)"
-            )
+        state = _shipped_state(spec.get("transform_state") or {}, model_spec, text)
         if state:
             model_spec = model_spec.update(transform_state={k: dict(v) for k, v in state.items()})
         names = [str(c) for c in mm.columns]

@@ -23,7 +23,7 @@ from transport.policy import (
     effective_contributors,
     verify_release,
 )
-from transport.shipping.bootstrap import BootstrapSummary
+from transport.shipping.bootstrap import MAX_SHIPPED_BOOT, BootstrapSummary, check_shipped_boot
 from transport.shipping.checks import log_hazard_spread, number_problems, shape_problems
 from transport.shipping.codec import MODEL_FILE, model_fields, model_to_dict
 from transport.shipping.result import ShippedResult
@@ -192,6 +192,8 @@ class ShippedModel:
             raise DataError(
                 f"shipped model of {self.source!r} is inconsistent: " + "; ".join(problems)
             )
+        if self.n_boot:  # the target runs this many replicates of its rows
+            check_shipped_boot(self.n_boot, f"shipped model of {self.source!r}")
         if self.released and self.boot_coef is not None:
             raise DataError(
                 f"shipped model of {self.source!r} claims to be released but carries "
@@ -241,9 +243,10 @@ class ShippedModel:
             on the snapped cut points. ``time_varying`` as in the model.
         n_boot, seed, n_jobs
             Bootstrap refits on resamples of the source, shipped so that the target can
-            give intervals carrying the source model's uncertainty (0: none; otherwise at
-            least 2). Replicate ``b`` uses child ``b`` of ``SeedSequence(seed)``; the same
-            for any ``n_jobs``.
+            give intervals carrying the source model's uncertainty (0: none; otherwise 2
+            to ``MAX_SHIPPED_BOOT``, 10,000: the target runs one replicate per refit).
+            Replicate ``b`` uses child ``b`` of ``SeedSequence(seed)``; the same for any
+            ``n_jobs``.
         policy
             The :class:`~transport.disclosure.Policy` whose grid the baseline is kept on
             (release with the same policy).
@@ -267,7 +270,12 @@ class ShippedModel:
             )
         if model not in ("cox", "pwexp"):
             raise ValueError(f"The 'model' parameter must be 'cox' or 'pwexp'. Got {model!r}.")
-        check_n_boot(n_boot)
+        if check_n_boot(n_boot) > MAX_SHIPPED_BOOT:
+            raise ValueError(
+                f"The 'n_boot' parameter of ShippedModel.fit must be at most {MAX_SHIPPED_BOOT} "
+                f"(MAX_SHIPPED_BOOT: the most replicates a target runs for a shipped model). "
+                f"Got {n_boot!r}."
+            )
         if source.entry is not None:
             raise DataError(
                 f"cohort {source.name!r} has delayed entry (column {source.entry!r}; "
