@@ -353,6 +353,161 @@ def test_forged_bootstrap_refits_do_not_count_patients(
     assert guess is None or abs(guess - SECRET_AGE) > 2.0
 
 
+# -- class 2: the transported median of a crafted model ----------------------------------------
+def target_with_old(seed: int, m: int, threshold: float, n: int = 400) -> tp.Cohort:
+    """A target of ``n`` patients aged below ``threshold - 3``, except ``m`` planted ones
+    older than ``threshold`` (the secret: their number, and the oldest one's age)."""
+    rng = np.random.default_rng(seed)
+    age = np.clip(rng.normal(64, 8, n), 30, threshold - 3)
+    age[rng.choice(n, m, replace=False)] = threshold + rng.uniform(0.5, 6.0, m)
+    frame = pl.DataFrame({
+        "days": rng.exponential(700, n).round() + 1,
+        "dead": (rng.uniform(size=n) < 0.7).astype(int),
+        "age": age,
+        "sex": rng.choice(["f", "m"], n),
+    })  # fmt: skip
+    return tp.Cohort(frame, time="days", event="dead", covariates=["age", "sex"], name="T")
+
+
+def median_probe(
+    threshold: float, n_guess: float, coef: float = 9.0, top: int = 12, boot: bool = False
+) -> tuple[Callable[[dict[str, Any]], None], Callable[[Path, np.ndarray], int | None]]:
+    """The partner's model: one column ``I(age > threshold)`` with coefficient ``coef``
+    (a spread of ``coef``, under max_log_hazard_ratio) and a baseline such that the
+    patients above the threshold die at once and the others share one survival
+    ``q_k = 0.5 / (1 - f_k)`` at grid step ``k``, with ``f_k = (j + 0.5) / n`` sweeping
+    ``j`` down from ``top``: S(t_k) = (1 - m / n) q_k crosses 0.5 exactly at the step
+    where ``j = m - 1``, so the released median's grid step is the count ``m``. With
+    ``boot``, a bootstrap summary of tiny spread: the target's replicates then differ by
+    its resamples only, and the interval's limits read the count too. Returns the
+    edit and the reader (the count, from the median or a limit; ``None`` if withheld)."""
+    first = 2
+
+    def edit(data: dict[str, Any]) -> None:
+        col = f"I(age > {threshold})"
+        data["design"] = {"formula": col, "columns": [col], "covariates": ["age"],
+                          "types": {"age": "continuous"}, "levels": {}, "source": "US",
+                          "transform_state": {}}  # fmt: skip
+        data["names"], data["coef"], data["cov"] = [col], [coef], [[0.01]]
+        data["cox"]["center"] = [0.0]
+        hazard: list[float] = []
+        for k in range(len(data["grid"])):
+            j = top - (k - first)
+            if k < first:
+                hazard.append(0.01 * (k + 1))
+            elif j >= -1:
+                hazard.append(-np.log(0.5 / (1 - (j + 0.5) / n_guess)))
+            else:
+                hazard.append(hazard[-1] + 0.01)
+        data["cox"]["hazard"] = hazard
+        width = 1 + len(hazard)
+        data["bootstrap"] = None if not boot else {
+            "n_boot": 40, "failed": 0, "level": 0.95, "cov": (1e-12 * np.eye(width)).tolist(),
+            "se": [1e-6] * width, "lower": [coef, *hazard], "upper": [coef, *hazard]}  # fmt: skip
+
+    def read(res: Path, grid: np.ndarray) -> int | None:
+        summ = pl.read_csv(res / "shipped_summary.csv").filter(pl.col("estimand") == "median")
+        for col in ("transported", "transported_ci_lower", "transported_ci_upper"):
+            med = summ[col][0]
+            if med is not None and np.isfinite(med):
+                return top - (int(np.argmin(np.abs(grid - float(med)))) - first) + 1
+        return None
+
+    return edit, read
+
+
+MEDIAN_CASES = [
+    # (seed, planted count above the threshold, threshold, target policy)
+    (0, 1, 88.0, dc.Policy()),
+    (1, 2, 85.0, dc.Policy(min_cell=20, round_to=10)),
+    (2, 3, 90.0, dc.Policy(min_cell=5, round_to=1)),
+    (3, 0, 88.0, dc.Policy(min_cell=50, round_to=5, min_km_step=10)),
+    (4, 7, 86.5, dc.Policy(min_cell=15, round_to=3)),
+    (5, 4, 87.0, dc.Policy(min_cell=5, round_to=10)),
+]
+
+
+@pytest.mark.parametrize("boot", [False, True])
+@pytest.mark.parametrize(("seed", "m", "threshold", "policy"), MEDIAN_CASES)
+def test_the_transported_median_does_not_count_target_patients_above_a_threshold(
+    seed: int,
+    m: int,
+    threshold: float,
+    policy: dc.Policy,
+    boot: bool,
+    released: Path,
+    tmp_path: Path,
+) -> None:
+    """min_contributors withheld the transported S(t) rows and curve of an indicator
+    model (the few patients above the threshold are the only spread), but the
+    transported median was released, rounded to the grid, with no contributor rule. A
+    baseline sweeping the 0.5 crossing across the grid in steps of one patient turned
+    the median's grid step into the count: it read 1, 2, 3, 0 and 7 patients above the
+    threshold exactly, on every policy, with the spread (9) under max_log_hazard_ratio.
+    With a bootstrap summary, the interval's limits are read the same way."""
+    target = target_with_old(seed, m, threshold)
+    edit, read = median_probe(threshold, n_guess=400, boot=boot)
+    model = tp.ShippedModel.from_release(forge(released, tmp_path / "f", edit))
+    guess = None
+    try:
+        res = model.apply(target, times=[365.25], policy=policy, seed=3)
+        manifest = dc.release(res, tmp_path / "res", policy)
+        guess = read(tmp_path / "res", model.grid)
+        rules = {(s["item"], s["rule"]) for s in manifest["suppressed"]}
+        assert ("transported median row of the summary", "min_contributors") in rules
+    except tp.DisclosureError as exc:
+        print(f"refused: {str(exc)[:150]}")
+    print(f"seed {seed}, boot {boot}: patients above {threshold}: read as {guess} (secret {m})")
+    assert guess != m
+
+
+@pytest.mark.parametrize(("name", "threshold"), [("UK", 90.5), ("DE", 88.5), ("JP", 93.0)])
+def test_the_median_does_not_count_the_oldest_patients_of_a_synthetic_target(
+    name: str, threshold: float, released: Path, tmp_path: Path
+) -> None:
+    """The same probe on the bundled targets (the oldest planted at 93.4 years), the
+    partner guessing their size from a released count."""
+    target = planted(name)
+    truth = int(np.sum(target.to_frame()["age"].to_numpy() > threshold))
+    edit, read = median_probe(threshold, n_guess=target.n)
+    model = tp.ShippedModel.from_release(forge(released, tmp_path / "f", edit))
+    res = apply_and_release(model, target, tmp_path / "res", times=[365.25])
+    guess = None if res is None else read(res, model.grid)
+    print(f"{name}: patients above {threshold}: read as {guess} (secret {truth})")
+    assert guess != truth
+
+
+@pytest.mark.parametrize(
+    ("seed", "policy"), [(7, dc.Policy()), (8, dc.Policy(min_cell=5, round_to=1))]
+)
+def test_median_queries_do_not_bisect_the_oldest_target_age(
+    seed: int, policy: dc.Policy, released: Path, tmp_path: Path
+) -> None:
+    """The same channel, one query per threshold (each a model the partner sends): a
+    bisection on 'is anyone older than x' read the planted oldest age (92.92, as 92.89)
+    to a quarter year in 7 queries; each release was an exact count of 0 or 1 patient."""
+    target = target_with_old(seed, 1, 88.0)
+    secret = float(target.to_frame()["age"].max())  # type: ignore[arg-type]
+    lo, hi, queries = 80.0, 100.0, 0
+    while hi - lo > 0.25 and queries < 10:
+        mid = round((lo + hi) / 2, 3)
+        edit, read = median_probe(mid, n_guess=400)
+        out = tmp_path / f"q{queries}"
+        model = tp.ShippedModel.from_release(forge(released, out / "f", edit))
+        try:
+            dc.release(model.apply(target, times=[365.25], policy=policy), out / "res", policy)
+            count = read(out / "res", model.grid)
+        except tp.DisclosureError:
+            count = None
+        queries += 1
+        if count is None:
+            break
+        lo, hi = (mid, hi) if count >= 1 else (lo, mid)
+    guess = (lo + hi) / 2
+    print(f"oldest age read as {guess:.2f} in {queries} queries (secret {secret:.2f})")
+    assert abs(guess - secret) > 1.0
+
+
 # -- class 7: released bootstrap refits and seed -------------------------------------------------
 def source_cohort(n: int, seed: int) -> tp.Cohort:
     """``n`` US patients drawn with ``seed`` (the source's secret rows)."""

@@ -91,11 +91,12 @@ aggregate, is refused when the model's spread over the target exceeds the gate's
 the target has ``min_cell`` patients at risk, its S(t) and RMST rows only where the
 target's events and exits since the previous released time (from 0 for the first) are
 none or at least ``min_km_step`` (as :class:`~transport.TransportResult`), its medians
-rounded outwards to the grid (their equivalence p-value withheld), its transported S(t)
-and RMST rows only where ``min_cell`` effective target patients are behind them
+rounded outwards to the grid (their equivalence p-value withheld), its transported S(t),
+RMST and median rows only where ``min_cell`` effective target patients are behind them
 (``min_contributors``: Kish counts of the patients' predicted survivors, deaths and
 spread, computed from the target's rows when the model was applied, for the estimate and
-every replicate) and rounded (``round_to``: the expected survivors to ``round_to``, so
+every replicate; for a median, at the two knots it is read between) and S(t) and RMST
+rounded (``round_to``: the expected survivors to ``round_to``, so
 S(t) to multiples of ``round_to / n``; differences, ratios and p-values recomputed from
 the released numbers), the transported curve at the model's grid times that are released
 steps of the target's own curve, under the same two rules, and the target's observed
