@@ -12,6 +12,9 @@ Class 1: a shipped model makes the target compute for ever. A number in the file
 the target's work (the bootstrap's ``n_boot``, a spline's knots); each attack runs in a
 child process with a time and memory limit, so that a regression fails in seconds.
 
+Differencing: two models released from sources one patient apart give that patient's
+row back from their exact column means (the Cox ``center``).
+
 Class 7: a released bootstrap rebuilds the source's rows. With the seed's entropy and
 the per-replicate refits, every resample's counts can be regenerated and the refits
 regressed on them, giving each source row's influence on the model.
@@ -506,6 +509,84 @@ def test_median_queries_do_not_bisect_the_oldest_target_age(
     guess = (lo + hi) / 2
     print(f"oldest age read as {guess:.2f} in {queries} queries (secret {secret:.2f})")
     assert abs(guess - secret) > 1.0
+
+
+# -- differencing: two shipped models whose sources differ by one patient ---------------------
+def source_frame(seed: int, n: int = 400) -> pl.DataFrame:
+    """A source of ``n`` patients: age, sex and a group whose level ``c`` is rare (about
+    3%, above min_cell)."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(63, 9, n)
+    sex = rng.choice(["f", "m"], n)
+    grp = rng.choice(["a", "b", "c"], n, p=[0.6, 0.37, 0.03])
+    lp = 0.04 * (age - 63) + 0.3 * (sex == "m") + 0.2 * (grp == "b")
+    t, c = np.ceil(rng.exponential(600 * np.exp(-lp))), np.ceil(rng.uniform(200, 1500, n))
+    return pl.DataFrame({"days": np.minimum(t, c), "dead": (t <= c).astype(int),
+                         "age": age, "sex": sex, "grp": grp})  # fmt: skip
+
+
+def source_of(frame: pl.DataFrame) -> tp.Cohort:
+    return tp.Cohort(frame, time="days", event="dead", covariates=["age", "sex", "grp"], name="S")
+
+
+@pytest.mark.parametrize(
+    ("seed", "formula", "patient"),
+    [
+        (0, "age + sex", {"age": 91.3, "sex": "f", "grp": "a", "days": 14 * STEP + 3, "dead": 1}),
+        (1, "age + sex", {"age": 47.2, "sex": "m", "grp": "b", "days": 20 * STEP - 5, "dead": 1}),
+        (2, "age + sex", {"age": 78.8, "sex": "m", "grp": "a", "days": 300.0, "dead": 0}),
+        (3, "age + sex + grp", {"age": 83.1, "sex": "f", "grp": "c", "days": 500.0, "dead": 1}),
+        (4, "age * sex + grp", {"age": 35.4, "sex": "m", "grp": "c", "days": 90.0, "dead": 1}),
+    ],
+)
+def test_two_shipped_models_one_patient_apart_do_not_give_its_covariates(
+    seed: int, formula: str, patient: dict[str, Any], tmp_path: Path
+) -> None:
+    """A released Cox model carried ``cox.center``, the exact means of the source's
+    design columns (any reference point would do for the baseline). Two releases from a
+    source before and after one patient joined (n released as 400 both times) gave that
+    patient's design row as ``c_a + (n + 1)(c_b - c_a)``: age 91.3, 47.2 and 78.8 to the
+    printed digit, and sex exactly (and a rare level's dummy, whose mean moves by 1/401,
+    as surely)."""
+    before = source_frame(seed)
+    after = pl.concat([before, pl.DataFrame({k: [patient[k]] for k in before.columns})],
+                      how="vertical_relaxed")  # fmt: skip
+    rel = []
+    for k, frame in (("a", before), ("b", after)):
+        d = tmp_path / k
+        manifest = dc.release(tp.ShippedModel.fit(source_of(frame), formula), d)
+        assert "centre_lattice" in {s["rule"] for s in manifest["suppressed"]}
+        rel.append(json.loads((d / "shipped_model.json").read_text()))
+    a, b = rel
+    ca, cb = np.array(a["cox"]["center"], float), np.array(b["cox"]["center"], float)
+    row = ca + (a["n"] + 1) * (cb - ca)
+    design = tp.Design(source_of(after), formula)
+    truth = design.matrix(source_of(after.tail(1)))[0]
+    print(f"seed {seed}: recovered {row.round(3).tolist()} (secret {truth.round(3).tolist()})")
+    assert not np.all(np.abs(row - truth) <= 0.5)
+
+
+@pytest.mark.parametrize("formula", ["age + sex", "age * sex + grp", "center(age) + grp"])
+def test_a_released_model_predicts_as_the_unreleased_one(formula: str, tmp_path: Path) -> None:
+    """The centre on its lattice and the baseline (and each bootstrap refit's) moved to
+    it: the released model's marginal survival is the unreleased one's at the released
+    grid times, on every target, and its bootstrap intervals stay about as wide."""
+    model = tp.ShippedModel.fit(source_of(source_frame(9)), formula, n_boot=30, seed=2)
+    dc.release(model, tmp_path / "m")
+    back = tp.ShippedModel.from_release(tmp_path / "m")
+    assert back.center is not None and model.center is not None
+    assert not np.array_equal(back.center, model.center)
+    for name in ("UK", "DE", "JP"):
+        rows = source_frame(20 + len(name), n=300)
+        target = tp.Cohort(rows, time="days", event="dead", covariates=["age", "sex", "grp"],
+                           name=name)  # fmt: skip
+        gap = back.marginal_survival(target, back.grid) - model.marginal_survival(target, back.grid)
+        print(f"{formula} in {name}: largest difference {np.max(np.abs(gap)):.2e}")
+        assert np.max(np.abs(gap)) < 1e-10
+    target = source_of(source_frame(31, n=300))
+    se = [m.apply(target, times=[365.25], seed=4).summary()["transported_se"][0]
+          for m in (model, back)]  # fmt: skip
+    assert 0.7 < se[1] / se[0] < 1.4
 
 
 # -- class 7: released bootstrap refits and seed -------------------------------------------------

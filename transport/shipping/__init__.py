@@ -16,7 +16,8 @@ Two steps, two environments:
    of stateful transforms: :meth:`~transport.Design.from_dict` rebuilds the encoding
    without the source rows), coefficients, their covariance, and
 
-   * Cox: the baseline cumulative hazard ``H0(t)`` at the covariate means ``center``, on
+   * Cox: the baseline cumulative hazard ``H0(t)`` at the covariate means ``center``
+     (released rounded to a lattice, the baseline moved to it: rule ``centre_lattice``), on
      the policy's fixed grid (:meth:`~transport.disclosure.Policy.grid`: multiples of
      ``km_grid_step``), never at event times;
    * piecewise exponential: interior cut points **snapped to the grid** (the default cut
@@ -118,9 +119,12 @@ This is the price of the shipped model being the Cox g-formula of
 :func:`~transport.transport` and R's ``coxph`` at the grid times (a model fitted to
 grid-grouped times would be another estimator); it is the differencing the gate already
 accepts for exact S(t) and RMST: release a model once per analysis from a fixed cohort.
-The covariate means (``center``, a ``center()`` or ``scale()`` state) are exact, so with
-the rounded ``n`` they give the exact ``n`` and every level's count, each of which passed
-the cell rule (as a summary's exact shares do). The bootstrap summary's covariance and
+A Cox model's ``center`` is released on a lattice (``centre_lattice``: each design
+column's mean rounded to a power of ten at most its SD, the baseline moved to it), but a
+``center()`` or ``scale()`` state is the exact mean (and SD) of its expression: with the
+rounded ``n`` it gives the exact ``n`` and every level's count, each of which passed
+the cell rule (as a summary's exact shares do), and two models from sources one patient
+apart give that patient's value from it. The bootstrap summary's covariance and
 percentile limits come from refits each fitted on a resample in which a level may rest
 on fewer than ``min_cell`` distinct patients. A covariate typed continuous with three or
 more distinct values is not a cell (a rare value of ECOG coded 0-3 as a number is not

@@ -153,15 +153,23 @@ def on_shift(
     return out
 
 
-def summarise(model: Any, grid_index: np.ndarray) -> BootstrapSummary | None:
+def summarise(
+    model: Any, grid_index: np.ndarray, moved: np.ndarray | None = None
+) -> BootstrapSummary | None:
     """The releasable summary of a model's refits (``None`` without refits, or with
     fewer than two that succeeded): Cox, of the coefficients and the baseline at the
-    grid times ``grid_index`` (those released); piecewise exponential, of the
-    coefficients on the model's own shifts (:func:`on_shift`)."""
+    grid times ``grid_index`` (those released), each refit's baseline moved by ``moved``
+    (the released centre less the model's: ``H0_b exp(beta_b' moved)``, its own
+    predictions unchanged); piecewise exponential, of the coefficients on the model's
+    own shifts (:func:`on_shift`)."""
     if model.boot_coef is None or model.boot_extra is None:
         return None
     if model.kind == "cox":
-        return BootstrapSummary.from_replicates(model.boot_coef, model.boot_extra[:, grid_index])
+        extra = model.boot_extra[:, grid_index]
+        if moved is not None:
+            with np.errstate(invalid="ignore"):  # a failed refit stays a row of nan
+                extra = extra * np.exp(model.boot_coef @ moved)[:, None]
+        return BootstrapSummary.from_replicates(model.boot_coef, extra)
     p = len(model.design.columns)
     coef = on_shift(model.boot_coef, model.boot_extra, model.shift, p, model.time_varying)
     return BootstrapSummary.from_replicates(coef, np.zeros((coef.shape[0], 0)))
