@@ -8,6 +8,13 @@ Class 2: a crafted shipped model probes the target. The partner edits a released
 applies it and releases the result. The secret is the target's oldest patient's age
 (planted, unknown to the partner) and the number of its patients above an age.
 
+Class 1: a shipped model makes the target compute for ever. A number in the file sizes
+the target's work (the bootstrap's ``n_boot``, a spline's knots); each attack runs in a
+child process with a time and memory limit, so that a regression fails in seconds.
+
+Differencing: two models released from sources one patient apart give that patient's
+row back from their exact column means (the Cox ``center``).
+
 Class 7: a released bootstrap rebuilds the source's rows. With the seed's entropy and
 the per-replicate refits, every resample's counts can be regenerated and the refits
 regressed on them, giving each source row's influence on the model.
@@ -17,7 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +43,7 @@ from transport.inference import child_seeds, resample_counts
 from transport.survival._cox import fit_cox
 from transport.survival._pwexp import fit_pwexp
 
+ROOT = Path(tp.__file__).resolve().parent.parent
 SECRET_AGE = 93.4  # the planted oldest target patient (the next oldest are 90)
 STEP = 30.4375
 
@@ -344,6 +356,240 @@ def test_forged_bootstrap_refits_do_not_count_patients(
     assert guess is None or abs(guess - SECRET_AGE) > 2.0
 
 
+# -- class 2: the transported median of a crafted model ----------------------------------------
+def target_with_old(seed: int, m: int, threshold: float, n: int = 400) -> tp.Cohort:
+    """A target of ``n`` patients aged below ``threshold - 3``, except ``m`` planted ones
+    older than ``threshold`` (the secret: their number, and the oldest one's age)."""
+    rng = np.random.default_rng(seed)
+    age = np.clip(rng.normal(64, 8, n), 30, threshold - 3)
+    age[rng.choice(n, m, replace=False)] = threshold + rng.uniform(0.5, 6.0, m)
+    frame = pl.DataFrame({
+        "days": rng.exponential(700, n).round() + 1,
+        "dead": (rng.uniform(size=n) < 0.7).astype(int),
+        "age": age,
+        "sex": rng.choice(["f", "m"], n),
+    })  # fmt: skip
+    return tp.Cohort(frame, time="days", event="dead", covariates=["age", "sex"], name="T")
+
+
+def median_probe(
+    threshold: float, n_guess: float, coef: float = 9.0, top: int = 12, boot: bool = False
+) -> tuple[Callable[[dict[str, Any]], None], Callable[[Path, np.ndarray], int | None]]:
+    """The partner's model: one column ``I(age > threshold)`` with coefficient ``coef``
+    (a spread of ``coef``, under max_log_hazard_ratio) and a baseline such that the
+    patients above the threshold die at once and the others share one survival
+    ``q_k = 0.5 / (1 - f_k)`` at grid step ``k``, with ``f_k = (j + 0.5) / n`` sweeping
+    ``j`` down from ``top``: S(t_k) = (1 - m / n) q_k crosses 0.5 exactly at the step
+    where ``j = m - 1``, so the released median's grid step is the count ``m``. With
+    ``boot``, a bootstrap summary of tiny spread: the target's replicates then differ by
+    its resamples only, and the interval's limits read the count too. Returns the
+    edit and the reader (the count, from the median or a limit; ``None`` if withheld)."""
+    first = 2
+
+    def edit(data: dict[str, Any]) -> None:
+        col = f"I(age > {threshold})"
+        data["design"] = {"formula": col, "columns": [col], "covariates": ["age"],
+                          "types": {"age": "continuous"}, "levels": {}, "source": "US",
+                          "transform_state": {}}  # fmt: skip
+        data["names"], data["coef"], data["cov"] = [col], [coef], [[0.01]]
+        data["cox"]["center"] = [0.0]
+        hazard: list[float] = []
+        for k in range(len(data["grid"])):
+            j = top - (k - first)
+            if k < first:
+                hazard.append(0.01 * (k + 1))
+            elif j >= -1:
+                hazard.append(-np.log(0.5 / (1 - (j + 0.5) / n_guess)))
+            else:
+                hazard.append(hazard[-1] + 0.01)
+        data["cox"]["hazard"] = hazard
+        width = 1 + len(hazard)
+        data["bootstrap"] = None if not boot else {
+            "n_boot": 40, "failed": 0, "level": 0.95, "cov": (1e-12 * np.eye(width)).tolist(),
+            "se": [1e-6] * width, "lower": [coef, *hazard], "upper": [coef, *hazard]}  # fmt: skip
+
+    def read(res: Path, grid: np.ndarray) -> int | None:
+        summ = pl.read_csv(res / "shipped_summary.csv").filter(pl.col("estimand") == "median")
+        for col in ("transported", "transported_ci_lower", "transported_ci_upper"):
+            med = summ[col][0]
+            if med is not None and np.isfinite(med):
+                return top - (int(np.argmin(np.abs(grid - float(med)))) - first) + 1
+        return None
+
+    return edit, read
+
+
+MEDIAN_CASES = [
+    # (seed, planted count above the threshold, threshold, target policy)
+    (0, 1, 88.0, dc.Policy()),
+    (1, 2, 85.0, dc.Policy(min_cell=20, round_to=10)),
+    (2, 3, 90.0, dc.Policy(min_cell=5, round_to=1)),
+    (3, 0, 88.0, dc.Policy(min_cell=50, round_to=5, min_km_step=10)),
+    (4, 7, 86.5, dc.Policy(min_cell=15, round_to=3)),
+    (5, 4, 87.0, dc.Policy(min_cell=5, round_to=10)),
+]
+
+
+@pytest.mark.parametrize("boot", [False, True])
+@pytest.mark.parametrize(("seed", "m", "threshold", "policy"), MEDIAN_CASES)
+def test_the_transported_median_does_not_count_target_patients_above_a_threshold(
+    seed: int,
+    m: int,
+    threshold: float,
+    policy: dc.Policy,
+    boot: bool,
+    released: Path,
+    tmp_path: Path,
+) -> None:
+    """min_contributors withheld the transported S(t) rows and curve of an indicator
+    model (the few patients above the threshold are the only spread), but the
+    transported median was released, rounded to the grid, with no contributor rule. A
+    baseline sweeping the 0.5 crossing across the grid in steps of one patient turned
+    the median's grid step into the count: it read 1, 2, 3, 0 and 7 patients above the
+    threshold exactly, on every policy, with the spread (9) under max_log_hazard_ratio.
+    With a bootstrap summary, the interval's limits are read the same way."""
+    target = target_with_old(seed, m, threshold)
+    edit, read = median_probe(threshold, n_guess=400, boot=boot)
+    model = tp.ShippedModel.from_release(forge(released, tmp_path / "f", edit))
+    guess, rules = None, set()
+    try:
+        res = model.apply(target, times=[365.25], policy=policy, seed=3)
+        manifest = dc.release(res, tmp_path / "res", policy)
+        guess = read(tmp_path / "res", model.grid)
+        rules = {(s["item"], s["rule"]) for s in manifest["suppressed"]}
+    except tp.DisclosureError as exc:
+        print(f"refused: {str(exc)[:150]}")
+    print(f"seed {seed}, boot {boot}: patients above {threshold}: read as {guess} (secret {m})")
+    assert guess != m
+    assert not rules or ("transported median row of the summary", "min_contributors") in rules
+
+
+@pytest.mark.parametrize(("name", "threshold"), [("UK", 90.5), ("DE", 88.5), ("JP", 93.0)])
+def test_the_median_does_not_count_the_oldest_patients_of_a_synthetic_target(
+    name: str, threshold: float, released: Path, tmp_path: Path
+) -> None:
+    """The same probe on the bundled targets (the oldest planted at 93.4 years), the
+    partner guessing their size from a released count."""
+    target = planted(name)
+    truth = int(np.sum(target.to_frame()["age"].to_numpy() > threshold))
+    edit, read = median_probe(threshold, n_guess=target.n)
+    model = tp.ShippedModel.from_release(forge(released, tmp_path / "f", edit))
+    res = apply_and_release(model, target, tmp_path / "res", times=[365.25])
+    guess = None if res is None else read(res, model.grid)
+    print(f"{name}: patients above {threshold}: read as {guess} (secret {truth})")
+    assert guess != truth
+
+
+@pytest.mark.parametrize(
+    ("seed", "policy"), [(7, dc.Policy()), (8, dc.Policy(min_cell=5, round_to=1))]
+)
+def test_median_queries_do_not_bisect_the_oldest_target_age(
+    seed: int, policy: dc.Policy, released: Path, tmp_path: Path
+) -> None:
+    """The same channel, one query per threshold (each a model the partner sends): a
+    bisection on 'is anyone older than x' read the planted oldest age (92.92, as 92.89)
+    to a quarter year in 7 queries; each release was an exact count of 0 or 1 patient."""
+    target = target_with_old(seed, 1, 88.0)
+    secret = float(target.to_frame()["age"].max())  # type: ignore[arg-type]
+    lo, hi, queries = 80.0, 100.0, 0
+    while hi - lo > 0.25 and queries < 10:
+        mid = round((lo + hi) / 2, 3)
+        edit, read = median_probe(mid, n_guess=400)
+        out = tmp_path / f"q{queries}"
+        model = tp.ShippedModel.from_release(forge(released, out / "f", edit))
+        try:
+            dc.release(model.apply(target, times=[365.25], policy=policy), out / "res", policy)
+            count = read(out / "res", model.grid)
+        except tp.DisclosureError:
+            count = None
+        queries += 1
+        if count is None:
+            break
+        lo, hi = (mid, hi) if count >= 1 else (lo, mid)
+    guess = (lo + hi) / 2
+    print(f"oldest age read as {guess:.2f} in {queries} queries (secret {secret:.2f})")
+    assert abs(guess - secret) > 1.0
+
+
+# -- differencing: two shipped models whose sources differ by one patient ---------------------
+def source_frame(seed: int, n: int = 400) -> pl.DataFrame:
+    """A source of ``n`` patients: age, sex and a group whose level ``c`` is rare (about
+    3%, above min_cell)."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(63, 9, n)
+    sex = rng.choice(["f", "m"], n)
+    grp = rng.choice(["a", "b", "c"], n, p=[0.6, 0.37, 0.03])
+    lp = 0.04 * (age - 63) + 0.3 * (sex == "m") + 0.2 * (grp == "b")
+    t, c = np.ceil(rng.exponential(600 * np.exp(-lp))), np.ceil(rng.uniform(200, 1500, n))
+    return pl.DataFrame({"days": np.minimum(t, c), "dead": (t <= c).astype(int),
+                         "age": age, "sex": sex, "grp": grp})  # fmt: skip
+
+
+def source_of(frame: pl.DataFrame) -> tp.Cohort:
+    return tp.Cohort(frame, time="days", event="dead", covariates=["age", "sex", "grp"], name="S")
+
+
+@pytest.mark.parametrize(
+    ("seed", "formula", "patient"),
+    [
+        (0, "age + sex", {"age": 91.3, "sex": "f", "grp": "a", "days": 14 * STEP + 3, "dead": 1}),
+        (1, "age + sex", {"age": 47.2, "sex": "m", "grp": "b", "days": 20 * STEP - 5, "dead": 1}),
+        (2, "age + sex", {"age": 78.8, "sex": "m", "grp": "a", "days": 300.0, "dead": 0}),
+        (3, "age + sex + grp", {"age": 83.1, "sex": "f", "grp": "c", "days": 500.0, "dead": 1}),
+        (4, "age * sex + grp", {"age": 35.4, "sex": "m", "grp": "c", "days": 90.0, "dead": 1}),
+    ],
+)
+def test_two_shipped_models_one_patient_apart_do_not_give_its_covariates(
+    seed: int, formula: str, patient: dict[str, Any], tmp_path: Path
+) -> None:
+    """A released Cox model carried ``cox.center``, the exact means of the source's
+    design columns (any reference point would do for the baseline). Two releases from a
+    source before and after one patient joined (n released as 400 both times) gave that
+    patient's design row as ``c_a + (n + 1)(c_b - c_a)``: age 91.3, 47.2 and 78.8 to the
+    printed digit, and sex exactly (and a rare level's dummy, whose mean moves by 1/401,
+    as surely)."""
+    before = source_frame(seed)
+    after = pl.concat([before, pl.DataFrame({k: [patient[k]] for k in before.columns})],
+                      how="vertical_relaxed")  # fmt: skip
+    rel, rules = [], set()
+    for k, frame in (("a", before), ("b", after)):
+        d = tmp_path / k
+        manifest = dc.release(tp.ShippedModel.fit(source_of(frame), formula), d)
+        rules |= {s["rule"] for s in manifest["suppressed"]}
+        rel.append(json.loads((d / "shipped_model.json").read_text()))
+    a, b = rel
+    ca, cb = np.array(a["cox"]["center"], float), np.array(b["cox"]["center"], float)
+    row = ca + (a["n"] + 1) * (cb - ca)
+    design = tp.Design(source_of(after), formula)
+    truth = design.matrix(source_of(after.tail(1)))[0]
+    print(f"seed {seed}: recovered {row.round(3).tolist()} (secret {truth.round(3).tolist()})")
+    assert not np.all(np.abs(row - truth) <= 0.5)
+    assert "centre_lattice" in rules
+
+
+@pytest.mark.parametrize("formula", ["age + sex", "age * sex + grp", "center(age) + grp"])
+def test_a_released_model_predicts_as_the_unreleased_one(formula: str, tmp_path: Path) -> None:
+    """The centre on its lattice and the baseline (and each bootstrap refit's) moved to
+    it: the released model's marginal survival is the unreleased one's at the released
+    grid times, on every target, and its bootstrap intervals stay about as wide."""
+    model = tp.ShippedModel.fit(source_of(source_frame(9)), formula, n_boot=30, seed=2)
+    dc.release(model, tmp_path / "m")
+    back = tp.ShippedModel.from_release(tmp_path / "m")
+    assert back.center is not None and model.center is not None
+    assert not np.array_equal(back.center, model.center)
+    for name in ("UK", "DE", "JP"):
+        rows = source_frame(20 + len(name), n=300)
+        target = tp.Cohort(rows, time="days", event="dead", covariates=["age", "sex", "grp"],
+                           name=name)  # fmt: skip
+        gap = back.marginal_survival(target, back.grid) - model.marginal_survival(target, back.grid)
+        print(f"{formula} in {name}: largest difference {np.max(np.abs(gap)):.2e}")
+        assert np.max(np.abs(gap)) < 1e-10
+    target = source_of(source_frame(31, n=300))
+    se = [m.apply(target, times=[365.25], seed=4).summary()["transported_se"][0]
+          for m in (model, back)]  # fmt: skip
+    assert 0.7 < se[1] / se[0] < 1.4
+
+
 # -- class 7: released bootstrap refits and seed -------------------------------------------------
 def source_cohort(n: int, seed: int) -> tp.Cohort:
     """``n`` US patients drawn with ``seed`` (the source's secret rows)."""
@@ -442,3 +688,104 @@ def test_a_released_bootstrap_cannot_regenerate_its_resamples(
     assert np.all(
         summ["transported_ci_lower"].to_numpy()[rows] < summ["transported"].to_numpy()[rows]
     )
+
+
+# -- class 1: a shipped model makes the target compute for ever --------------------------------
+def child(code: str, timeout: float, memory_gb: float) -> tuple[str, str]:
+    """Run ``code`` in a fresh interpreter with this checkout's package, at most
+    ``memory_gb`` of address space and ``timeout`` seconds: ``("ok", output)`` when it
+    finished and exited 0, else ``("timeout" | "failed", output)``."""
+    prelude = f"import resource\nlimit = int({memory_gb} * 2**30)\n"
+    prelude += "resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", prelude + textwrap.dedent(code)],
+            capture_output=True, text=True, timeout=timeout, env=env, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return "timeout", f"still running after {timeout:g} s"
+    return ("ok" if done.returncode == 0 else "failed"), done.stdout + done.stderr[-1500:]
+
+
+APPLY = """
+    import transport as tp
+    try:
+        model = tp.ShippedModel.{read}({path!r})
+        model.apply(tp.datasets.load_synthetic({target!r}), times=[365.25], seed=5)
+        print("applied")
+    except (tp.DataError, tp.DisclosureError) as exc:
+        print("refused:", str(exc)[:300])
+"""
+
+
+@pytest.fixture(scope="module")
+def released_boot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A legitimate US model of age and sex with 4 bootstrap refits, released."""
+    out = tmp_path_factory.mktemp("boot") / "model"
+    us = tp.datasets.load_synthetic("US")
+    dc.release(tp.ShippedModel.fit(us, "age + sex", n_boot=4, seed=11), out)
+    return out
+
+
+@pytest.mark.parametrize(("n_boot", "target"), [(10**9, "JP"), (10**6, "DE"), (10_001, "UK")])
+def test_a_shipped_bootstrap_cannot_demand_endless_replicates_of_the_target(
+    n_boot: int, target: str, released_boot: Path, tmp_path: Path
+) -> None:
+    """A released model's bootstrap summary states ``n_boot``, and the target ran that
+    many replicates of its own rows when it applied the model (checked only to be at
+    least 2): edited to 10**9 (one number, the hashes recomputed), it spawned a billion
+    seeds and would run for days (200 replicates take 0.3 s). The target must refuse a
+    number beyond MAX_SHIPPED_BOOT where it reads the model."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["bootstrap"]["n_boot"] = n_boot
+
+    forged = forge(released_boot, tmp_path / "forged", edit)
+    code = APPLY.format(read="from_release", path=str(forged), target=target)
+    status, out = child(code, timeout=90.0, memory_gb=3.0)
+    print(f"n_boot {n_boot} in {target}: {status}: {out[:300]}")
+    assert status == "ok" and "refused:" in out, f"{status}: {out[-600:]}"
+    assert "n_boot" in out and "rule: bootstrap_summary" in out
+
+
+def spline_model(path: Path, formula: str, knots: int) -> Path:
+    """A model of ``formula`` (a spline of age, and sex) whose design state lists
+    ``knots`` knots between the source's bounds, written where the target reads it."""
+    us = tp.datasets.load_synthetic("US")
+    data = json.loads(json.dumps(tp.ShippedModel.fit(us, "bs(age, df=4) + sex").to_dict()))
+    spec = tp.Design(us, formula, closed=True, source=False).to_dict()
+    assert len(spec["columns"]) == len(data["names"])  # the same coefficients fit it
+    data["design"], data["names"] = spec, spec["columns"]
+    state = next(iter(spec["transform_state"].values()))
+    lo, hi = state["lower_bound"], state["upper_bound"]
+    inner = np.linspace(lo + 0.01, hi - 0.01, knots).tolist()
+    state["knots"] = [lo] * 4 + inner + [hi] * 4 if formula.startswith("bs") else [lo, *inner, hi]
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("formula", "knots", "target"),
+    [
+        ("bs(age, df=4) + sex", 400_000, "JP"),
+        ("cr(age, df=4) + sex", 200_000, "DE"),
+        ("bs(age, df=4) + sex", 160, "UK"),  # just past MAX_STATE
+        ("cs(age, df=4) + sex", 3, "JP"),  # one knot more than the formula gives
+    ],
+)
+def test_a_shipped_spline_state_cannot_demand_a_huge_basis(
+    formula: str, knots: int, target: str, tmp_path: Path
+) -> None:
+    """A shipped design carries the source's state of its stateful transforms, and the
+    target used it as it came: a ``bs(age, df=4)`` model whose state lists 400,000
+    knots (an 8 MB file) made the target build an n x 400,000 basis (800 target rows:
+    2.6 GB) before formulaic noticed that the columns disagree with the spec (and raised
+    its own error, not a DataError). The state must be checked where the model is
+    read, against the keys, kinds and sizes its formula gives."""
+    path = spline_model(tmp_path / "model.json", formula, knots)
+    code = APPLY.format(read="from_json", path=str(path), target=target)
+    status, out = child(code, timeout=120.0, memory_gb=2.0)
+    print(f"{formula} with {knots} knots in {target}: {status}: {out[:300]}")
+    assert status == "ok" and "refused:" in out, f"{status}: {out[-600:]}"
+    assert "rule: transform_state" in out and formula.split(" +")[0] in out

@@ -5,8 +5,8 @@ The layers (lowest first; a module may import from its own layer or a lower one,
 from a higher one, and the import graph has no cycle, lazy imports inside functions and
 ``TYPE_CHECKING`` blocks included):
 
-0. leaves: exceptions, estimate, methods, _version, _validate, manifest, formula, inference,
-   plotting
+0. leaves: exceptions, estimate, methods, _version, _validate, manifest, formula, columns,
+   inference, plotting
 1. data: cohort, design
 2. kernels: survival/_*, weighting/_*, assess
 3. estimates and rules: survival (curve, model_curve, models), summary, weighting (iow,
@@ -40,6 +40,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "_validate",
         "manifest",
         "formula",
+        "columns",
         "inference",
         "plotting",
         "plotting.*",

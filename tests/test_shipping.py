@@ -494,8 +494,10 @@ def test_release_writes_a_manifest_and_no_patient_values(tmp_path: Path) -> None
     back = tp.ShippedModel.from_release(out)
     assert back.released and back.n_boot == 3
     target = small_cohort(small(150, 2), name="T")
-    np.testing.assert_array_equal(back.marginal_survival(target, back.grid),
-                                  model.marginal_survival(target, back.grid))  # fmt: skip
+    # the centre is released on a lattice, the baseline moved to it: the same predictions
+    gap = back.marginal_survival(target, back.grid) - model.marginal_survival(target, back.grid)
+    assert np.max(np.abs(gap)) < 1e-10
+    assert not np.array_equal(back.center, model.center)
     # the bootstrap travels as its summary at the released grid times, never as refits
     assert back.boot_coef is None and back.boot_extra is None and back.boot_entropy is None
     assert back.boot_summary is not None

@@ -23,70 +23,21 @@ from formulaic.errors import FactorEvaluationError
 from scipy.linalg import qr
 
 from transport.cohort import Cohort
+from transport.columns import CODINGS, QUOTED_LEVEL_ROWS, mentions, quoted_levels, read_column
 from transport.exceptions import DataError
-from transport.formula import ClosedFormula, closed_formula
+from transport.formula import ClosedFormula, check_transform_state, closed_formula
 
+# re-exported: the names callers import from here
 __all__ = ["CODINGS", "QUOTED_LEVEL_ROWS", "Design", "quoted_levels", "read_column"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Reference level added by ``every_level`` designs; its columns are dropped.
 PHANTOM = "\u2205reference"
 _DUMMY = re.compile(r"^(.*)\[T\.(.*)\]$")
-#: How formulaic names a level in a design column, for every coding the closed grammar
-#: allows: a treatment dummy ``[T.a]``, a sum contrast ``[S.a]`` (``C(x, Sum)``: -1 at the
-#: reference, the last level), a full-rank indicator ``[a]`` (in an interaction).
-CODINGS: tuple[tuple[str, str], ...] = (("T", "[T.{}]"), ("S", "[S.{}]"), ("I", "[{}]"))
-#: An error message quotes a level only when at least this many rows have it (the
-#: default ``min_cell``): a rarer level's name, in a log that leaves, would name it.
-QUOTED_LEVEL_ROWS = 10
-
-
-def _mentions(expression: str, variable: str) -> bool:
-    """Whether ``variable`` occurs in ``expression`` as a whole name (not inside another)."""
-    pattern = r"(?<![A-Za-z0-9_.])" + re.escape(variable) + r"(?![A-Za-z0-9_])"
-    return re.search(pattern, expression) is not None or f"`{variable}`" in expression
 
 
 def _quote(name: str) -> str:
     return name if _IDENTIFIER.match(name) else f"`{name}`"
-
-
-def read_column(
-    col: str, covariates: Sequence[str], levels: Mapping[str, Sequence[str]]
-) -> tuple[tuple[str, str, str], ...] | None:
-    """The (covariate, level, coding) triples a design column named ``col`` is built
-    from, one per factor of its categorical ``covariates`` (:data:`CODINGS`; a name read
-    two ways gives both), or ``None`` when a factor cannot be read back to a level (``C()``
-    of a continuous covariate names its values; a level name holding ``:``)."""
-    out: list[tuple[str, str, str]] = []
-    for part in col.split(":"):
-        cats = [v for v in covariates if v in levels and _mentions(part, v)]
-        found = [
-            (v, str(lv), code)
-            for v in cats
-            for lv in levels[v]
-            for code, form in CODINGS
-            if part.endswith(form.format(lv)) and _mentions(part[: -len(form.format(lv))], v)
-        ]
-        coded_value = part.startswith("C(") and any(_mentions(part, v) for v in covariates)
-        if (cats or coded_value) and not found:
-            return None
-        out += found
-    return tuple(out)
-
-
-def quoted_levels(counts: Mapping[str, int], limit: int = 5) -> str:
-    """Levels as an error message may quote them: at most ``limit`` of those with at
-    least :data:`QUOTED_LEVEL_ROWS` rows, each with its count, and how many others there
-    are (a rare level's name is what must not reach a log that leaves)."""
-    named = [(lv, k) for lv, k in counts.items() if k >= QUOTED_LEVEL_ROWS][:limit]
-    shown = [f"{lv!r} ({k} rows)" for lv, k in named]
-    if len(counts) > len(named):
-        shown.append(
-            f"{len(counts) - len(named)} not named (each rarer than {QUOTED_LEVEL_ROWS} "
-            f"rows, or beyond the first {limit})"
-        )
-    return ", ".join(shown)
 
 
 def default_formula(covariates: Sequence[str]) -> str:
@@ -150,6 +101,25 @@ def _plain(x: Any) -> Any:
     if isinstance(x, np.floating):
         return float(x)
     return x
+
+
+def _shipped_state(state: Any, model_spec: Any, text: str) -> Mapping[str, Any]:
+    """The source's transform state of a shipped spec, checked before formulaic uses it
+    (rule ``transform_state``, :func:`~transport.formula.check_transform_state`): one
+    entry per stateful transform of the formula, each of the structure formulaic writes
+    for it on the placeholder rows, so of the formula's sizes and so its columns (which
+    :meth:`Design.from_dict` then checks against the spec's)."""
+    expected = {str(k): v for k, v in model_spec.transform_state.items() if v}
+    if not isinstance(state, Mapping) or set(state) != set(expected):
+        got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+        raise DataError(
+            f"design spec of {text!r} carries the state of transforms {got}, but "
+            f"its formula has {sorted(expected)} (rule: the source's "
+            "state of every stateful transform travels with the spec)"
+        )
+    for term, want in expected.items():
+        check_transform_state(term, state[term], want)
+    return state
 
 
 class Design:
@@ -336,7 +306,10 @@ class Design:
             ``spec`` lacks a key, its formula is outside the closed grammar or uses a name
             that is not one of its covariates, or it does not give back its columns (an
             encoding that depends on the source's values, such as ``C()`` of a continuous
-            covariate, cannot be rebuilt from levels).
+            covariate, cannot be rebuilt from levels), or the state of a transform is not
+            of the keys, kinds and sizes the formula gives it (rule ``transform_state``:
+            a crafted spline state of 400,000 knots would make :meth:`matrix` build a
+            basis of 400,000 columns of the target's rows).
         """
         keys = ("formula", "columns", "covariates", "types", "levels")
         missing = [k for k in keys if k not in spec]
@@ -384,13 +357,7 @@ class Design:
                 f"({type(exc).__name__}: {exc})"
             ) from None
         model_spec = mm.model_spec
-        state = spec.get("transform_state") or {}
-        if set(state) != {k for k, v in model_spec.transform_state.items() if v}:
-            raise DataError(
-                f"design spec of {text!r} carries the state of transforms {sorted(state)}, but "
-                f"its formula has {sorted(model_spec.transform_state)} (rule: the source's "
-                "state of every stateful transform travels with the spec)"
-            )
+        state = _shipped_state(spec.get("transform_state") or {}, model_spec, text)
         if state:
             model_spec = model_spec.update(transform_state={k: dict(v) for k, v in state.items()})
         names = [str(c) for c in mm.columns]
@@ -467,7 +434,7 @@ class Design:
             for v in self._column_covariates[j]:
                 if (
                     v in self._levels
-                    and _mentions(name, v)
+                    and mentions(name, v)
                     and level not in target_levels.get(v, ())
                 ):
                     return True

@@ -32,20 +32,41 @@ with ``name`` a Python identifier or a backquoted column name (no backquote, quo
 backslash or line break inside), never a dunder, keyword or transform name; ``level`` a
 quoted string or a number; spline keys ``df``, ``degree``, ``knots`` (a list of numbers),
 ``lower_bound``, ``upper_bound``; whole-number arguments (``df``, ``degree``) at most
-``MAX_DEGREE``; and the whole expanding to at most ``MAX_TERMS`` terms (``a * b`` is
-``a + b + a:b``). The Python API keeps full formulaic for a user's own
-analysis in their own environment (:class:`~transport.Design` with ``closed=False``).
+``MAX_DEGREE``, a knots list at most ``MAX_DEGREE`` numbers; and the whole expanding
+to at most ``MAX_TERMS`` terms (``a * b`` is ``a + b + a:b``). The Python API keeps full
+formulaic for a user's own analysis in their own environment (:class:`~transport.Design`
+with ``closed=False``).
+
+A shipped design also carries the source's state of its stateful transforms (a
+``center``'s mean, a spline's knots), which formulaic uses as it comes: 400,000 knots
+would make the target build a basis of 400,000 columns of its rows. So a state read from
+another environment is checked against the state formulaic writes for the same formula
+(:func:`check_transform_state`, rule ``transform_state``): the same keys, values of the
+same kinds (numbers finite), lists and mappings of the same lengths (which the formula's
+bounded ``df``, ``degree`` and ``knots`` set), and none longer than :data:`MAX_STATE`.
 """
 
 from __future__ import annotations
 
 import keyword
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from transport.exceptions import DataError
 
-__all__ = ["MAX_DEGREE", "MAX_LENGTH", "MAX_POWER", "MAX_TERMS", "ClosedFormula", "closed_formula"]
+__all__ = [
+    "MAX_DEGREE",
+    "MAX_LENGTH",
+    "MAX_POWER",
+    "MAX_STATE",
+    "MAX_TERMS",
+    "ClosedFormula",
+    "check_transform_state",
+    "closed_formula",
+]
 
 #: Longest formula text read from another environment, and deepest nesting.
 MAX_LENGTH = 4000
@@ -57,6 +78,9 @@ MAX_DEGREE = 50
 #: Most terms a formula from elsewhere may expand to (``a * b * c`` is seven terms):
 #: formulaic expands interactions before any check, and 24 factors make 16.7 million.
 MAX_TERMS = 200
+#: Longest list or mapping in a transform's state: a spline of degree ``MAX_DEGREE`` with
+#: ``MAX_DEGREE`` interior knots lists its two bounds ``degree + 1`` times each.
+MAX_STATE = 3 * MAX_DEGREE + 2
 
 _TOKEN = re.compile(
     r"""
@@ -351,6 +375,8 @@ class _Parser:
             while self.at(","):
                 self.take(",")
                 items.append(self.number())
+                if len(items) > MAX_DEGREE:
+                    self.fail(token, f"lists more than {MAX_DEGREE} knots (rule: bounded bases)")
             self.take("]")
             return "[" + ", ".join(items) + "]"
         text = self.number()
@@ -436,3 +462,81 @@ class _Parser:
             self.take(")")
             return f"{token[1]}({inner})"
         return self.variable()
+
+
+# -- the state of a transform, read from another environment -----------------------------------
+def _plain(x: Any) -> Any:
+    """formulaic's state as JSON would carry it: mappings with string keys, lists, and
+    Python numbers (numpy scalars and arrays converted)."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if hasattr(x, "tolist"):
+        return _plain(x.tolist())
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _state_problem(got: Any, want: Any, at: str) -> str | None:
+    """Why ``got`` (a shipped state, at key path ``at``) does not have the structure of
+    ``want`` (the state formulaic writes for the same formula), or ``None``."""
+    if isinstance(want, Mapping | list):
+        size = len(got) if isinstance(got, Mapping | list) else -1
+        if size > MAX_STATE:
+            return f"{at} has {size} entries, more than {MAX_STATE} (MAX_STATE)"
+    if isinstance(want, Mapping):
+        if not isinstance(got, Mapping):
+            return f"{at} is a {type(got).__name__}, not a mapping of {sorted(want)}"
+        if {str(k) for k in got} != set(want):
+            keys = sorted(str(k) for k in got)
+            return f"{at} has keys {keys}, not the {sorted(want)} formulaic writes"
+        byname = {str(k): v for k, v in got.items()}
+        for k in sorted(want):
+            problem = _state_problem(byname[k], want[k], f"{at}[{k!r}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(want, list):
+        if not isinstance(got, list):
+            return f"{at} is a {type(got).__name__}, not a list of {len(want)} entries"
+        if len(got) != len(want):
+            return f"{at} has {len(got)} entries, not the {len(want)} its formula gives"
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            problem = _state_problem(g, w, f"{at}[{i}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(want, float):
+        if not (_is_number(got) and math.isfinite(got)):
+            return f"{at} is {got!r}, not a finite number"
+        return None
+    if isinstance(want, bool) or want is None or isinstance(want, int | str):
+        # set by the transform or the formula (ddof, cyclic, a bound given in the formula)
+        same = got is want if isinstance(want, bool) or want is None else got == want
+        if not same or isinstance(got, bool) != isinstance(want, bool):
+            return f"{at} is {got!r}, not the {want!r} its formula gives"
+        return None
+    return f"{at} holds a {type(want).__name__}, which no shipped state carries"
+
+
+def check_transform_state(term: str, shipped: Any, expected: Mapping[str, Any]) -> None:
+    """Refuse (:class:`~transport.DataError`, rule ``transform_state``) the shipped state
+    of transform ``term`` unless it has the structure of ``expected``, the state formulaic
+    writes for the same term on any rows: the same keys, numbers where it has numbers
+    (finite), the same ``None``, flags and whole numbers that the transform or the
+    formula sets (``ddof``, ``cyclic``, a bound given in the formula), lists and mappings
+    of the same lengths, none longer than :data:`MAX_STATE`. A spline's basis has one
+    column per knot beyond its degree, a ``poly()`` one per coefficient: a state of the
+    formula's lengths gives the formula's columns, which the design checks against its
+    spec before building any matrix of the target's rows."""
+    problem = _state_problem(shipped, _plain(expected), "its state")
+    if problem:
+        raise DataError(
+            f"transform {term!r} of a shipped design: {problem} (rule: transform_state; a "
+            "state from another environment has the keys, kinds and sizes the formula "
+            "gives it, finite numbers, and lists of at most MAX_STATE entries)"
+        )

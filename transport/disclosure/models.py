@@ -2,7 +2,8 @@
 environment (:mod:`transport.shipping`), under the rules of :mod:`transport.policy`.
 
 A model: the cell, degrees-of-freedom and grid rules (:func:`~transport.policy.check_model`),
-its baseline only at the grid times :func:`~transport.policy.coarsen_km` keeps, counts
+its baseline only at the grid times :func:`~transport.policy.coarsen_km` keeps, a Cox
+model's centre on a lattice and its baseline moved to it (``centre_lattice``), counts
 rounded (but a piecewise exponential model's interval events, which its information
 holds exactly, released exact), per-level counts left out, its bootstrap as a summary
 (``bootstrap_summary``: never the refits or their seed). A result, a target-side
@@ -26,6 +27,7 @@ from transport.disclosure.record import Release
 from transport.exceptions import DisclosureError
 from transport.policy import (
     Policy,
+    centre_on_lattice,
     check_log_hazard_spread,
     check_model,
     coarsen_km,
@@ -65,12 +67,23 @@ def release_model(obj: ShippedModel, policy: Policy, record: Release) -> None:
     check_model(obj, policy, where)
     data = obj.to_dict()
     idx = _released_grid(obj, data, policy, record, where)
+    moved = None
     if obj.kind == "cox":
-        assert obj.hazard is not None
-        data["cox"]["hazard"] = json_floats(obj.hazard[idx])
+        assert obj.hazard is not None and obj.center is not None
+        centre = centre_on_lattice(obj.center, obj.column_scale, where)
+        moved = centre - obj.center
+        data["cox"]["center"] = json_floats(centre)
+        data["cox"]["hazard"] = json_floats(obj.hazard[idx] * np.exp(obj.coef @ moved))
+        record.withhold(
+            "the exact means of the design columns (the Cox model's centre)",
+            "centre_lattice",
+            "released rounded to a power of ten at most each column's SD, the baseline "
+            "(and each bootstrap refit's) moved to it: the same predictions, and two "
+            "releases one patient apart no longer give that patient's row",
+        )
     else:
         data["pwexp"]["interval_counts"] = _released_intervals(obj, policy, where)
-    boot = _bootstrap_summary(obj, idx, record)
+    boot = _bootstrap_summary(obj, idx, record, moved)
     data["bootstrap"] = None if boot is None else json_floats(boot.to_dict())
     data["n"] = float(policy.round_count(obj.n))
     # a piecewise exponential model's information holds its interval event counts (and
@@ -82,6 +95,7 @@ def release_model(obj: ShippedModel, policy: Policy, record: Release) -> None:
     data["column_counts"] = None
     data["column_binary"] = None
     data["column_concentration"] = None
+    data["column_scale"] = None
     data["released"] = True
     data["policy"] = policy.name
     record.withhold(
@@ -105,7 +119,7 @@ def release_model(obj: ShippedModel, policy: Policy, record: Release) -> None:
 
 
 def _bootstrap_summary(
-    obj: ShippedModel, idx: np.ndarray, record: Release
+    obj: ShippedModel, idx: np.ndarray, record: Release, moved: np.ndarray | None
 ) -> BootstrapSummary | None:
     """The bootstrap as it may be released (rule ``bootstrap_summary``): the covariance,
     SEs and percentile limits of the refits' coefficients and Cox baselines at the
@@ -114,7 +128,7 @@ def _bootstrap_summary(
     row's influence, could be regenerated."""
     if obj.boot_coef is None:
         return None
-    boot = summarise(obj, idx)
+    boot = summarise(obj, idx, moved)
     record.withhold(
         f"the {obj.n_boot} bootstrap refits and their seed's entropy",
         "bootstrap_summary",

@@ -58,6 +58,9 @@ functions; none of them keeps a copy. The rules, by the names the gate reports:
 ``model_bounds``
     A shipped model applied in the target spreads its linear predictor over the
     target's rows by at most ``max_log_hazard_ratio`` (:func:`check_log_hazard_spread`).
+``centre_lattice``
+    A released Cox model's centre is its columns' means rounded to a lattice (a power
+    of ten at most each column's SD), its baseline moved to it (:func:`centre_on_lattice`).
 ``min_contributors``
     A transported S(t) or RMST of a shipped model needs ``min_cell`` effective target
     patients behind it (:func:`effective_contributors`), and is released rounded
@@ -127,6 +130,7 @@ from transport.policy.cells import (
     top_share,
     weight_quantiles,
 )
+from transport.policy.centre import centre_on_lattice, lattice_unit
 from transport.policy.conform import SchemaMismatch, check_release
 from transport.policy.curves import (
     MEDIAN_BASES,
@@ -230,6 +234,7 @@ __all__ = [
     "balance_dominated",
     "balance_withheld",
     "cells_to_hide",
+    "centre_on_lattice",
     "check_log_hazard_spread",
     "check_model",
     "check_release",
@@ -250,6 +255,7 @@ __all__ = [
     "guard_timed_rows",
     "guard_transported",
     "guard_weighted_rows",
+    "lattice_unit",
     "level_columns",
     "level_dummies",
     "life_table_of",

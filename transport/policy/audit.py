@@ -79,7 +79,7 @@ COUNTS: dict[str, str] = {
 
 #: Keys the gate writes only as null (counts it checked, then left out).
 WITHHELD_KEYS: frozenset[str] = frozenset(
-    {"counts", "level_counts", "column_counts", "column_binary"}
+    {"counts", "level_counts", "column_counts", "column_binary", "column_scale"}
 )
 
 

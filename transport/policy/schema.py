@@ -379,7 +379,10 @@ def _shipped_model(kind: str) -> Obj:
             "n_events": NUM,
             "cox": cox if kind == "cox" else Null(),
             "pwexp": pwexp if kind == "pwexp" else Null(),
-            **{k: Null() for k in ("level_counts", "column_counts", "column_binary")},
+            **{
+                k: Null()
+                for k in ("level_counts", "column_counts", "column_binary", "column_scale")
+            },
             "column_concentration": Null(),
             "bootstrap": BOOTSTRAP,
             "released": Flag(True),

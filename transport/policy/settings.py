@@ -132,7 +132,12 @@ RULES: dict[str, str] = {
     "max_log_hazard_ratio, and its numbers are those of a fit",
     "min_contributors": "a shipped model's transported value rests on at least min_cell "
     "effective target patients",
-    "bootstrap_summary": "a released model's bootstrap is a summary: no refits, no seed",
+    "centre_lattice": "a released Cox model's centre is its columns' means on a lattice of "
+    "their SDs' powers of ten, not the exact means",
+    "bootstrap_summary": "a released model's bootstrap is a summary: no refits, no seed, "
+    "at most MAX_SHIPPED_BOOT replicates asked of the target",
+    "transform_state": "a shipped design's transform state has the keys, kinds and sizes "
+    "its formula gives, finite numbers",
     "free_text_levels": "levels that read as free text (names, numbers, notes) never leave",
     "dominance": "no released mean or SD is dominated by its dominance_n largest patients",
     "p_percent": "no patient's contribution to a released mean or SD can be estimated to "

@@ -21,21 +21,28 @@ patient's age. So the target checks what it applies and its own gate rules on th
     read (:class:`~transport.ShippedModel`, a :class:`~transport.DataError` naming the
     field).
 ``min_contributors``
-    A transported S(t) (or RMST) is released only where the effective number of target
-    patients behind it is at least ``min_cell`` (:func:`effective_contributors`): the
-    smallest of three Kish-type counts ``(sum w)^2 / sum w^2``, of ``w = p_i`` (the
-    survivors), of ``w = 1 - p_i`` (the deaths) and of ``w = (p_i - mean p)^2`` (the
-    spread around the mean). Each equals the number of patients when they contribute
-    equally and about the number of dominant contributors when a few carry the sum; the
-    third catches a model under the bound that gives every patient but a few one known
-    value (the mean then gives the few away; ``I(age > 90.5)`` with coefficient 5 does
-    this, the first two counts being large). A count of patients in a group of ``m``
+    A transported S(t) (or RMST, or median) is released only where the effective number
+    of target patients behind it is at least ``min_cell``
+    (:func:`effective_contributors`): the smallest of three Kish-type counts
+    ``(sum w)^2 / sum w^2``, of ``w = p_i`` (the survivors), of ``w = 1 - p_i`` (the
+    deaths) and of ``w = (p_i - mean p)^2`` (the spread around the mean). Each equals
+    the number of patients when they contribute equally and about the number of
+    dominant contributors when a few carry the sum; the third catches a model under the
+    bound that gives every patient but a few one known value (the mean then gives the
+    few away; ``I(age > 90.5)`` with coefficient 5 does this, the first two counts
+    being large). A count of patients in a group of ``m``
     is ``m``, as the cell rule asks. Kish's count rather than a count of rows with
     ``p_i`` in ``(eps, 1 - eps)``: it needs no ``eps`` that a crafted baseline could sit
     just inside, and it is the effective sample size a weighted result is judged by.
     Where all ``p_i`` are equal the count is 0 (withheld): the value is the source's
     baseline, and were it released, a model isolating the patients above a threshold
     would tell a count of 0 (released) from one of 1 (withheld) query by query.
+    The median is read where S crosses one half, between two knots (each patient's
+    cumulative hazard is linear between them): its count is the smaller of the two
+    knots' (a median not reached, the last knot's), and its limits need the same of
+    every bootstrap replicate's median. Without it, a baseline sweeping the crossing
+    across the grid one patient at a time made the median's grid step the number of
+    target patients above an age.
 ``round_to`` (transported values)
     ``sum_i p_i`` is an expected count of survivors: it is released as counts are,
     rounded to ``round_to``, over the released (rounded) ``n``; S(t) and its bootstrap
@@ -189,18 +196,25 @@ def guard_transported(
     policy: Policy,
     withhold: Withhold,
 ) -> None:
-    """The S(t) and RMST rows of a shipped result's summary (as lists, changed in
-    place; after :func:`~transport.policy.guard_summary`): the transported numbers
-    withheld where ``contributors`` (one per row, :func:`effective_contributors` at the
-    row's time, of each patient's RMST over tau for RMST) is below ``min_cell``
-    (``min_contributors``), else rounded to ``precision`` (``tau`` times it for RMST;
-    ``round_to``)."""
+    """The S(t), median and RMST rows of a shipped result's summary (as lists, changed
+    in place; after :func:`~transport.policy.guard_summary`): the transported numbers
+    (the value, its limits, the difference, the ratio, the verdict) withheld where
+    ``contributors`` (one per row: :func:`effective_contributors` at the row's time; of
+    each patient's RMST over tau for RMST; at the two knots the median is read between,
+    for the median and each replicate's) is below ``min_cell`` (``min_contributors``);
+    else S(t) and RMST rounded to ``precision`` (``tau`` times it for RMST;
+    ``round_to``), the median being on the grid already (``time_grid``). A median not
+    reached is a value too (S at the last knot is above one half), withheld likewise."""
     rounded = False
     for i, est in enumerate(cols["estimand"]):
-        if est not in ("survival", "rmst") or cols["transported"][i] is None:
+        if est not in ("survival", "rmst", "median"):
             continue
         t = cols["time"][i]
-        label = f"S({t:g})" if est == "survival" else f"RMST({t:g})"
+        if est != "median" and cols["transported"][i] is None:
+            continue
+        label = (
+            "median" if est == "median" else f"S({t:g})" if est == "survival" else f"RMST({t:g})"
+        )
         if not contributors[i] >= policy.min_cell:
             for c in _TRANSPORTED:
                 if c in cols:
@@ -212,8 +226,9 @@ def guard_transported(
                 "counts of the predicted survivors, deaths and spread)",
             )
             continue
-        _round_row(cols, i, precision * (t if est == "rmst" else 1.0), precision)
-        rounded = True
+        if est != "median":  # a median is on the grid already (time_grid)
+            _round_row(cols, i, precision * (t if est == "rmst" else 1.0), precision)
+            rounded = True
     if rounded:
         withhold(
             "transported S(t) and RMST rows of the summary",

@@ -16,7 +16,8 @@ Two steps, two environments:
    of stateful transforms: :meth:`~transport.Design.from_dict` rebuilds the encoding
    without the source rows), coefficients, their covariance, and
 
-   * Cox: the baseline cumulative hazard ``H0(t)`` at the covariate means ``center``, on
+   * Cox: the baseline cumulative hazard ``H0(t)`` at the covariate means ``center``
+     (released rounded to a lattice, the baseline moved to it: rule ``centre_lattice``), on
      the policy's fixed grid (:meth:`~transport.disclosure.Policy.grid`: multiples of
      ``km_grid_step``), never at event times;
    * piecewise exponential: interior cut points **snapped to the grid** (the default cut
@@ -91,11 +92,12 @@ aggregate, is refused when the model's spread over the target exceeds the gate's
 the target has ``min_cell`` patients at risk, its S(t) and RMST rows only where the
 target's events and exits since the previous released time (from 0 for the first) are
 none or at least ``min_km_step`` (as :class:`~transport.TransportResult`), its medians
-rounded outwards to the grid (their equivalence p-value withheld), its transported S(t)
-and RMST rows only where ``min_cell`` effective target patients are behind them
+rounded outwards to the grid (their equivalence p-value withheld), its transported S(t),
+RMST and median rows only where ``min_cell`` effective target patients are behind them
 (``min_contributors``: Kish counts of the patients' predicted survivors, deaths and
 spread, computed from the target's rows when the model was applied, for the estimate and
-every replicate) and rounded (``round_to``: the expected survivors to ``round_to``, so
+every replicate; for a median, at the two knots it is read between) and S(t) and RMST
+rounded (``round_to``: the expected survivors to ``round_to``, so
 S(t) to multiples of ``round_to / n``; differences, ratios and p-values recomputed from
 the released numbers), the transported curve at the model's grid times that are released
 steps of the target's own curve, under the same two rules, and the target's observed
@@ -117,9 +119,12 @@ This is the price of the shipped model being the Cox g-formula of
 :func:`~transport.transport` and R's ``coxph`` at the grid times (a model fitted to
 grid-grouped times would be another estimator); it is the differencing the gate already
 accepts for exact S(t) and RMST: release a model once per analysis from a fixed cohort.
-The covariate means (``center``, a ``center()`` or ``scale()`` state) are exact, so with
-the rounded ``n`` they give the exact ``n`` and every level's count, each of which passed
-the cell rule (as a summary's exact shares do). The bootstrap summary's covariance and
+A Cox model's ``center`` is released on a lattice (``centre_lattice``: each design
+column's mean rounded to a power of ten at most its SD, the baseline moved to it), but a
+``center()`` or ``scale()`` state is the exact mean (and SD) of its expression: with the
+rounded ``n`` it gives the exact ``n`` and every level's count, each of which passed
+the cell rule (as a summary's exact shares do), and two models from sources one patient
+apart give that patient's value from it. The bootstrap summary's covariance and
 percentile limits come from refits each fitted on a resample in which a level may rest
 on fewer than ``min_cell`` distinct patients. A covariate typed continuous with three or
 more distinct values is not a cell (a rare value of ECOG coded 0-3 as a number is not

@@ -12,6 +12,10 @@ parameters ``theta`` (Cox: coefficients, then the baseline ``H0`` at the release
 times; piecewise exponential: the coefficients, each refit's first brought to the
 released model's representative times, :func:`on_shift`), their SEs and their
 percentile limits (:func:`summarise`).
+
+The target runs one replicate of its own rows per refit the model states (``n_boot``):
+a number read from another environment, so it is bounded where the model is read
+(:data:`MAX_SHIPPED_BOOT`), never trusted to size the target's work.
 """
 
 from __future__ import annotations
@@ -24,7 +28,33 @@ import numpy as np
 
 from transport.exceptions import DataError
 
-__all__ = ["BootstrapSummary", "ParametricDraws", "on_shift", "summarise"]
+__all__ = [
+    "MAX_SHIPPED_BOOT",
+    "BootstrapSummary",
+    "ParametricDraws",
+    "check_shipped_boot",
+    "on_shift",
+    "summarise",
+]
+
+#: The most bootstrap refits a shipped model may state (and so the most replicates of its
+#: rows the target runs for it): 10,000 is more than percentile limits need, and a few
+#: minutes of the target's time; a file stating 10**9 would take it for days.
+MAX_SHIPPED_BOOT = 10_000
+
+
+def check_shipped_boot(n_boot: object, where: str) -> int:
+    """``n_boot`` read from a shipped model: a whole number from 2 to
+    :data:`MAX_SHIPPED_BOOT`, else a :class:`~transport.DataError` naming the field and
+    the bound (rule ``bootstrap_summary``)."""
+    value = n_boot if isinstance(n_boot, int | float) and not isinstance(n_boot, bool) else None
+    if value is None or not (2 <= value <= MAX_SHIPPED_BOOT) or value != int(value):
+        raise DataError(
+            f"{where} states n_boot {n_boot!r}, not a whole number from 2 to "
+            f"{MAX_SHIPPED_BOOT} (rule: bootstrap_summary; the target runs one replicate of "
+            "its rows per refit, so a shipped model states at most MAX_SHIPPED_BOOT)"
+        )
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -82,6 +112,8 @@ class BootstrapSummary:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BootstrapSummary:
+        if "n_boot" in data:  # bounded before anything is sized by it
+            check_shipped_boot(data["n_boot"], "shipped model's bootstrap summary")
         try:
             cov = np.asarray(data["cov"], dtype=np.float64)
             return cls(
@@ -121,15 +153,23 @@ def on_shift(
     return out
 
 
-def summarise(model: Any, grid_index: np.ndarray) -> BootstrapSummary | None:
+def summarise(
+    model: Any, grid_index: np.ndarray, moved: np.ndarray | None = None
+) -> BootstrapSummary | None:
     """The releasable summary of a model's refits (``None`` without refits, or with
     fewer than two that succeeded): Cox, of the coefficients and the baseline at the
-    grid times ``grid_index`` (those released); piecewise exponential, of the
-    coefficients on the model's own shifts (:func:`on_shift`)."""
+    grid times ``grid_index`` (those released), each refit's baseline moved by ``moved``
+    (the released centre less the model's: ``H0_b exp(beta_b' moved)``, its own
+    predictions unchanged); piecewise exponential, of the coefficients on the model's
+    own shifts (:func:`on_shift`)."""
     if model.boot_coef is None or model.boot_extra is None:
         return None
     if model.kind == "cox":
-        return BootstrapSummary.from_replicates(model.boot_coef, model.boot_extra[:, grid_index])
+        extra = model.boot_extra[:, grid_index]
+        if moved is not None:
+            with np.errstate(invalid="ignore"):  # a failed refit stays a row of nan
+                extra = extra * np.exp(model.boot_coef @ moved)[:, None]
+        return BootstrapSummary.from_replicates(model.boot_coef, extra)
     p = len(model.design.columns)
     coef = on_shift(model.boot_coef, model.boot_extra, model.shift, p, model.time_varying)
     return BootstrapSummary.from_replicates(coef, np.zeros((coef.shape[0], 0)))

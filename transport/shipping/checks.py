@@ -72,6 +72,8 @@ def shape_problems(m: Any) -> list[str]:
         problems.append(f"{P} coefficients, {len(m.names)} names, covariance {m.cov.shape}")
     if K == 0 or np.any(np.diff(m.grid) <= 0) or m.grid[0] <= 0:
         problems.append("grid is not increasing positive times")
+    if m.column_scale is not None and m.column_scale.shape != (p,):
+        problems.append(f"column_scale has {m.column_scale.size} values for {p} columns")
     for key, v in m.grid_counts.items():
         if v.shape != (K,):
             problems.append(f"grid_counts[{key!r}] has {v.size} values for {K} grid times")

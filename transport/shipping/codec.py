@@ -94,6 +94,7 @@ def model_to_dict(m: Any) -> dict[str, Any]:
         "column_counts": json_floats(m.column_counts),
         "column_binary": None if m.column_binary is None else m.column_binary.tolist(),
         "column_concentration": json_floats(m.column_concentration),
+        "column_scale": json_floats(m.column_scale),
         "bootstrap": boot,
         "released": m.released,
         "policy": m.policy,
@@ -141,6 +142,7 @@ def model_fields(data: Mapping[str, Any]) -> dict[str, Any]:
             )
         cc = data.get("column_counts")
         conc = data.get("column_concentration")
+        scale = data.get("column_scale")
         return dict(
             kind=kind,
             source=str(data["source"]),
@@ -158,6 +160,7 @@ def model_fields(data: Mapping[str, Any]) -> dict[str, Any]:
             column_counts=None if cc is None else json_array(cc),
             column_binary=data.get("column_binary"),
             column_concentration=None if conc is None else json_array(conc, 3),
+            column_scale=None if scale is None else json_array(scale),
             released=bool(data.get("released", False)),
             policy=str(data.get("policy", "default")),
             **kw,

@@ -23,7 +23,7 @@ from transport.policy import (
     effective_contributors,
     verify_release,
 )
-from transport.shipping.bootstrap import BootstrapSummary
+from transport.shipping.bootstrap import MAX_SHIPPED_BOOT, BootstrapSummary, check_shipped_boot
 from transport.shipping.checks import log_hazard_spread, number_problems, shape_problems
 from transport.shipping.codec import MODEL_FILE, model_fields, model_to_dict
 from transport.shipping.result import ShippedResult
@@ -63,16 +63,19 @@ class ShippedModel:
     hazard, center, ties
         Cox: baseline cumulative hazard at ``grid`` for covariates equal to ``center``
         (Breslow, or its Efron analogue, as R's ``survfit.coxph``), and the ties method.
+        ``center`` is the design columns' source means; once released, those means on a
+        lattice, the baseline rescaled to it (rule ``centre_lattice``).
     breaks, shift, time_varying
         Piecewise exponential: interior cut points (on the grid), ``log m_k - center`` of
         each interval, and whether the log hazard ratios change with log time.
     n, n_events, n_params
         Patients, events and coefficients of the fit (counts rounded once released).
-    level_counts, column_counts, column_binary, column_concentration
+    level_counts, column_counts, column_binary, column_concentration, column_scale
         What the gate's cell and dominance rules check at release and then leave out:
-        source patients per level, per design column, and the largest contributions to
-        each column's mean and SD (:func:`~transport.summary.concentration`); ``None``
-        once released.
+        source patients per level, per design column, the largest contributions to
+        each column's mean and SD (:func:`~transport.summary.concentration`), and each
+        column's SD (the lattice the released Cox ``center`` is rounded to, rule
+        ``centre_lattice``); ``None`` once released.
     n_boot, boot_failed
         Bootstrap refits drawn at the source and how many of them failed.
     boot_coef, boot_extra, boot_entropy
@@ -124,6 +127,7 @@ class ShippedModel:
         column_counts: np.ndarray | None = None,
         column_binary: np.ndarray | None = None,
         column_concentration: np.ndarray | None = None,
+        column_scale: np.ndarray | None = None,
         boot_coef: np.ndarray | None = None,
         boot_extra: np.ndarray | None = None,
         boot_entropy: str | None = None,
@@ -149,11 +153,9 @@ class ShippedModel:
         self.grid_counts = {k: np.asarray(v, dtype=np.float64) for k, v in grid_counts.items()}
         self.n = float(n)
         self.n_events = float(n_events)
-        self.hazard = None if hazard is None else np.asarray(hazard, dtype=np.float64)
-        self.center = None if center is None else np.asarray(center, dtype=np.float64)
+        self.hazard, self.center = _floats(hazard), _floats(center)
         self.ties = ties
-        self.breaks = None if breaks is None else np.asarray(breaks, dtype=np.float64)
-        self.shift = None if shift is None else np.asarray(shift, dtype=np.float64)
+        self.breaks, self.shift = _floats(breaks), _floats(shift)
         self.time_varying = bool(time_varying)
         self.interval_counts = (
             None
@@ -167,17 +169,10 @@ class ShippedModel:
                 str(v): {str(k): float(c) for k, c in lv.items()} for v, lv in level_counts.items()
             }
         )
-        self.column_counts = (
-            None if column_counts is None else np.asarray(column_counts, np.float64)
-        )
+        self.column_counts, self.column_scale = _floats(column_counts), _floats(column_scale)
         self.column_binary = None if column_binary is None else np.asarray(column_binary, bool)
-        self.column_concentration = (
-            None
-            if column_concentration is None
-            else np.asarray(column_concentration, dtype=np.float64)
-        )
-        self.boot_coef = None if boot_coef is None else np.asarray(boot_coef, dtype=np.float64)
-        self.boot_extra = None if boot_extra is None else np.asarray(boot_extra, dtype=np.float64)
+        self.column_concentration = _floats(column_concentration)
+        self.boot_coef, self.boot_extra = _floats(boot_coef), _floats(boot_extra)
         self.boot_entropy = boot_entropy
         self.boot_summary = boot_summary
         self.released = bool(released)
@@ -192,6 +187,8 @@ class ShippedModel:
             raise DataError(
                 f"shipped model of {self.source!r} is inconsistent: " + "; ".join(problems)
             )
+        if self.n_boot:  # the target runs this many replicates of its rows
+            check_shipped_boot(self.n_boot, f"shipped model of {self.source!r}")
         if self.released and self.boot_coef is not None:
             raise DataError(
                 f"shipped model of {self.source!r} claims to be released but carries "
@@ -241,9 +238,10 @@ class ShippedModel:
             on the snapped cut points. ``time_varying`` as in the model.
         n_boot, seed, n_jobs
             Bootstrap refits on resamples of the source, shipped so that the target can
-            give intervals carrying the source model's uncertainty (0: none; otherwise at
-            least 2). Replicate ``b`` uses child ``b`` of ``SeedSequence(seed)``; the same
-            for any ``n_jobs``.
+            give intervals carrying the source model's uncertainty (0: none; otherwise 2
+            to ``MAX_SHIPPED_BOOT``, 10,000: the target runs one replicate per refit).
+            Replicate ``b`` uses child ``b`` of ``SeedSequence(seed)``; the same for any
+            ``n_jobs``.
         policy
             The :class:`~transport.disclosure.Policy` whose grid the baseline is kept on
             (release with the same policy).
@@ -267,7 +265,12 @@ class ShippedModel:
             )
         if model not in ("cox", "pwexp"):
             raise ValueError(f"The 'model' parameter must be 'cox' or 'pwexp'. Got {model!r}.")
-        check_n_boot(n_boot)
+        if check_n_boot(n_boot) > MAX_SHIPPED_BOOT:
+            raise ValueError(
+                f"The 'n_boot' parameter of ShippedModel.fit must be at most {MAX_SHIPPED_BOOT} "
+                f"(MAX_SHIPPED_BOOT: the most replicates a target runs for a shipped model). "
+                f"Got {n_boot!r}."
+            )
         if source.entry is not None:
             raise DataError(
                 f"cohort {source.name!r} has delayed entry (column {source.entry!r}; "
@@ -583,6 +586,10 @@ class ShippedModel:
             f"grid of {self.grid.size} times to {self.grid[-1]:g} {self.time_unit}{boot}; "
             f"{state})"
         )
+
+
+def _floats(x: Any) -> np.ndarray | None:
+    return None if x is None else np.asarray(x, dtype=np.float64)
 
 
 def in_unit(cohort: Cohort, unit: str) -> Cohort:

@@ -293,6 +293,7 @@ def fit_fields(
         column_counts=column_counts,
         column_binary=np.all((X == 0) | (X == 1), axis=0),
         column_concentration=concentration(X),
+        column_scale=X.std(axis=0),
         policy=policy.name,
         **kw,
     )

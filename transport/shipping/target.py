@@ -19,7 +19,14 @@ from transport.shipping.bootstrap import ParametricDraws
 from transport.survival._average import AveragedCurve
 from transport.survival._fixed_grid import FixedGridKM, read_curve
 
-__all__ = ["Applied", "ShippedRefits", "TargetReplicate", "row_contributors", "target_replicates"]
+__all__ = [
+    "Applied",
+    "ShippedRefits",
+    "TargetReplicate",
+    "median_contributors",
+    "row_contributors",
+    "target_replicates",
+]
 
 #: ``draw(b, generator)``: replicate ``b``'s coefficients and baseline (or shifts), or
 #: ``None`` when the source refit failed.
@@ -38,11 +45,36 @@ class Applied(Protocol):
     ) -> float: ...
 
 
-def row_contributors(curve: AveragedCurve, times: np.ndarray, tau: float | None) -> np.ndarray:
+def median_contributors(curve: AveragedCurve, crossing: AveragedCurve | None = None) -> float:
+    """The effective number of target patients behind the median of ``crossing`` (default
+    ``curve``): the fewest :func:`~transport.policy.effective_contributors` of ``curve``'s
+    patients at the knots the median is read between, the last knot where S is above
+    one half and the first where it is at most one half (each patient's cumulative
+    hazard is linear between knots, so the root of S(t) = 1/2 is a function of the
+    patients' survival at those two knots alone; time 0, where every patient's is 1, is
+    known). A median not reached is the statement that S at the last knot is above one
+    half: the patients at the last knot are behind it."""
+    s = (curve if crossing is None else crossing).at_knots()
+    below = np.flatnonzero(s <= 0.5)
+    k = s.size - 1 if below.size == 0 else int(below[0])
+    knots = [k] if k == 0 or below.size == 0 else [k - 1, k]
+    return float(np.min(effective_contributors(np.exp(-curve.H[:, 1:][:, knots]))))
+
+
+def row_contributors(
+    curve: AveragedCurve,
+    times: np.ndarray,
+    tau: float | None,
+    weighted: AveragedCurve | None = None,
+) -> np.ndarray:
     """The effective number of target patients behind each summary row: S at each of
-    ``times``, the median (``inf``: it is released on the grid only) and RMST(tau)
-    (each patient's RMST over ``tau``)."""
-    out = [effective_contributors(np.exp(-curve.hazard_at(times))), np.array([np.inf])]
+    ``times``, the median (:func:`median_contributors`, read where the median of
+    ``weighted``, the curve whose value is reported, crosses one half: a replicate's
+    resample) and RMST(tau) (each patient's RMST over ``tau``)."""
+    out = [
+        effective_contributors(np.exp(-curve.hazard_at(times))),
+        np.array([median_contributors(curve, weighted)]),
+    ]
     if tau is not None:
         out.append(effective_contributors(curve.rmst_rows(tau) / tau))
     return np.concatenate(out)
@@ -67,7 +99,8 @@ class TargetReplicate:
     ``draw(b, rng)`` averaged over a resample of the target's rows (drawn first from
     ``rng``), beside the resample's Kaplan–Meier curve. Returns ``[transported (k),
     observed (k), contributors (k), spread, 1]`` (the replicate model's effective
-    target patients per row and the spread of its linear predictor over the target's
+    target patients per row, the median's where the resample's median is read, and the
+    spread of its linear predictor over the target's
     rows, for the gate), or ``nan`` when the source refit failed (the last column tells
     a failed replicate from one whose medians are not reached)."""
 
@@ -92,9 +125,10 @@ class TargetReplicate:
         H = None if theta is None else self.model.hazards(self.X, *theta)
         if theta is None or H is None:
             return np.full(3 * self.k + 2, np.nan)
-        transported = AveragedCurve(self.knots, H, ct).read(self.times, self.tau)
+        resampled = AveragedCurve(self.knots, H, ct)
+        transported = resampled.read(self.times, self.tau)
         observed = read_curve(self.km.grid, self.km.survival(ct), self.times, self.tau)
-        rows = row_contributors(AveragedCurve(self.knots, H), self.times, self.tau)
+        rows = row_contributors(AveragedCurve(self.knots, H), self.times, self.tau, resampled)
         spread = self.model.log_hazard_spread(self.X, *theta)
         return np.concatenate((transported, observed, rows, [spread, 1.0]))
 
