@@ -807,7 +807,8 @@ def test_effective_contributors_count_the_patients_behind_a_mean() -> None:
     assert effective_contributors(p)[0] > 100  # patients who differ, many of them
     for m in (1, 3, 9, 25):  # m patients apart from 500 - m who share one value: about m
         two = np.r_[np.full(500 - m, 0.95), np.full(m, 0.01)]
-        assert effective_contributors(two)[0] == pytest.approx(m / (1 - m / 500) ** 2, rel=1e-3)
+        # the spread's count: sum d^2 / max d^2 (no row over 1/m of it), below Kish's
+        assert effective_contributors(two)[0] == pytest.approx(m / (1 - m / 500), rel=1e-3)
     # one patient who alone dies among patients who all live, or the reverse
     assert effective_contributors(np.r_[np.ones(499), 0.0])[0] == pytest.approx(1.0, abs=0.01)
     assert effective_contributors(np.r_[np.zeros(499), 1.0])[0] == pytest.approx(1.0, abs=0.01)

@@ -93,17 +93,24 @@ _SAME = 1e-12
 
 
 def _kish(w: np.ndarray, empty: float) -> np.ndarray:
-    """``(sum w)^2 / sum w^2`` per column (``empty`` where every ``w`` is 0)."""
+    """The effective count of ``w`` per column: the smaller of Kish's ``(sum w)^2 /
+    sum w^2`` and ``sum w / max w`` (``empty`` where every ``w`` is 0). Kish's alone
+    lets one row carry up to ``1 / sqrt(m)`` of a total at a count of ``m``; with the
+    second, no row carries more than ``1 / m``, as for weighted results (``min_ess``)."""
     s = w.sum(axis=0)
     s2 = (w * w).sum(axis=0)
+    top = w.max(axis=0) if w.shape[0] else np.zeros(w.shape[1:])
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(np.where(s2 > 0, s * s / s2, empty), dtype=np.float64)
+        kish = np.where(s2 > 0, s * s / s2, empty)
+        share = np.where(top > 0, s / top, empty)
+        return np.asarray(np.minimum(kish, share), dtype=np.float64)
 
 
 def effective_contributors(p: np.ndarray) -> np.ndarray:
     """The effective number of rows behind the mean of each column of ``p`` (rows x
     columns, values in [0, 1]: each patient's predicted survival at a time): the
-    smallest of the Kish counts of ``p``, ``1 - p`` and ``(p - mean p)^2``
+    smallest of the effective counts (:func:`_kish`: Kish's, and no row over ``1 / m``
+    of the total) of ``p``, ``1 - p`` and ``(p - mean p)^2``
     (``min_contributors``; see the module docstring). A column whose values are all
     equal has none: it is the source's baseline, and releasing it only where some
     patients differ would tell that none does (a count of 0 beside one of 1)."""
