@@ -25,12 +25,13 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy.stats import norm
 
 from transport._validate import check_n_jobs
+from transport.exceptions import DataError
 
 __all__ = [
     "BootstrapDraws",
@@ -98,16 +99,50 @@ def _chunks(n: int, size: int) -> list[range]:
     return [range(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
 
+#: What a replicate may raise when its resample has no finite fit (a singular
+#: information matrix, separation, a level or a whole design column left out): a failed
+#: replicate, counted, never the end of the bootstrap. Anything else is a bug and raises.
+SOFT_FAILURES: tuple[type[BaseException], ...] = (
+    np.linalg.LinAlgError,
+    ArithmeticError,
+    ValueError,
+    DataError,
+)
+
+
+def _one(fn: Callable[..., np.ndarray], args: tuple[Any, ...]) -> np.ndarray | str:
+    """``fn(*args)``, or the reason it failed softly (:data:`SOFT_FAILURES`)."""
+    try:
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(*args), dtype=np.float64)
+    except SOFT_FAILURES as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
 def _run_chunk(
     fn: Callable[..., np.ndarray],
     index: range,
     seeds: list[np.random.SeedSequence],
     indexed: bool,
-) -> np.ndarray:
+) -> list[np.ndarray | str]:
     rngs = [np.random.default_rng(s) for s in seeds]
     if indexed:
-        return np.vstack([fn(b, rng) for b, rng in zip(index, rngs, strict=True)])
-    return np.vstack([fn(rng) for rng in rngs])
+        return [_one(fn, (b, rng)) for b, rng in zip(index, rngs, strict=True)]
+    return [_one(fn, (rng,)) for rng in rngs]
+
+
+def _stack(rows: list[np.ndarray | str], label: str) -> np.ndarray:
+    """The replicates as rows, a failed one (its reason) as a row of ``nan``."""
+    done = [r for r in rows if not isinstance(r, str)]
+    if not done:
+        reason = next((r for r in rows if isinstance(r, str)), "no replicates")
+        raise DataError(
+            f"every one of the {len(rows)} replicates of the {label} failed (the first: "
+            f"{reason}); the estimate has no bootstrap interval: use fewer covariates or "
+            "n_boot = 0"
+        )
+    width = done[0].size
+    return np.vstack([np.full(width, np.nan) if isinstance(r, str) else r for r in rows])
 
 
 def run_bootstrap(
@@ -137,10 +172,10 @@ def run_bootstrap(
     workers = n_jobs if n_jobs > 0 else max(1, _cpu_count())
     size = max(1, min(25, math.ceil(n_boot / (4 * workers))))
     chunks = _chunks(n_boot, size)
-    results: list[np.ndarray] = []
+    results: list[np.ndarray | str] = []
     done = 0
     if workers == 1:
-        outputs: Iterator[np.ndarray] = (
+        outputs: Iterator[list[np.ndarray | str]] = (
             _run_chunk(fn, c, [children[i] for i in c], indexed) for c in chunks
         )
     else:
@@ -151,10 +186,10 @@ def run_bootstrap(
             delayed(_run_chunk)(fn, c, [children[i] for i in c], indexed) for c in chunks
         )
     for out in outputs:
-        results.append(out)
-        done += out.shape[0]
+        results.extend(out)
+        done += len(out)
         report(done)
-    values = np.vstack(results) if results else np.zeros((0, 0))
+    values = _stack(results, label) if results else np.zeros((0, 0))
     failed = int(np.sum(np.all(np.isnan(values), axis=1))) if values.size else 0
     return BootstrapDraws(values, failed, ss.entropy)  # type: ignore[arg-type]
 
