@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import functools
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,34 @@ import transport as tp
 TESTS = Path(__file__).resolve().parent
 R_DIR = TESTS / "r"
 HAS_R = shutil.which("Rscript") is not None
+_R_PACKAGE = re.compile(
+    r"(?:library|require|requireNamespace)\(\s*['\"]?([A-Za-z][A-Za-z0-9.]*)|([A-Za-z][A-Za-z0-9.]*)::"
+)
+
+
+def r_packages(script: str) -> frozenset[str]:
+    """The R packages ``tests/r/<script>`` loads (library, require, pkg::)."""
+    text = (R_DIR / script).read_text()
+    return frozenset(a or b for a, b in _R_PACKAGE.findall(text)) - {"base", "stats", "utils"}
+
+
+@functools.cache
+def _r_has(packages: frozenset[str]) -> bool:
+    if not HAS_R:
+        return False
+    names = ", ".join(f'"{p}"' for p in sorted(packages))
+    check = f"quit(status = !all(sapply(c({names}), requireNamespace, quietly = TRUE)))"
+    done = subprocess.run(["Rscript", "-e", check or "quit()"], capture_output=True, timeout=120)
+    return done.returncode == 0
+
+
+def needs_r(*scripts: str) -> pytest.MarkDecorator:
+    """Skip unless Rscript and every R package the ``scripts`` load are installed (a
+    machine with R but without, say, ``sandwich`` skips the pwexp test, not fails it)."""
+    packages = frozenset().union(*(r_packages(s) for s in scripts))
+    return pytest.mark.skipif(
+        not _r_has(packages), reason=f"Rscript or R package(s) {sorted(packages)} not installed"
+    )
 
 
 def load_case(case: str) -> tuple[pl.DataFrame, dict]:

@@ -70,3 +70,133 @@ def test_a_singular_resample_does_not_end_the_g_formula_bootstrap() -> None:
     # the interval comes from the successful replicates: finite, around the estimate
     lo, hi = row["transported_ci_lower"], row["transported_ci_upper"]
     assert np.isfinite([lo, hi]).all() and lo < row["transported"] < hi
+
+
+# -- options: one validation layer for the API and the plan reader --------------------------
+BAD_OPTIONS = [
+    ({"ties": "banana"}, "'ties' parameter must be 'efron' or 'breslow'"),
+    ({"ties": "exact"}, "'ties' parameter must be 'efron' or 'breslow'"),
+    ({"seed": -1, "n_boot": 2}, "'seed' parameter must be None, an integer >= 0"),
+    ({"seed": 1.5, "n_boot": 2}, "'seed' parameter must be None, an integer >= 0"),
+    ({"margin": 5}, "'margin' for a difference of S\\(t\\) must be below 1"),
+    ({"margin": {"survival": 2.0}}, "margin for 'survival' must be below 1"),
+    ({"moments": 3}, "'moments' parameter must be 1 or 2"),
+    ({"censoring": "weibull"}, "'censoring' parameter must be 'km' or 'cox'"),
+    ({"outcome_model": "weibull"}, "'outcome_model' parameter must be 'cox' or 'pwexp'"),
+]
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[tp.Cohort, tp.Cohort]:
+    return tp.datasets.load_synthetic("UK"), tp.datasets.load_synthetic("JP")
+
+
+@pytest.mark.parametrize(("options", "message"), BAD_OPTIONS)
+def test_an_unknown_option_is_refused_by_name_never_read_as_the_default(
+    pair: tuple[tp.Cohort, tp.Cohort], options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        tp.transport(*pair, method="gformula", times=[365.25], **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("options", "message"), BAD_OPTIONS)
+def test_a_plan_is_checked_by_the_same_rules(options: dict[str, object], message: str) -> None:
+    from transport.cli.plan import PlanError, check_plan
+
+    plan = {
+        "cohorts": {"US": {"dataset": "synthetic:US"}, "JP": {"dataset": "synthetic:JP"}},
+        "analysis": {"source": "US", "targets": ["JP"], "methods": ["gformula"], **options},
+    }
+    with pytest.raises(PlanError, match=message):
+        check_plan(plan)
+
+
+def test_good_options_are_still_accepted(pair: tuple[tp.Cohort, tp.Cohort]) -> None:
+    res = tp.transport(
+        *pair,
+        method="gformula",
+        times=[365.25],
+        ties="breslow",
+        seed=np.int64(3),
+        margin={"survival": 0.1, "rmst": 30.0},
+        tau=730.5,
+    )
+    assert res.summary()["transported"].is_not_null().all()
+
+
+# -- the suite itself: a test that runs R checks the R packages it loads --------------------
+def test_r_tests_check_the_packages_their_scripts_load() -> None:
+    """A machine with R but without ``sandwich`` must skip the pwexp test, not fail it:
+    the skip reads the packages from the script the test runs."""
+    from conftest import r_packages
+
+    assert r_packages("pwexp_reference.R") == {"sandwich", "survival"}
+    assert r_packages("km_reference.R") == {"survival"}
+
+
+# -- a hand-edited summary document: one reader checks its shape before any use ------------
+def _edits() -> dict[str, tuple[object, str]]:
+    import copy
+
+    jp = tp.datasets.load_synthetic("JP")
+    base = tp.TargetSummary.from_cohort(jp, km_times=[91.3125, 182.625]).to_dict()
+    out: dict[str, tuple[object, str]] = {}
+    for key in ("columns", "mean", "sd", "covariates", "time_unit", "formula", "name", "n"):
+        d = copy.deepcopy(base)
+        del d[key]
+        out[f"no {key}"] = (d, f"lacks field '{key}'")
+
+    def edit(name: str, message: str, change: object) -> None:
+        d = copy.deepcopy(base)
+        change(d)  # type: ignore[operator]
+        out[name] = (d, message)
+
+    out["a list"] = ([base], "is a JSON object; got a list")
+    edit(
+        "covariate a string",
+        "covariate 'age' must be an object",
+        lambda d: d["covariates"].update(age="x"),
+    )
+    edit(
+        "mean short", "'mean' has 21 values for 22 columns", lambda d: d.update(mean=d["mean"][:-1])
+    )
+    edit("n = 10**400", "'n' must be between 1 and", lambda d: d.update(n=10**400))
+    edit("mean 1e300", "'mean' value 0 is 1e\\+300", lambda d: d["mean"].__setitem__(0, 1e300))
+    edit(
+        "fortnights",
+        "time_unit 'fortnights' is not one of",
+        lambda d: d.update(time_unit="fortnights"),
+    )
+    edit(
+        "km survival 2",
+        "'km' survival has 1 value",
+        lambda d: d["km"]["survival"].__setitem__(0, 2.0),
+    )
+    edit(
+        "km lengths",
+        "'km' lists differ in length",
+        lambda d: d["km"].update(time=d["km"]["time"][:1]),
+    )
+    edit(
+        "level twice",
+        "lists a level twice",
+        lambda d: d["covariates"]["sex"].update(levels=["male", "male"]),
+    )
+    return out
+
+
+EDITS = _edits()
+
+
+@pytest.mark.parametrize("case", sorted(EDITS))
+def test_an_edited_summary_is_refused_naming_the_field(case: str) -> None:
+    data, message = EDITS[case]
+    with pytest.raises(DataError, match=message):
+        tp.TargetSummary.from_dict(data)  # type: ignore[arg-type]
+
+
+def test_a_deeply_nested_summary_file_is_refused_naming_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DataError, match=r"deep\.json' is not a JSON summary"):
+        tp.TargetSummary.from_json(path)

@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import polars as pl
 import pytest
-from conftest import HAS_R, R_DIR, r_name, read_levelled
+from conftest import R_DIR, needs_r, r_name, read_levelled
 
 import transport as tp
 from transport.survival._cox import fit_cox, robust_cov
@@ -70,7 +70,7 @@ def test_efron_equals_breslow_without_ties() -> None:
 
 
 @pytest.mark.r
-@pytest.mark.skipif(not HAS_R, reason="Rscript not installed")
+@needs_r("cox_reference.R")
 def test_r_regenerates_the_stored_numbers(tmp_path) -> None:
     (tmp_path / "data").mkdir()
     for name in ("cox_source.csv", "cox_newdata.csv"):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-from conftest import HAS_R, R_DIR
+from conftest import R_DIR, needs_r
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -322,7 +322,7 @@ def test_released_curve_matches_r_actuarial(tmp_path: Path) -> None:
 
 
 @pytest.mark.r
-@pytest.mark.skipif(not HAS_R, reason="Rscript not installed")
+@needs_r("actuarial_reference.R")
 def test_r_regenerates_the_actuarial_reference(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     for name in ("actuarial.csv", "actuarial_grid.csv", "actuarial_weighted.csv"):

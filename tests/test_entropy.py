@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import polars as pl
 import pytest
-from conftest import HAS_R, R_DIR
+from conftest import R_DIR, needs_r
 from test_iow import FORMULAS, cohort, small
 
 import transport as tp
@@ -147,7 +147,7 @@ def test_summary_level_unseen_in_the_source_and_stateful_formulas() -> None:
 
 
 @pytest.mark.r
-@pytest.mark.skipif(not HAS_R, reason="Rscript not installed")
+@needs_r("entropy_reference.R")
 def test_r_regenerates_the_stored_weights(tmp_path) -> None:
     (tmp_path / "data").mkdir()
     for name in ("iow_source.csv", "iow_target.csv"):
@@ -237,7 +237,7 @@ def test_bad_formulas_summaries_and_arguments_are_named_errors() -> None:
         tp.Design(us, "C(sex, levels=['male'])")
     data = tp.TargetSummary.from_cohort(jp).to_dict()
     for field, value, message in (
-        ("n", 0, "'n' must be a positive integer"),
+        ("n", 0, "'n' must be between 1 and"),
         ("sd", [-1.0, *data["sd"][1:]], "SD of column 'age' must be finite and >= 0"),
         ("mean", [None, *data["mean"][1:]], "mean of column 'age' is missing"),
     ):

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 import statsmodels.api as sm
-from conftest import HAS_R, R_DIR, r_name, read_levelled
+from conftest import R_DIR, needs_r, r_name, read_levelled
 
 import transport as tp
 from transport import DataError, PositivityWarning
@@ -180,7 +180,7 @@ def test_collinear_design_names_the_columns() -> None:
 
 
 @pytest.mark.r
-@pytest.mark.skipif(not HAS_R, reason="Rscript not installed")
+@needs_r("iow_reference.R")
 def test_r_regenerates_the_stored_numbers(tmp_path) -> None:
     (tmp_path / "data").mkdir()
     for name in ("iow_source.csv", "iow_target.csv"):

@@ -12,7 +12,7 @@ import subprocess
 import numpy as np
 import polars as pl
 import pytest
-from conftest import HAS_R, R_DIR, case_curve, load_case
+from conftest import R_DIR, case_curve, load_case, needs_r
 
 REF = R_DIR / "km_reference"
 CASES = pl.read_csv(R_DIR / "km_cases.csv", infer_schema=False)["case"].to_list()
@@ -142,7 +142,7 @@ def test_exact_half_uses_the_midpoint() -> None:
 
 
 @pytest.mark.r
-@pytest.mark.skipif(not HAS_R, reason="Rscript not installed")
+@needs_r("km_reference.R")
 def test_r_regenerates_the_stored_numbers(tmp_path) -> None:
     """Running the R script again on the stored inputs reproduces the stored outputs."""
     work = tmp_path / "r"

@@ -7,7 +7,7 @@ from a higher one, and the import graph has no cycle, lazy imports inside functi
 
 0. leaves: exceptions, estimate, methods, _version, _validate, manifest, formula, columns,
    inference, plotting
-1. data: cohort, design
+1. data: cohort, design, document
 2. kernels: survival/_*, weighting/_*, assess
 3. estimates and rules: survival (curve, model_curve, models), summary, weighting (iow,
    entropy, weights), policy
@@ -45,7 +45,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "plotting",
         "plotting.*",
     ),
-    1: ("cohort", "design"),
+    1: ("cohort", "design", "document"),
     2: ("survival._*", "weighting._*", "assess"),
     3: (
         "survival",

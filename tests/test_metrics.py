@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import HAS_R, R_DIR
+from conftest import R_DIR, needs_r
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -124,7 +124,7 @@ def test_generator_reproduces_the_stored_replicates() -> None:
 
 
 @pytest.mark.r
-@pytest.mark.skipif(not HAS_R, reason="Rscript not installed")
+@needs_r("metrics_reference.R")
 def test_r_regenerates_the_metrics_reference(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     name = "metrics_replicates.csv"

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 import statsmodels.api as sm
-from conftest import HAS_R, R_DIR, r_name, read_levelled
+from conftest import R_DIR, needs_r, r_name, read_levelled
 
 import transport as tp
 from transport.survival._pwexp import (
@@ -387,7 +387,7 @@ def test_matches_r_glm(case: str, r_data) -> None:
 
 
 @pytest.mark.r
-@pytest.mark.skipif(not HAS_R, reason="Rscript not installed")
+@needs_r("pwexp_reference.R")
 def test_r_regenerates_the_stored_numbers(tmp_path) -> None:
     (tmp_path / "data").mkdir()
     for name in ("cox_source.csv", "cox_newdata.csv", "pwexp_breaks.csv"):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import HAS_R, R_DIR, read_levelled
+from conftest import R_DIR, needs_r, read_levelled
 
 import transport as tp
 from transport import disclosure as dc
@@ -149,7 +149,7 @@ def test_observed_curve_matches_r(cox, tgt) -> None:
 
 
 @pytest.mark.r
-@pytest.mark.skipif(not HAS_R, reason="Rscript not installed")
+@needs_r("shipping_reference.R")
 def test_r_regenerates_the_stored_numbers(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     for name in ("cox_source.csv", "shipping_target.csv", "shipping_breaks.csv"):

@@ -130,6 +130,29 @@ def check_window(window: Any) -> tuple[float, float]:
     return a, b
 
 
+def check_seed(seed: Any) -> Any:
+    """A bootstrap seed: ``None``, a non-negative integer, a sequence of them, or a
+    ``numpy.random.SeedSequence``."""
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        return seed
+    items = seed if isinstance(seed, list | tuple) else [seed]
+    if not items or not all(is_integer(x) and x >= 0 for x in items):
+        raise ValueError(
+            "The 'seed' parameter must be None, an integer >= 0, a list of them or a "
+            f"numpy SeedSequence. Got {seed!r}."
+        )
+    return seed
+
+
+def check_choice(value: Any, name: str, allowed: Sequence[Any]) -> Any:
+    """``value`` if it is one of ``allowed`` (a ``ValueError`` naming ``name`` otherwise:
+    an unknown option is never read as the default)."""
+    if isinstance(value, bool) or value not in allowed:
+        shown = " or ".join(repr(a) for a in allowed)
+        raise ValueError(f"The {name!r} parameter must be {shown}. Got {value!r}.")
+    return value
+
+
 def check_margins(
     margin: float | Mapping[str, float] | None, estimands: Sequence[str]
 ) -> np.ndarray:
@@ -148,10 +171,21 @@ def check_margins(
                 raise ValueError(
                     f"The margin for {key!r} must be a positive finite number. Got {v!r}."
                 )
+            if key == "survival" and float(v) >= 1:
+                raise ValueError(
+                    f"The margin for 'survival' must be below 1 (survival is a "
+                    f"probability). Got {v!r}."
+                )
         return np.array([float(margin.get(e, np.nan)) for e in estimands])
     if not is_positive_number(margin):
         raise ValueError(
             f"The 'margin' must be a positive finite number or a dict. Got {margin!r}."
+        )
+    if float(margin) >= 1:
+        raise ValueError(
+            f"The 'margin' for a difference of S(t) must be below 1 (survival is a "
+            f"probability). Got {margin!r}; give margins of the median or RMST by name, "
+            "e.g. margin={'rmst': 30}."
         )
     return np.array([float(margin) if e == "survival" else np.nan for e in estimands])
 

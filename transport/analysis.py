@@ -21,10 +21,12 @@ import numpy as np
 
 from transport._validate import (
     ESTIMANDS,
+    check_choice,
     check_ci_level,
     check_margins,
     check_n_boot,
     check_n_jobs,
+    check_seed,
     check_tau,
     check_times,
     check_window,
@@ -243,6 +245,11 @@ def _plan(source: Cohort, target: Target, **kw: Any) -> _Plan:
     n_jobs = check_n_jobs(kw["n_jobs"])
     t, tau = check_times(kw["times"], "transport"), check_tau(kw["tau"], "transport")
     check_margins(kw["margin"], ESTIMANDS)  # validate early
+    check_seed(kw["seed"])
+    check_choice(kw["ties"], "ties", ("efron", "breslow"))
+    check_choice(kw["outcome_model"], "outcome_model", ("cox", "pwexp"))
+    check_choice(kw["moments"], "moments", (1, 2))
+    check_choice(kw["censoring"], "censoring", ("km", "cox"))
     if not info.delayed_entry:
         for c in (source, target):
             if isinstance(c, Cohort) and c.entry is not None:

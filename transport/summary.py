@@ -21,6 +21,7 @@ import polars as pl
 
 from transport.cohort import Cohort
 from transport.design import Design, closed_text, quoted_levels
+from transport.document import MAX_BYTES, check_shape
 from transport.exceptions import DataError
 
 __all__ = [
@@ -398,6 +399,8 @@ class TargetSummary:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TargetSummary:
         """Rebuild a summary from :meth:`to_dict` output, checking the schema."""
+        if not isinstance(data, Mapping):
+            check_shape(data)
         if data.get("schema") != SCHEMA:
             raise DataError(f"not a TargetSummary: schema {data.get('schema')!r}")
         if data.get("version") != SCHEMA_VERSION:
@@ -405,6 +408,7 @@ class TargetSummary:
                 f"TargetSummary schema version {data.get('version')!r} is not supported "
                 f"(this package reads version {SCHEMA_VERSION})"
             )
+        check_shape(data)
         cov = data["covariates"]
         _validate(data)
         formula = closed_text(data["formula"], list(cov), "TargetSummary formula")
@@ -430,8 +434,18 @@ class TargetSummary:
 
     @classmethod
     def from_json(cls, path: str | Path) -> TargetSummary:
-        """Read a summary written by :meth:`to_json`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read a summary written by :meth:`to_json` (at most :data:`MAX_BYTES`)."""
+        path = Path(path)
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise DataError(f"summary file {str(path)!r} has {size} bytes, more than {MAX_BYTES}")
+        try:
+            data = json.loads(path.read_text())
+        except (ValueError, RecursionError) as exc:  # broken, or nested past any summary
+            raise DataError(
+                f"summary file {str(path)!r} is not a JSON summary ({type(exc).__name__})"
+            ) from None
+        return cls.from_dict(data)
 
     # -- use as a target --------------------------------------------------------------------
     def moments_for(self, design: Design) -> tuple[np.ndarray, np.ndarray]:

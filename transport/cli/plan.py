@@ -265,6 +265,11 @@ def _check_analysis_values(analysis: Mapping[str, Any]) -> None:
         "ci_level": v.check_ci_level,
         "window": v.check_window,
         "margin": lambda x: v.check_margins(x, v.ESTIMANDS),
+        "seed": v.check_seed,
+        "ties": lambda x: v.check_choice(x, "ties", ("efron", "breslow")),
+        "outcome_model": lambda x: v.check_choice(x, "outcome_model", ("cox", "pwexp")),
+        "moments": lambda x: v.check_choice(x, "moments", (1, 2)),
+        "censoring": lambda x: v.check_choice(x, "censoring", ("km", "cox")),
     }
     for key, check in checks.items():
         if key in analysis:

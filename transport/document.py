@@ -1,0 +1,107 @@
+"""The shape of a :class:`~transport.TargetSummary` document, checked before any of it
+is used: a summary comes from another environment, often edited by hand, and a missing
+field, a list of another length, an unknown unit or a number out of range must be an
+error naming the field, never a ``KeyError`` or an overflow after all the work."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from transport.cohort import TIME_UNITS
+from transport.exceptions import DataError
+
+__all__ = ["MAX_ABS", "MAX_BYTES", "MAX_N", "check_shape"]
+
+
+#: Largest size and magnitude a summary document may have: an n no cohort has, or a
+#: number whose square overflows, is an edited file, refused before any work.
+MAX_N = 10**10
+MAX_ABS = 1e15
+MAX_BYTES = 50_000_000
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "n": int,
+    "time_unit": str,
+    "formula": str,
+    "columns": list,
+    "mean": list,
+    "sd": list,
+    "covariates": dict,
+}
+
+
+def _number_list(data: Mapping[str, Any], key: str, length: int) -> None:
+    values = data[key]
+    if len(values) != length:
+        raise DataError(
+            f"TargetSummary field {key!r} has {len(values)} values for {length} columns "
+            "(rule: one per column of 'columns')"
+        )
+    for j, x in enumerate(values):
+        ok = x is None or (isinstance(x, int | float) and not isinstance(x, bool))
+        if not ok or (x is not None and not abs(x) <= MAX_ABS):
+            raise DataError(
+                f"TargetSummary field {key!r} value {j} is {x!r} (rule: a number of at most "
+                f"{MAX_ABS:g} in size, or null where withheld)"
+            )
+
+
+def check_shape(data: Any) -> None:
+    """Refuse a summary document whose shape is not a summary's (a missing or mistyped
+    field, lists of other lengths, an unknown unit, numbers out of range), naming the
+    field, before any of it is used."""
+    if not isinstance(data, Mapping):
+        raise DataError(f"a TargetSummary document is a JSON object; got a {type(data).__name__}")
+    for key, kind in _FIELDS.items():
+        if key not in data:
+            raise DataError(f"TargetSummary lacks field {key!r} (rule: the fields of to_dict)")
+        if not isinstance(data[key], kind) or isinstance(data[key], bool):
+            raise DataError(
+                f"TargetSummary field {key!r} must be a {getattr(kind, '__name__', kind)}; "
+                f"got {type(data[key]).__name__}"
+            )
+    if not 1 <= data["n"] <= MAX_N:
+        raise DataError(f"TargetSummary field 'n' must be between 1 and {MAX_N:g}")
+    if data["time_unit"] not in TIME_UNITS:
+        raise DataError(
+            f"TargetSummary time_unit {data['time_unit']!r} is not one of {sorted(TIME_UNITS)}"
+        )
+    columns = data["columns"]
+    if not all(isinstance(c, str) for c in columns) or len(set(columns)) != len(columns):
+        raise DataError("TargetSummary 'columns' must be distinct names (rule: one per column)")
+    _number_list(data, "mean", len(columns))
+    _number_list(data, "sd", len(columns))
+    for v, c in data["covariates"].items():
+        if not isinstance(c, Mapping) or c.get("type") not in ("continuous", "categorical"):
+            raise DataError(
+                f"TargetSummary covariate {v!r} must be an object with type 'continuous' or "
+                "'categorical'"
+            )
+        if c["type"] == "categorical":
+            levels, shares = c.get("levels"), c.get("shares")
+            if not isinstance(levels, list) or not isinstance(shares, list):
+                raise DataError(f"TargetSummary covariate {v!r} lacks its levels or shares")
+            if len({str(x) for x in levels}) != len(levels):
+                raise DataError(f"TargetSummary covariate {v!r} lists a level twice")
+    km = data.get("km")
+    if km is not None:
+        _check_km(km)
+
+
+def _check_km(km: Any) -> None:
+    keys = ("time", "survival", "ci_lower", "ci_upper")
+    if not isinstance(km, Mapping) or not all(isinstance(km.get(k), list) for k in keys):
+        raise DataError(f"TargetSummary 'km' must hold the lists {list(keys)}")
+    sizes = {k: len(v) for k, v in km.items() if isinstance(v, list)}
+    if len(set(sizes.values())) > 1:
+        raise DataError(f"TargetSummary 'km' lists differ in length: {sizes}")
+    for k in ("survival", "ci_lower", "ci_upper"):
+        bad = [
+            x for x in km[k] if x is not None and not (isinstance(x, int | float) and 0 <= x <= 1)
+        ]
+        if bad:
+            raise DataError(
+                f"TargetSummary 'km' {k} has {len(bad)} value(s) outside [0, 1] (rule: a "
+                "survival probability)"
+            )
