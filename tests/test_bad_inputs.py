@@ -200,3 +200,33 @@ def test_a_deeply_nested_summary_file_is_refused_naming_the_file(tmp_path) -> No
     path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(DataError, match=r"deep\.json' is not a JSON summary"):
         tp.TargetSummary.from_json(path)
+
+
+# -- silent wrong answers ------------------------------------------------------------------
+def test_times_past_follow_up_are_warned_about(pair: tuple[tp.Cohort, tp.Cohort]) -> None:
+    from transport.exceptions import ExtrapolationWarning
+
+    last = min(float(c.time_values.max()) for c in pair)
+    with pytest.warns(ExtrapolationWarning, match="past the last follow-up time"):
+        tp.transport(*pair, method="iow", times=[365.25, last + 100.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        tp.transport(*pair, method="iow", times=[365.25])  # within follow-up: no warning
+
+
+def test_a_time_too_large_for_the_unit_is_refused_not_made_infinite() -> None:
+    import polars as pl
+
+    frame = pl.DataFrame({"t": [1e308, 2.0, 3.0], "e": [1, 0, 1]})
+    cohort = tp.Cohort(frame, time="t", event="e", time_unit="years", name="far")
+    with pytest.raises(DataError, match=r"column 't' of cohort 'far' has 1 time\(s\) too large"):
+        cohort.in_unit("days")
+
+
+@pytest.mark.parametrize("weights", [np.array(["1", "2", "3"]), ["1.0", "2", "3"]])
+def test_weights_given_as_strings_are_refused(weights: object) -> None:
+    import polars as pl
+
+    cohort = tp.Cohort(pl.DataFrame({"t": [1.0, 2.0, 3.0], "e": [1, 0, 1]}), time="t", event="e")
+    with pytest.raises(DataError, match=r"weights are .* not numbers, in 3 rows"):
+        tp.kaplan_meier(cohort, weights=weights)

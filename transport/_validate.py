@@ -190,10 +190,32 @@ def check_margins(
     return np.array([float(margin) if e == "survival" else np.nan for e in estimands])
 
 
+def scaled_times(values: np.ndarray, factor: float, where: str, unit: str, to: str) -> np.ndarray:
+    """``values`` (times in ``unit``) times ``factor`` (into ``to``), refused when one is
+    too large to express there: 1e308 years is no number of days (``DataError``)."""
+    with np.errstate(over="ignore"):
+        out = values * factor
+    if not np.all(np.isfinite(out)):
+        raise DataError(
+            f"{where} has {int(np.sum(~np.isfinite(out)))} time(s) too large to express in "
+            f"{to} (rule: finite times; largest {float(values.max()):g} {unit})"
+        )
+    return out
+
+
+def _all_numbers(arr: np.ndarray) -> bool:
+    return all(isinstance(x, int | float | np.number) and not isinstance(x, bool) for x in arr.flat)
+
+
 def validate_weights(weights: Any, n: int, weight_type: str = "sampling") -> np.ndarray:
     """One finite non-negative float64 weight per row, not all zero; else ``DataError``."""
     raw = getattr(weights, "values", weights)
     arr = np.asarray(raw)
+    if arr.dtype.kind in "USO" and not (arr.dtype.kind == "O" and _all_numbers(arr)):
+        raise DataError(
+            f"weights are {arr.dtype.name} values, not numbers, in {arr.size} rows (rule: "
+            "numeric weights; convert them, e.g. pl.col(w).cast(pl.Float64), knowingly)"
+        )
     if arr.dtype == np.bool_:
         raise DataError(
             f"weights are boolean in {arr.size} rows (rule: numeric weights; to select rows, "

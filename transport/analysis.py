@@ -259,7 +259,7 @@ def _plan(source: Cohort, target: Target, **kw: Any) -> _Plan:
                     "models have no delayed entry; methods 'naive', 'iow' and 'entropy' "
                     "accept delayed entry)"
                 )
-    _warn_past_follow_up(source, _same_unit(target, source.time_unit), tau)
+    _warn_past_follow_up(source, _same_unit(target, source.time_unit), tau, t)
     if kw["window"] is None:
         end = tau if tau is not None else (float(t.max()) if t.size else None)
         win = (0.0, end) if end else None
@@ -272,13 +272,25 @@ def _plan(source: Cohort, target: Target, **kw: Any) -> _Plan:
     )
 
 
-def _warn_past_follow_up(source: Cohort, target: Target, tau: float | None) -> None:
-    if tau is None:
-        return
+def _warn_past_follow_up(
+    source: Cohort, target: Target, tau: float | None, times: np.ndarray
+) -> None:
     last = min(
         float(source.time_values.max()),
         float(target.time_values.max()) if isinstance(target, Cohort) else np.inf,
     )
+    beyond = times[times > last]
+    if beyond.size:
+        warnings.warn(
+            f"times {beyond.tolist()} {source.time_unit} lie past the last follow-up time "
+            f"{last:g} of {source.name!r} or {target.name!r}: S(t) there is the last "
+            "value carried forward, with no data behind it. Choose times within "
+            f"follow-up (in {source.time_unit}, the source's unit).",
+            ExtrapolationWarning,
+            stacklevel=4,
+        )
+    if tau is None:
+        return
     if tau > last:
         warnings.warn(
             f"tau = {tau:g} {source.time_unit} reaches past the last follow-up time "

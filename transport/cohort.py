@@ -13,6 +13,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import polars as pl
 
+from transport._validate import scaled_times
 from transport.exceptions import DataError
 
 __all__ = ["TIME_UNITS", "Cohort"]
@@ -359,12 +360,14 @@ class Cohort:
                 f"Got {time_unit!r} instead."
             )
         factor = TIME_UNITS[self._time_unit] / TIME_UNITS[time_unit]
+        where = f"column {self._time!r} of cohort {self._name!r}"
+        converted = scaled_times(self._time_values, factor, where, self._time_unit, time_unit)
         new = object.__new__(Cohort)
         for slot in Cohort.__slots__:
             if slot != "_exclusions":
                 object.__setattr__(new, slot, object.__getattribute__(self, slot))
         object.__setattr__(new, "_time_unit", time_unit)
-        object.__setattr__(new, "_time_values", _readonly(self._time_values * factor))
+        object.__setattr__(new, "_time_values", _readonly(converted))
         if self._entry_values is not None:
             object.__setattr__(new, "_entry_values", _readonly(self._entry_values * factor))
         object.__setattr__(new, "_exclusions", self._exclusions)
