@@ -6,6 +6,8 @@ answers correctly or refuses with an error that names the parameter and the rule
 
 from __future__ import annotations
 
+import contextlib
+import re
 import warnings
 
 import numpy as np
@@ -230,3 +232,41 @@ def test_weights_given_as_strings_are_refused(weights: object) -> None:
     cohort = tp.Cohort(pl.DataFrame({"t": [1.0, 2.0, 3.0], "e": [1, 0, 1]}), time="t", event="e")
     with pytest.raises(DataError, match=r"weights are .* not numbers, in 3 rows"):
         tp.kaplan_meier(cohort, weights=weights)
+
+
+def _ages(lo: float, hi: float, n: int, seed: int) -> tp.Cohort:
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    frame = pl.DataFrame(
+        {
+            "t": rng.exponential(400.0, n).round() + 1.0,
+            "e": rng.integers(0, 2, n),
+            "age": rng.uniform(lo, hi, n),
+        }
+    )
+    return tp.Cohort(frame, time="t", event="e", covariates=["age"], name=f"ages{lo:g}")
+
+
+@pytest.mark.parametrize("method", ["gformula", "aipw"])
+def test_an_outcome_model_far_outside_the_source_is_warned_about(method: str) -> None:
+    """Source ages 20-50, target 70-90: the g-formula is a pure extrapolation."""
+    from transport.exceptions import PositivityWarning
+
+    young, old = _ages(20, 50, 400, 1), _ages(70, 90, 300, 2)
+    expected = r"100% of 'ages70''s 300 rows lie outside 'ages20''s covariate ranges"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # aipw's participation model may then refuse the weights outright: after the warning
+        with contextlib.suppress(DataError):
+            tp.transport(young, old, method=method, times=[180.0])
+    said = [str(w.message) for w in caught if issubclass(w.category, PositivityWarning)]
+    assert any(re.search(expected, m) for m in said), said
+
+
+def test_overlapping_cohorts_are_not_warned_about() -> None:
+    from transport.exceptions import PositivityWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PositivityWarning)
+        tp.transport(_ages(20, 90, 400, 3), _ages(30, 80, 300, 4), method="gformula", times=[180.0])

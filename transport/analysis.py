@@ -42,7 +42,12 @@ from transport.estimators import (
     OutcomeModel,
     read_curve,
 )
-from transport.exceptions import DataError, ExtrapolationWarning, TransportWarning
+from transport.exceptions import (
+    DataError,
+    ExtrapolationWarning,
+    PositivityWarning,
+    TransportWarning,
+)
 from transport.inference import BootstrapDraws, Progress, Seed, resample_counts, run_bootstrap
 from transport.methods import SUMMARY_METHODS, Method, MethodInfo, check_method
 from transport.result import Target, TransportResult, TransportResults
@@ -260,6 +265,8 @@ def _plan(source: Cohort, target: Target, **kw: Any) -> _Plan:
                     "accept delayed entry)"
                 )
     _warn_past_follow_up(source, _same_unit(target, source.time_unit), tau, t)
+    if info.model_based and isinstance(target, Cohort):
+        _warn_outside_source(source, target, info.name)
     if kw["window"] is None:
         end = tau if tau is not None else (float(t.max()) if t.size else None)
         win = (0.0, end) if end else None
@@ -270,6 +277,38 @@ def _plan(source: Cohort, target: Target, **kw: Any) -> _Plan:
     return _Plan(
         info, t, tau, win, n_boot, kw["seed"], n_jobs, kw["progress"], kw["margin"], options
     )
+
+
+#: Share of target rows outside the source's covariate ranges above which an outcome
+#: model's transport is warned about: for those rows it is an extrapolation.
+OUTSIDE_SHARE = 0.01
+
+
+def _warn_outside_source(source: Cohort, target: Cohort, method: str) -> None:
+    """Warn (``PositivityWarning``) when more than :data:`OUTSIDE_SHARE` of the target's
+    rows have a continuous covariate outside the source's range: the outcome model
+    predicts for them from no source patient like them."""
+    src, tgt = source.covariate_frame, target.covariate_frame
+    outside = np.zeros(target.n, dtype=bool)
+    spans = []
+    for v in source.covariates:
+        if source.covariate_types.get(v) != "continuous" or v not in tgt.columns:
+            continue
+        x, y = src[v].to_numpy().astype(float), tgt[v].to_numpy().astype(float)
+        out = (y < np.nanmin(x)) | (y > np.nanmax(x))
+        if out.any():
+            spans.append(f"{v}: source {np.nanmin(x):g} to {np.nanmax(x):g}, {int(out.sum())} rows")
+        outside |= out
+    share = float(outside.mean()) if target.n else 0.0
+    if share > OUTSIDE_SHARE:
+        warnings.warn(
+            f"{share:.0%} of {target.name!r}'s {target.n} rows lie outside {source.name!r}'s "
+            f"covariate ranges ({'; '.join(spans)}): method {method!r} extrapolates its "
+            "outcome model for them (rule: positivity). Restrict the target, or compare "
+            "with a weighting method, which refuses what it cannot reach.",
+            PositivityWarning,
+            stacklevel=4,
+        )
 
 
 def _warn_past_follow_up(
