@@ -270,3 +270,41 @@ def test_overlapping_cohorts_are_not_warned_about() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", PositivityWarning)
         tp.transport(_ages(20, 90, 400, 3), _ages(30, 80, 300, 4), method="gformula", times=[180.0])
+
+
+@pytest.mark.parametrize("method", ["gformula", "aipw"])
+@pytest.mark.parametrize("model", ["cox", "pwexp"])
+def test_a_collinear_outcome_design_is_refused_naming_the_column(method: str, model: str) -> None:
+    import polars as pl
+
+    rng = np.random.default_rng(1)
+    n = 300
+    frame = pl.DataFrame(
+        {
+            "t": rng.exponential(300.0, n).round() + 1,
+            "e": rng.integers(0, 2, n),
+            "age": rng.uniform(30, 80, n),
+        }
+    ).with_columns((pl.col("age") * 2 + 1).alias("age2"))
+    a = tp.Cohort(frame, time="t", event="e", covariates=["age", "age2"], name="A")
+    b = tp.Cohort(frame, time="t", event="e", covariates=["age", "age2"], name="B")
+    with pytest.raises(DataError, match=r"design columns \['age2'\] are collinear .* cohort 'A'"):
+        tp.transport(a, b, method=method, times=[100.0], outcome_model=model)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("drop", ["files", "sha256"])
+def test_verify_of_a_manifest_without_its_hashes_is_a_named_refusal(tmp_path, drop: str) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from transport import disclosure as dc
+
+    out = tmp_path / "km"
+    dc.release(tp.kaplan_meier(tp.datasets.load_synthetic("UK")), out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    if drop == "files":
+        del manifest["files"]
+    else:
+        del manifest["files"][0]["sha256"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(tp.DisclosureError, match=f"{drop}.*rule: release_manifest"):
+        dc.verify(out)
