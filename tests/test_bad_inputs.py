@@ -308,3 +308,39 @@ def test_verify_of_a_manifest_without_its_hashes_is_a_named_refusal(tmp_path, dr
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(tp.DisclosureError, match=f"{drop}.*rule: release_manifest"):
         dc.verify(out)
+
+
+# -- pandas frames -------------------------------------------------------------------------
+@pytest.mark.parametrize(("na_action", "rows"), [("error", None), ("drop", 5)])
+def test_a_pandas_categorical_whose_first_value_is_missing(
+    na_action: str, rows: int | None
+) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(
+        {
+            "t": [1.0, 2, 3, 4, 5, 6],
+            "e": [1, 0, 1, 1, 0, 1],
+            "x": pd.Categorical([None, "a", "b", "a", "b", "a"]),
+        }
+    )
+    if rows is None:
+        with pytest.raises(DataError, match=r"covariate column 'x' has 1 of 6 rows missing"):
+            tp.Cohort(frame, time="t", event="e", covariates=["x"], na_action=na_action)  # type: ignore[arg-type]
+    else:
+        cohort = tp.Cohort(frame, time="t", event="e", covariates=["x"], na_action=na_action)  # type: ignore[arg-type]
+        assert cohort.n == rows and cohort.covariate_frame["x"].to_list() == [
+            "a",
+            "b",
+            "a",
+            "b",
+            "a",
+        ]
+
+
+@pytest.mark.parametrize("columns", [["t", "e", "t"], [1, "e", "1"]])
+def test_a_pandas_name_two_columns_answer_to_is_refused(columns: list[object]) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame([[1.0, 1, 3.0], [2.0, 0, 4.0], [3.0, 1, 5.0]], columns=columns)
+    name = str(columns[0])
+    with pytest.raises(DataError, match=rf"several are named \['{name}'\]"):
+        tp.Cohort(frame, time=name, event="e")

@@ -15,6 +15,7 @@ import polars as pl
 
 from transport._validate import scaled_times
 from transport.exceptions import DataError
+from transport.frames import pandas_frame
 
 __all__ = ["TIME_UNITS", "Cohort"]
 
@@ -44,51 +45,11 @@ def _as_polars(data: Any, needed: list[str]) -> pl.DataFrame:
         return data.select(needed)
     module = type(data).__module__
     if module.startswith("pandas") and hasattr(data, "columns"):
-        by_name = {str(c): c for c in data.columns}
-        _require_columns(list(by_name), needed)
-        return pl.DataFrame([_from_pandas_column(c, data[by_name[c]]) for c in needed])
+        return pandas_frame(data, needed, _require_columns)
     raise TypeError(
         "The 'data' argument of Cohort must be a polars DataFrame or LazyFrame or a pandas "
         f"DataFrame. Got {type(data).__name__} instead."
     )
-
-
-def _from_pandas_column(name: str, col: Any) -> pl.Series:
-    """One pandas column as a polars Series, without pyarrow.
-
-    Categoricals keep their declared level order (as an Enum); nullable extension types
-    turn their missing values into nulls (NaN for floats); object and string columns
-    become strings.
-    """
-    import pandas as pd
-
-    dtype = col.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        cats = [str(c) for c in dtype.categories]
-        codes = col.cat.codes.to_numpy()
-        labels = np.asarray([*cats, None], dtype=object)[np.where(codes < 0, len(cats), codes)]
-        return pl.Series(name, labels, dtype=pl.String).cast(pl.Enum(cats))
-    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
-        return pl.Series(name, col.to_numpy())
-    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
-        values = col.to_numpy(dtype=object, na_value=None)
-        return pl.Series(name, values.tolist())
-    if pd.api.types.is_float_dtype(dtype):
-        return pl.Series(name, col.to_numpy(dtype=np.float64, na_value=np.nan))
-    if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
-        values = col.to_numpy(dtype=object, na_value=None).tolist()
-        kinds = {type(v) for v in values if v is not None and not (isinstance(v, float) and v != v)}
-        if kinds <= {str}:
-            return pl.Series(
-                name, [None if v is None or v != v else v for v in values], dtype=pl.String
-            )
-        if kinds <= {int, float, bool}:
-            return pl.Series(name, [None if v is None else v for v in values], strict=False)
-        raise DataError(
-            f"column {name!r} mixes value types {sorted(k.__name__ for k in kinds)} "
-            f"in {len(values)} rows (rule: one type per column)"
-        )
-    return pl.Series(name, col.to_numpy())
 
 
 def _require_columns(names: Sequence[str], needed: Iterable[str]) -> None:
