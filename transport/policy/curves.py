@@ -328,6 +328,19 @@ def outward(v: Any, unit: float, up: bool) -> Any:
     return unit * (math.ceil(x - 1e-9) if up else math.floor(x + 1e-9))
 
 
+def restate_difference(cols: dict[str, list[Any]], i: int, ratio_digits: int | None = None) -> None:
+    """Row ``i``'s difference and ratio recomputed from its released transported and
+    observed values (the exact ones would give back what rounding hid); the ratio to
+    ``ratio_digits`` decimals when given."""
+    tr, ob = cols["transported"][i], cols["observed"][i]
+    known = tr is not None and ob is not None and math.isfinite(tr) and math.isfinite(ob)
+    ratio = tr / ob if known and ob > 0 else None
+    cols["difference"][i] = tr - ob if known else None
+    cols["ratio"][i] = (
+        ratio if ratio is None or ratio_digits is None else round(ratio, ratio_digits)
+    )
+
+
 def round_median_row(cols: dict[str, list[Any]], i: int, step: float) -> None:
     """A median is one patient's event time: report it, and anything that would give it
     back from a value the reader knows (its difference from, or ratio to, another
@@ -343,10 +356,7 @@ def round_median_row(cols: dict[str, list[Any]], i: int, step: float) -> None:
         cols[f"{base}_ci_upper"][i] = outward(cols[f"{base}_ci_upper"][i], step, up=True)
         if f"{base}_se" in cols:
             cols[f"{base}_se"][i] = None
-    tr, ob = cols["transported"][i], cols["observed"][i]
-    known = tr is not None and ob is not None and math.isfinite(tr) and math.isfinite(ob)
-    cols["difference"][i] = tr - ob if known else None
-    cols["ratio"][i] = round(tr / ob, 2) if known and ob > 0 else None
+    restate_difference(cols, i, ratio_digits=2)
     cols["difference_se"][i] = None
     for c, unit in (("difference", step), ("ratio", 0.01)):
         cols[f"{c}_ci_lower"][i] = outward(cols[f"{c}_ci_lower"][i], unit, up=False)

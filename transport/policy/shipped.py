@@ -76,7 +76,7 @@ from typing import Any
 import numpy as np
 
 from transport.exceptions import DisclosureError
-from transport.policy.curves import outward
+from transport.policy.curves import outward, restate_difference
 from transport.policy.settings import Policy, Withhold
 
 __all__ = [
@@ -182,15 +182,12 @@ def _round_row(cols: dict[str, list[Any]], i: int, unit: float, rel: float) -> N
     the difference and ratio outwards, the SEs to two significant figures, the
     difference and ratio recomputed from what is released, the equivalence p-value
     withheld (the verdict, from the interval, is kept)."""
-    tr = cols["transported"][i] = _nearest(cols["transported"][i], unit)
+    cols["transported"][i] = _nearest(cols["transported"][i], unit)
     cols["transported_se"][i] = _figures(cols["transported_se"][i])
     for c, u in (("transported", unit), ("difference", unit), ("ratio", rel)):
         cols[f"{c}_ci_lower"][i] = outward(cols[f"{c}_ci_lower"][i], u, up=False)
         cols[f"{c}_ci_upper"][i] = outward(cols[f"{c}_ci_upper"][i], u, up=True)
-    ob = cols["observed"][i]
-    known = tr is not None and ob is not None and math.isfinite(tr) and math.isfinite(ob)
-    cols["difference"][i] = tr - ob if known else None
-    cols["ratio"][i] = tr / ob if known and ob > 0 else None
+    restate_difference(cols, i)
     cols["difference_se"][i] = _figures(cols["difference_se"][i])
     if "equivalence_p" in cols:  # a function of the exact difference and its SE
         cols["equivalence_p"][i] = None

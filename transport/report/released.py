@@ -103,14 +103,14 @@ def gate(r: TransportResult, policy: Policy) -> tuple[pl.DataFrame | None, str |
 
 
 def released_parts(
-    r: TransportResult, kind: IntervalKind, policy: Policy
+    r: TransportResult, kind: IntervalKind, policy: Policy, refused: bool
 ) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame]:
     """The result's summary, equivalence (``None`` without a margin) and decomposition
     tables as the gate would release them: every value withheld when the gate refuses
-    the result (a refused result shows nothing but its labels), else its summary rules,
-    a withheld row's verdict withheld with it."""
+    the result (``refused``, from :func:`gate`: a refused result shows nothing but its
+    labels), else its summary rules, a withheld row's verdict withheld with it."""
     summary, gone = released_summary(r, kind, policy)
-    if gate(r, policy)[1] is not None:
+    if refused:
         keep = SUMMARY_KEYS | {"margin"}
         summary = summary.with_columns(
             pl.lit(None, summary.schema[c]).alias(c) for c in summary.columns if c not in keep
@@ -138,11 +138,14 @@ def released_parts(
     return summary, equivalence, decomposition
 
 
-def released_distance(r: TransportResult, kind: IntervalKind, policy: Policy) -> dict[str, Any]:
-    """The result's curve distance over its window, as the gate's rules allow it: the
-    window's ends are treated as released times (:func:`~transport.policy.guard_timed_rows`
-    with the summary's own: none or at least ``min_km_step`` exits between consecutive
-    ones in each cohort), and a refused result shows none."""
+def released_distance(
+    r: TransportResult, kind: IntervalKind, policy: Policy, refused: bool
+) -> dict[str, Any]:
+    """The result's curve distance over its window (``value``, ``se``, ``ci_lower``,
+    ``ci_upper``, ``ci_method``), as the gate's rules allow it: the window's ends are
+    treated as released times (:func:`~transport.policy.guard_timed_rows` with the
+    summary's own: none or at least ``min_km_step`` exits between consecutive ones in
+    each cohort), and a result the gate refuses (``refused``) shows none."""
     assert r.window is not None
     d = r.curve_distance(kind)
     out: dict[str, Any] = {
@@ -163,9 +166,10 @@ def released_distance(r: TransportResult, kind: IntervalKind, policy: Policy) ->
     curves = [r.naive] + ([r.observed] if r.observed is not None else [])
     guard_timed_rows(cols, ["transported", "value"], curves, policy, lambda *_: None)
     window_kept = all(v is not None for v in cols["value"][timed.height :])
-    if gate(r, policy)[1] is not None or not window_kept:
+    if refused or not window_kept:
         out = dict.fromkeys(out)
-    return {k: None if v is not None and math.isnan(v) else v for k, v in out.items()}
+    out = {k: None if v is not None and math.isnan(v) else v for k, v in out.items()}
+    return {**out, "ci_method": d.ci_method}
 
 
 class ReleasedCurve:
@@ -204,7 +208,7 @@ class ReleasedResult:
         self.method, self.source, self.target = r.method, r.source, r.target
         self.time_unit = r.time_unit
         self.estimands = r.estimands
-        self._summary, _, self._decomposition = released_parts(r, kind, policy)
+        self._summary, _, self._decomposition = released_parts(r, kind, policy, False)
 
         def curve(label: str, name: str) -> ReleasedCurve | None:
             rows = curves.filter(pl.col("curve") == label)

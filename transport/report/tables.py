@@ -35,7 +35,7 @@ from transport.policy import (
     weight_quantiles,
 )
 from transport.report.html import json_safe
-from transport.report.released import released_distance, released_parts
+from transport.report.released import gate, released_distance, released_parts
 from transport.result import TransportResult, TransportResults
 
 if TYPE_CHECKING:
@@ -348,7 +348,9 @@ def _weights_row(r: TransportResult, policy: Policy) -> dict[str, Any]:
     return row
 
 
-def _distance(r: TransportResult, kind: IntervalKind, policy: Policy) -> dict[str, Any]:
+def _distance(
+    r: TransportResult, kind: IntervalKind, policy: Policy, refused: bool
+) -> dict[str, Any]:
     assert r.window is not None
     return {
         "source": r.source,
@@ -356,8 +358,7 @@ def _distance(r: TransportResult, kind: IntervalKind, policy: Policy) -> dict[st
         "method": r.method,
         "window_start": r.window[0],
         "window_end": r.window[1],
-        **released_distance(r, kind, policy),
-        "ci_method": r.curve_distance(kind).ci_method,
+        **released_distance(r, kind, policy, refused),
     }
 
 
@@ -406,7 +407,8 @@ def tidy_tables(
     """
     flat = collect_results(results)
     pol = resolve_policy(policy)
-    parts = [released_parts(r, interval_kind, pol) for r in flat]
+    refused = {id(r): gate(r, pol)[1] is not None for r in flat}  # the gate, once each
+    parts = [released_parts(r, interval_kind, pol, refused[id(r)]) for r in flat]
     weighted = [r for r in flat if r.weights is not None]
     return {
         "cohorts": _cohorts(flat, pol),
@@ -420,7 +422,11 @@ def tidy_tables(
             how="diagonal_relaxed",
         ),
         "curve_distance": pl.DataFrame(
-            [_distance(r, interval_kind, pol) for r in flat if r.observed is not None and r.window],
+            [
+                _distance(r, interval_kind, pol, refused[id(r)])
+                for r in flat
+                if r.observed is not None and r.window
+            ],
             schema=_SCHEMAS["curve_distance"],
         ),
         "weights": pl.DataFrame(
