@@ -41,7 +41,10 @@ def needs_r(*scripts: str) -> pytest.MarkDecorator:
     machine with R but without, say, ``sandwich`` skips the pwexp test, not fails it)."""
     packages = frozenset().union(*(r_packages(s) for s in scripts))
     return pytest.mark.skipif(
-        not _r_has(packages), reason=f"Rscript or R package(s) {sorted(packages)} not installed"
+        not _r_has(packages),
+        reason="Rscript not installed"
+        if not HAS_R
+        else f"R package(s) among {sorted(packages)} not installed",
     )
 
 

@@ -85,6 +85,12 @@ BAD_OPTIONS = [
     ({"moments": 3}, "'moments' parameter must be 1 or 2"),
     ({"censoring": "weibull"}, "'censoring' parameter must be 'km' or 'cox'"),
     ({"outcome_model": "weibull"}, "'outcome_model' parameter must be 'cox' or 'pwexp'"),
+    ({"window": [5.0]}, r"'window' parameter must be \(a, b\) with 0 <= a < b"),
+    ({"tau": 1e308}, r"'tau' parameter of transport must be at most 1e\+12 time units"),
+    (
+        {"time_unit": "fortnights"},
+        "'time_unit' parameter must be 'days', 'weeks', 'months' or 'years'. Got 'fortnights'",
+    ),
 ]
 
 
@@ -184,7 +190,23 @@ def _edits() -> dict[str, tuple[object, str]]:
         "lists a level twice",
         lambda d: d["covariates"]["sex"].update(levels=["male", "male"]),
     )
+    edit(
+        "shares contradict means",
+        r"column 'ecog\[T.0\]' has mean 0.62625 but covariate 'ecog' gives level '0' \(of 3\)",
+        lambda d: d["covariates"]["ecog"].update(shares=[0.3, 0.6, 0.1]),
+    )
     return out
+
+
+def test_shares_within_rounding_of_the_means_are_accepted() -> None:
+    """A release rounds counts to 5 patients: shares and means may then differ by a few
+    patients' worth, which is no contradiction."""
+    import copy
+
+    base = tp.TargetSummary.from_cohort(tp.datasets.load_synthetic("JP")).to_dict()
+    d = copy.deepcopy(base)
+    d["covariates"]["ecog"]["shares"] = [0.62625 + 5 / 800, 0.28875 - 5 / 800, 0.085]
+    assert tp.TargetSummary.from_dict(d).n == 800
 
 
 EDITS = _edits()
@@ -344,3 +366,128 @@ def test_a_pandas_name_two_columns_answer_to_is_refused(columns: list[object]) -
     name = str(columns[0])
     with pytest.raises(DataError, match=rf"several are named \['{name}'\]"):
         tp.Cohort(frame, time=name, event="e")
+
+
+# -- times meant in another unit, and cohorts with no follow-up ----------------------------
+@pytest.mark.parametrize(
+    ("unit", "t", "tau"), [("weeks", 52.0, 104.0), ("months", 12.0, 24.0), ("years", 1.0, 3.0)]
+)
+def test_time_unit_reads_times_in_that_unit_exactly(
+    pair: tuple[tp.Cohort, tp.Cohort], unit: str, t: float, tau: float
+) -> None:
+    from transport.cohort import TIME_UNITS
+
+    days = TIME_UNITS[unit] / TIME_UNITS["days"]
+    asked = tp.transport(*pair, times=[t], tau=tau, time_unit=unit).summary()
+    direct = tp.transport(*pair, times=[t * days], tau=tau * days).summary()
+    assert asked["time"].to_list() == [t, None, tau]
+    for column in ("transported", "observed", "transported_se"):
+        np.testing.assert_allclose(asked[column][[0]], direct[column][[0]], rtol=1e-12)
+    # the median and RMST come back in the unit asked for
+    np.testing.assert_allclose(asked["transported"][1:], direct["transported"][1:] / days)
+
+
+def test_time_unit_reaches_a_summary_target_and_every_target_of_a_list(
+    pair: tuple[tp.Cohort, tp.Cohort],
+) -> None:
+    source, target = pair
+    summary = tp.TargetSummary.from_cohort(target)
+    res = tp.transport(source, summary, method="entropy", times=[12.0], time_unit="months")
+    direct = tp.transport(source, summary, method="entropy", times=[365.25])
+    assert res.time_unit == "months"
+    np.testing.assert_allclose(
+        res.transported.survival_at([12.0]), direct.transported.survival_at([365.25])
+    )
+    both = {"rows": target, "summary": summary}
+    many = tp.transport(source, both, method="entropy", times=[12.0], time_unit="months")
+    assert {r.time_unit for r in many.values()} == {"months"}
+
+
+def test_an_unknown_time_unit_is_refused_by_name(pair: tuple[tp.Cohort, tp.Cohort]) -> None:
+    with pytest.raises(ValueError, match=r"'time_unit'.*'fortnights'"):
+        tp.transport(*pair, times=[12.0], time_unit="fortnights")  # type: ignore[arg-type]
+
+
+def test_times_before_the_first_events_are_warned_about_as_a_unit_slip(
+    pair: tuple[tp.Cohort, tp.Cohort],
+) -> None:
+    """``times=[12], tau=24`` on a cohort in days: S(12 days) is about 1, the answer to a
+    question nobody asked. The warning names the unit and the way to say another."""
+    with pytest.warns(TransportWarning, match=r"\(12, 24 days\) lies before 10% of .*time_unit="):
+        tp.transport(*pair, times=[12.0], tau=24.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TransportWarning)
+        tp.transport(*pair, times=[12.0], tau=24.0, time_unit="months")
+        tp.transport(*pair, times=[90.0])  # 90 days is past the first tenth of events
+
+
+@pytest.mark.parametrize("who", ["source", "target"])
+@pytest.mark.parametrize("method", ["iow", "gformula", "aipw"])
+def test_a_cohort_with_no_follow_up_is_refused(who: str, method: str) -> None:
+    """Every source patient with the event at time 0: the g-formula's Breslow curve said
+    S(10) = 0.0028 where the data say 0; no estimate stands on no time at risk."""
+    import polars as pl
+
+    rng = np.random.default_rng(11)
+    n = 120
+    zero = tp.Cohort(
+        pl.DataFrame({"t": np.zeros(n), "e": np.ones(n), "age": rng.normal(60, 9, n)}),
+        time="t",
+        event="e",
+        covariates=["age"],
+        name="zero",
+    )
+    some = _ages(40, 80, n, 12)
+    source, target = (zero, some) if who == "source" else (some, zero)
+    with pytest.raises(DataError, match=rf"cohort 'zero' has no follow-up: all {n} values"):
+        tp.transport(source, target, method=method, times=[10.0])
+
+
+# -- a damaged checkpoint is named, never a raw parser error --------------------------------
+@pytest.mark.parametrize(
+    ("damaged", "payload", "fix"),
+    [
+        ("s000-r000001.parquet", b"PAR1 not a parquet file", "recomputes the replicate"),
+        ("s000-r000000.parquet", b"", "recomputes the replicate"),
+        ("study.json", b'{"seed": 1,', "use another checkpoint directory"),
+        ("study.json", b"[1, 2]", "use another checkpoint directory"),
+    ],
+)
+def test_a_damaged_checkpoint_file_is_named(
+    tmp_path, damaged: str, payload: bytes, fix: str
+) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from transport.simulate import Study, scenario
+
+    sc = scenario("correct")
+    sc = replace(sc, source=replace(sc.source, n=200), target=replace(sc.target, n=100))
+    study = Study(scenario=[sc], methods=["naive"], n_reps=2, seed=3, times=[12.0])
+    study.run(checkpoint=tmp_path)
+    (tmp_path / damaged).write_bytes(payload)
+    with pytest.raises(
+        DataError, match=rf"checkpoint file '.*{re.escape(damaged)}' cannot be read.*{fix}"
+    ):
+        study.run(checkpoint=tmp_path)
+
+
+def test_weights_whose_total_overflows_are_refused() -> None:
+    import polars as pl
+
+    cohort = tp.Cohort(pl.DataFrame({"t": [1.0, 2.0, 3.0], "e": [1, 0, 1]}), time="t", event="e")
+    with pytest.raises(DataError, match=r"weights sum past the largest number a float holds"):
+        tp.kaplan_meier(cohort, weights=np.full(3, 1e308))
+    with pytest.raises(DataError, match=r"weights span more than 1e\+60 from the smallest"):
+        tp.kaplan_meier(cohort, weights=[1.7e308, 1e-300, 1.0])
+    scaled = tp.kaplan_meier(cohort, weights=np.full(3, 1e300)).survival_at([3.0])
+    np.testing.assert_allclose(scaled, tp.kaplan_meier(cohort).survival_at([3.0]))
+
+
+def test_a_continuous_covariate_as_categories_is_refused_without_quoting_values() -> None:
+    """``C(age)``: the target's ages are categories the source never saw. formulaic warns,
+    quoting every unseen age; the package refuses, quoting none (the text may leave)."""
+    young, old = _ages(20, 50, 200, 5), _ages(40, 70, 150, 6)
+    with pytest.raises(DataError, match=r"formula 'C\(age\)' .* does not encode cohort") as err:
+        tp.inverse_odds_weights(young, old, formula="C(age)")
+    ages = old.covariate_frame["age"].to_list()
+    assert not any(f"{a:.6g}"[:6] in str(err.value) for a in ages)

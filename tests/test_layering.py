@@ -6,7 +6,7 @@ from a higher one, and the import graph has no cycle, lazy imports inside functi
 ``TYPE_CHECKING`` blocks included):
 
 0. leaves: exceptions, estimate, methods, _version, _validate, manifest, formula, columns,
-   frames, inference, plotting
+   frames, staging, inference, plotting
 1. data: cohort, design, document
 2. kernels: survival/_*, weighting/_*, assess
 3. estimates and rules: survival (curve, model_curve, models), summary, weighting (iow,
@@ -42,6 +42,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "formula",
         "columns",
         "frames",
+        "staging",
         "inference",
         "plotting",
         "plotting.*",

@@ -17,6 +17,7 @@ import pytest
 from conftest import R_DIR, needs_r
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 import transport as tp
 from transport.exceptions import DataError
@@ -120,7 +121,8 @@ def test_generator_reproduces_the_stored_replicates() -> None:
     spec.loader.exec_module(module)
     made = module.cases(np.random.default_rng(module.SEED))
     stored = pl.read_csv(R_DIR / "data" / "metrics_replicates.csv", schema=made.schema)
-    assert made.equals(stored, null_equal=True)
+    # the same draws; floats to the last few bits, which numpy releases may move
+    assert_frame_equal(made, stored, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
 
 
 @pytest.mark.r

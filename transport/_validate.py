@@ -70,8 +70,13 @@ def check_times(times: Any, where: str = "", *, positive: bool = False) -> np.nd
     return t
 
 
+#: Largest RMST horizon, in any unit: the RMST's variance squares areas up to tau, and
+#: past about 1e154 those squares are no number (a horizon of 1e12 years is already none).
+MAX_TAU = 1e12
+
+
 def check_tau(tau: Any, where: str = "") -> float | None:
-    """The RMST horizon: ``None`` or a positive finite number."""
+    """The RMST horizon: ``None`` or a positive finite number of at most :data:`MAX_TAU`."""
     if tau is None:
         return None
     if isinstance(tau, bool) or not isinstance(tau, int | float | np.number):
@@ -79,6 +84,10 @@ def check_tau(tau: Any, where: str = "") -> float | None:
     if not (math.isfinite(float(tau)) and float(tau) > 0):
         raise ValueError(
             f"The 'tau' parameter{_of(where)} must be positive and finite. Got {tau!r}."
+        )
+    if float(tau) > MAX_TAU:
+        raise ValueError(
+            f"The 'tau' parameter{_of(where)} must be at most {MAX_TAU:g} time units. Got {tau!r}."
         )
     return float(tau)
 
@@ -148,7 +157,8 @@ def check_choice(value: Any, name: str, allowed: Sequence[Any]) -> Any:
     """``value`` if it is one of ``allowed`` (a ``ValueError`` naming ``name`` otherwise:
     an unknown option is never read as the default)."""
     if isinstance(value, bool) or value not in allowed:
-        shown = " or ".join(repr(a) for a in allowed)
+        names = [repr(a) for a in allowed]
+        shown = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
         raise ValueError(f"The {name!r} parameter must be {shown}. Got {value!r}.")
     return value
 
@@ -207,6 +217,11 @@ def _all_numbers(arr: np.ndarray) -> bool:
     return all(isinstance(x, int | float | np.number) and not isinstance(x, bool) for x in arr.flat)
 
 
+#: Widest ratio of the largest to the smallest positive weight: the influence variance
+#: raises ratios of weights to the fourth power, which past ~1e77 is no float.
+WEIGHT_SPAN = 1e60
+
+
 def validate_weights(weights: Any, n: int, weight_type: str = "sampling") -> np.ndarray:
     """One finite non-negative float64 weight per row, not all zero; else ``DataError``."""
     raw = getattr(weights, "values", weights)
@@ -248,6 +263,22 @@ def validate_weights(weights: Any, n: int, weight_type: str = "sampling") -> np.
         )
     if not np.any(w > 0):
         raise DataError(f"weights are all zero in {n} rows (rule: some weight > 0)")
+    with np.errstate(over="ignore"):
+        total = float(np.sum(w))
+    if not math.isfinite(total):
+        raise DataError(
+            f"weights sum past the largest number a float holds ({n} rows, largest "
+            f"{float(w.max())!r}) (rule: a finite total weight; rescale them, the curve of "
+            "sampling weights does not depend on their scale)"
+        )
+    positive = w[w > 0]
+    if float(positive.max()) > WEIGHT_SPAN * float(positive.min()):
+        raise DataError(
+            f"weights span more than {WEIGHT_SPAN:g} from the smallest positive "
+            f"({float(positive.min())!r}) to the largest ({float(positive.max())!r}) "
+            f"in {n} rows (rule: positive weights within a factor {WEIGHT_SPAN:g}, past which "
+            "the variance's squared ratios are no number; give rows with no weight 0)"
+        )
     if weight_type == "frequency":
         frac = w != np.round(w)
         if frac.any():

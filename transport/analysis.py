@@ -32,7 +32,7 @@ from transport._validate import (
     check_window,
 )
 from transport.assess import curve_distance
-from transport.cohort import Cohort
+from transport.cohort import TIME_UNITS, Cohort, TimeUnit
 from transport.estimators import (
     ESTIMATORS,
     Estimator,
@@ -140,6 +140,7 @@ def transport(
     censoring: Literal["km", "cox"] = "km",
     window: tuple[float, float] | None = None,
     margin: float | Mapping[str, float] | None = None,
+    time_unit: TimeUnit | None = None,
 ) -> TransportResult | TransportResults:
     """Transport a source cohort's survival to a target's patient mix, and compare.
 
@@ -193,6 +194,13 @@ def transport(
         Equivalence margin(s) for :meth:`TransportResult.equivalence`, fixed in advance:
         a number (for S(t)) or a dict by estimand (``"survival"``, ``"median"``,
         ``"rmst"``). With it, ``summary()`` carries the verdicts.
+    time_unit
+        The unit of ``times``, ``tau`` and ``window`` (``"days"``, ``"weeks"``,
+        ``"months"`` or ``"years"``); default the source's. The cohorts are converted to
+        it exactly, so every curve and summary is read in this unit. A hurried
+        ``times=[12]`` on a cohort in days asks for S(12 days): say
+        ``time_unit="months"`` (a warning points at it when every time asked for lies
+        before the source's first 10% of events).
 
     Returns
     -------
@@ -207,7 +215,15 @@ def transport(
     0.464
     """
     kw = dict(locals())
-    del kw["source"], kw["target"]
+    del kw["source"], kw["target"], kw["time_unit"]
+    if time_unit is not None:
+        check_choice(time_unit, "time_unit", tuple(TIME_UNITS))
+        if not isinstance(source, Cohort):
+            raise TypeError(
+                f"The 'source' parameter of transport must be a Cohort. "
+                f"Got {type(source).__name__} instead."
+            )
+        source = source.in_unit(time_unit)
     if isinstance(target, Mapping) or (
         isinstance(target, Sequence) and not isinstance(target, str | bytes)
     ):
@@ -264,7 +280,15 @@ def _plan(source: Cohort, target: Target, **kw: Any) -> _Plan:
                     "models have no delayed entry; methods 'naive', 'iow' and 'entropy' "
                     "accept delayed entry)"
                 )
+    for c in (source, target):
+        if isinstance(c, Cohort) and not np.any(c.time_values > 0):
+            raise DataError(
+                f"cohort {c.name!r} has no follow-up: all {c.n} values of time column "
+                f"{c.time!r} are 0 (rule: follow-up after time 0; a curve estimated from no "
+                "time at risk is no estimate). Check the column and its unit."
+            )
     _warn_past_follow_up(source, _same_unit(target, source.time_unit), tau, t)
+    _warn_before_events(source, tau, t)
     if info.model_based and isinstance(target, Cohort):
         _warn_outside_source(source, target, info.name)
     if kw["window"] is None:
@@ -336,6 +360,31 @@ def _warn_past_follow_up(
             f"{last:g} of {source.name!r} or {target.name!r}; the RMSTs carry the last "
             "value forward. Choose tau within follow-up.",
             ExtrapolationWarning,
+            stacklevel=4,
+        )
+
+
+#: Share of the source's events before which a request for S(t) and RMST alone is warned
+#: about: every time asked for lies where S(t) is still about 1, the mark of a time
+#: meant in another unit (``times=[12]`` months on a cohort in days).
+EARLY_EVENTS = 0.10
+
+
+def _warn_before_events(source: Cohort, tau: float | None, times: np.ndarray) -> None:
+    asked = np.append(times, [] if tau is None else [tau])
+    events = source.time_values[source.event_values == 1]
+    if asked.size == 0 or events.size == 0:
+        return
+    early = float(np.quantile(events, EARLY_EVENTS))
+    if float(asked.max()) < early:
+        unit = source.time_unit
+        warnings.warn(
+            f"every time asked for ({', '.join(f'{x:g}' for x in asked)} {unit}) lies "
+            f"before {EARLY_EVENTS:.0%} of {source.name!r}'s events (by {early:g} {unit}), "
+            f"where S(t) is still about 1: times are in {unit}, the source's unit. "
+            "If they were meant in another unit, say so with time_unit= "
+            "(e.g. time_unit='months').",
+            TransportWarning,
             stacklevel=4,
         )
 

@@ -536,11 +536,19 @@ class Design:
                     f"that the source {self._source!r} never saw: {quoted_levels(counts)} "
                     f"(rule: target levels are among the source's {len(lv)}: {theirs})"
                 )
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            mm = self._spec.get_model_matrix(
-                _pandas(cohort, self._used, self._levels), na_action="raise"
-            )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                mm = self._spec.get_model_matrix(
+                    _pandas(cohort, self._used, self._levels), na_action="raise"
+                )
+        except Warning as w:  # its text quotes the cohort's values: never passed on
+            raise DataError(
+                f"formula {self.formula!r} (fitted on {self._source!r}) does not encode cohort "
+                f"{cohort.name!r} as it encoded the source: {type(w).__name__} (rule: a term "
+                "that treats a continuous covariate as categories, C(x), needs the source's "
+                "values in every cohort; declare the covariate categorical instead)"
+            ) from None
         return np.ascontiguousarray(np.asarray(mm, dtype=np.float64)[:, self._keep])
 
     def to_dict(self) -> dict[str, Any]:

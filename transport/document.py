@@ -79,14 +79,87 @@ def check_shape(data: Any) -> None:
                 "'categorical'"
             )
         if c["type"] == "categorical":
-            levels, shares = c.get("levels"), c.get("shares")
-            if not isinstance(levels, list) or not isinstance(shares, list):
-                raise DataError(f"TargetSummary covariate {v!r} lacks its levels or shares")
-            if len({str(x) for x in levels}) != len(levels):
-                raise DataError(f"TargetSummary covariate {v!r} lists a level twice")
+            _check_levels(v, c)
     km = data.get("km")
     if km is not None:
         _check_km(km)
+    _check_gate_fields(data, len(columns))
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _check_levels(v: str, c: Mapping[str, Any]) -> None:
+    levels, shares, pooled = c.get("levels"), c.get("shares"), c.get("pooled")
+    if not isinstance(levels, list) or not isinstance(shares, list):
+        raise DataError(f"TargetSummary covariate {v!r} lacks its levels or shares")
+    if not all(isinstance(x, str | int) and not isinstance(x, bool) for x in levels):
+        raise DataError(f"TargetSummary covariate {v!r} levels must be names")
+    if len({str(x) for x in levels}) != len(levels):
+        raise DataError(f"TargetSummary covariate {v!r} lists a level twice")
+    if len(shares) != len(levels) or not all(x is None or _is_number(x) for x in shares):
+        raise DataError(
+            f"TargetSummary shares of covariate {v!r} must be one number (or null) per level"
+        )
+    if pooled is not None and not isinstance(pooled, str):
+        raise DataError(f"TargetSummary covariate {v!r} 'pooled' must be a level's name")
+
+
+def _check_gate_fields(data: Mapping[str, Any], k: int) -> None:
+    """The fields the release gate reads (``counts``, ``value_cells``, ``concentration``,
+    ``column_levels``, ``suppressed``): absent or null, or one entry per column of the
+    kinds :meth:`~transport.TargetSummary.from_cohort` writes."""
+
+    def wrong(key: str, rule: str) -> DataError:
+        return DataError(f"TargetSummary field {key!r} must be null or {rule}")
+
+    def per_column(key: str) -> list[Any] | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or len(value) != k:
+            raise wrong(key, f"a list of {k} entries, one per column")
+        return value
+
+    counts = per_column("counts")
+    if counts is not None and not all(_is_number(x) and 0 <= x <= MAX_N for x in counts):
+        raise wrong("counts", "a count of rows per column")
+    cells = per_column("value_cells")
+    if cells is not None and not all(
+        x is None or (_is_number(x) and 0 <= x <= MAX_N) for x in cells
+    ):
+        raise wrong("value_cells", "a count (or null) per column")
+    conc = per_column("concentration")
+    if conc is not None:
+        two_lists = all(
+            isinstance(col, list) and len(col) == 2 and all(isinstance(r, list) for r in col)
+            for col in conc
+        )
+        if not two_lists or len({len(r) for col in conc for r in col}) > 1:
+            raise wrong("concentration", "two lists of cumulative shares per column")
+        flat = [x for col in conc for r in col for x in r]
+        if not all(x is None or (_is_number(x) and 0 <= x <= 1) for x in flat):
+            raise wrong("concentration", "shares in [0, 1]")
+    pairs = per_column("column_levels")
+    if pairs is not None:
+        ok = all(
+            isinstance(ps, list)
+            and all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(s, str) for s in p)
+                for p in ps
+            )
+            for ps in pairs
+        )
+        if not ok:
+            raise wrong("column_levels", "a list of [covariate, level] pairs per column")
+    for key in ("suppressed",):
+        value = data.get(key)
+        if value is not None and not (
+            isinstance(value, Mapping)
+            and all(isinstance(a, str) and isinstance(b, str) for a, b in value.items())
+        ):
+            raise wrong(key, "an object of names to rules")
 
 
 def _check_km(km: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,35 @@ def _validate(data: dict[str, Any]) -> None:
                 raise DataError(
                     f"TargetSummary shares of covariate {v!r} sum to {sum(shares)!r}, not 1"
                 )
+            _check_shares_against_means(data, v, c["levels"], shares)
+
+
+def _check_shares_against_means(
+    data: dict[str, Any], v: str, levels: list[Any], shares: list[Any]
+) -> None:
+    """A level's share and its treatment column's mean (``v[T.level]``, or
+    ``C(v, ...)[T.level]``; a summary has no other coding) say the same thing. They may
+    differ by the release's rounding of counts (:data:`SHARE_SLACK`); a summary where they
+    say different things (an edited file) is refused, naming both, rather than weighted to
+    the means while its report shows the shares."""
+    share = {str(lv): x for lv, x in zip(levels, shares, strict=True)}
+    slack = SHARE_SLACK[0] + SHARE_SLACK[1] / data["n"]
+    term = re.compile(rf"(?:{re.escape(v)}|C\({re.escape(v)}(?:,[^:]*)?\))\[T\.(.+)\]")
+    for col, mean in zip(data["columns"], data["mean"], strict=True):
+        found = term.fullmatch(col)
+        level = found.group(1) if found else ""
+        said = share.get(level) if found else None
+        if said is not None and mean is not None and abs(mean - said) > slack:
+            raise DataError(
+                f"TargetSummary column {col!r} has mean {mean:g} but covariate {v!r} gives "
+                f"level {level!r} (of {len(levels)}) the share {said:g} (rule: a "
+                f"level's share and its column's mean agree, within {slack:.3g})"
+            )
+
+
+#: Largest gap between a level's share and its column's mean, as ``(a, b)`` for
+#: ``a + b / n``: rounding each to ``round_to = 5`` patients moves them by at most 2.5/n.
+SHARE_SLACK = (0.005, 5.0)
 
 
 def _num(x: float) -> float | None:

@@ -42,7 +42,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import tomllib
 import warnings
 from collections.abc import Mapping, Sequence
@@ -338,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
+    main_thread = threading.current_thread() is threading.main_thread()
+    # a terminated run unwinds, so its partial output is removed on the way out
+    before = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         status: int = args.func(args)
     except (
@@ -355,7 +360,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         kind = type(exc).__name__
         print(f"transport: {kind}: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug: still one line, and how to see it
+        if os.environ.get("TRANSPORT_DEBUG"):
+            raise
+        text = " ".join(str(exc).split())[:300]
+        print(
+            f"transport: internal error: {type(exc).__name__}: {text} (a bug in transport; "
+            "run again with TRANSPORT_DEBUG=1 for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, before)
     return status
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _show_warning(

@@ -70,6 +70,7 @@ ANALYSIS_KEYS = {
     "moments",
     "censoring",
     "ties",
+    "time_unit",
 }
 #: Most bootstrap replicates and analysis times a plan may ask for (a plan is text that
 #: may come from another environment; the Python API has no such bound).
@@ -109,8 +110,42 @@ def load_plan(path: str | Path) -> dict[str, Any]:
     return check_plan(plan)
 
 
+#: What a plan's text values must be (a plan is text from another environment; a value
+#: of another type is named, never met later as a crash).
+_TEXT, _NAMES = "a string", "a list of strings"
+_COHORT_TYPES = {
+    **dict.fromkeys(
+        ("dataset", "path", "summary", "time", "event", "entry", "name", "time_unit"), _TEXT
+    ),
+    **dict.fromkeys(("na_action", "outcome"), _TEXT),
+    **dict.fromkeys(("covariates", "identifiers"), _NAMES),
+    "covariate_types": "a table of strings",
+}
+_ANALYSIS_TYPES = {
+    **dict.fromkeys(("source", "formula", "outcome_formula"), _TEXT),
+    **dict.fromkeys(("targets", "methods"), "a string or a list of strings"),
+}
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == _TEXT:
+        return isinstance(value, str)
+    if kind == "a table of strings":
+        return isinstance(value, dict) and all(isinstance(x, str) for x in value.values())
+    names = isinstance(value, list) and all(isinstance(x, str) for x in value)
+    return names or (kind != _NAMES and isinstance(value, str))
+
+
+def _check_types(table: Mapping[str, Any], kinds: Mapping[str, str], where: str) -> None:
+    for key, kind in kinds.items():
+        if key in table and not _is(table[key], kind):
+            raise PlanError(f"{where} {key!r} must be {kind}; got {table[key]!r:.60}")
+
+
 def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
     """The plan with its keys checked; raises :class:`PlanError` naming what is wrong."""
+    if not isinstance(plan, dict):
+        raise PlanError(f"a plan is a table of tables; got a {type(plan).__name__}")
     reject_unknown({k: v for k, v in plan.items() if k != "_base"}, _PLAN_KEYS, "the plan")
     cohorts = plan.get("cohorts")
     if not isinstance(cohorts, dict) or not cohorts:
@@ -124,6 +159,7 @@ def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(spec, dict):
             raise PlanError(f"cohort {name!r} must be a table [cohorts.{name}]")
         reject_unknown(spec, _COHORT_KEYS, f"[cohorts.{name}]")
+        _check_types(spec, _COHORT_TYPES, f"[cohorts.{name}]")
         given = [k for k in ("dataset", "path", "summary") if k in spec]
         if len(given) != 1:
             raise PlanError(
@@ -144,6 +180,7 @@ def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
     for key in ("source", "targets", "methods"):
         if key not in analysis:
             raise PlanError(f"[analysis] needs {key!r}")
+    _check_types(analysis, _ANALYSIS_TYPES, "[analysis]")
     if isinstance(analysis["targets"], str):
         analysis["targets"] = [analysis["targets"]]
     if isinstance(analysis["methods"], str):
@@ -172,6 +209,8 @@ def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
             raise PlanError(f"[analysis] {key!r} must be a list of numbers")
     _check_analysis_values(analysis)
     output = plan.get("output", {})
+    if not isinstance(output, dict):
+        raise PlanError("the plan's [output] must be a table")
     reject_unknown(output, {"directory"}, "[output]")
     if "directory" in output and not isinstance(output["directory"], str):
         raise PlanError("[output] directory must be a string")
@@ -270,12 +309,13 @@ def _check_analysis_values(analysis: Mapping[str, Any]) -> None:
         "outcome_model": lambda x: v.check_choice(x, "outcome_model", ("cox", "pwexp")),
         "moments": lambda x: v.check_choice(x, "moments", (1, 2)),
         "censoring": lambda x: v.check_choice(x, "censoring", ("km", "cox")),
+        "time_unit": lambda x: v.check_choice(x, "time_unit", ("days", "weeks", "months", "years")),
     }
     for key, check in checks.items():
         if key in analysis:
             try:
                 check(analysis[key])
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise PlanError(f"[analysis] {key!r}: {exc}") from None
     # a plan may come from another environment: it may not ask for unbounded work
     n_times = np.atleast_1d(np.asarray(analysis.get("times", []), dtype=float)).size

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +31,7 @@ from transport.cli.plan import (
 )
 from transport.design import closed_text
 from transport.manifest import MANIFEST, RUN_SCHEMA, json_safe
+from transport.staging import staged_directory
 
 __all__ = ["RUN_MANIFEST", "check_output", "finite", "run_plan", "say", "staged_output"]
 
@@ -47,15 +46,15 @@ def say(msg: str, quiet: bool) -> None:
 
 def check_output(directory: Path, overwrite: bool) -> None:
     """The output directory is new or empty; or, with ``overwrite``, holds an earlier
-    run's output and nothing else (every file listed in its run manifest). Nothing is
-    deleted here: a run writes into a temporary sibling and replaces the directory only
-    when it has finished."""
+    run's output and nothing else: every file listed in its run manifest, every folder
+    one that holds a listed file (a user's empty folder there is not the run's to
+    delete). Nothing is deleted here: a run writes into a hidden sibling and replaces
+    the directory only when it has finished (:func:`staged_output`)."""
     if not directory.exists():
         return
     if not directory.is_dir():
         raise FileExistsError(f"output {str(directory)!r} exists and is not a directory")
-    present = {str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file()}
-    if not present and not any(directory.iterdir()):
+    if not any(directory.iterdir()):
         return
     listed = manifests.listed(directory, RUN_SCHEMA)
     if not overwrite or listed is None:
@@ -63,39 +62,32 @@ def check_output(directory: Path, overwrite: bool) -> None:
             f"output directory {str(directory)!r} is not empty: a run writes into an empty "
             "directory (--overwrite replaces an earlier run's output there)"
         )
-    others = sorted(present - listed)
+    entries = list(directory.rglob("*"))
+    present = {str(p.relative_to(directory)) for p in entries if p.is_file() or p.is_symlink()}
+    folders = {str(p.relative_to(directory)) for p in entries if p.is_dir() and not p.is_symlink()}
+    holding = {str(parent) for f in listed for parent in Path(f).parents} - {"."}
+    others = sorted((present - listed) | (folders - holding))
     if others:
         raise FileExistsError(
-            f"output directory {str(directory)!r} holds files that are not an earlier run's "
-            f"output ({others[:3]}{' ...' if len(others) > 3 else ''}): --overwrite replaces "
-            "only a directory of run output; choose another --out"
+            f"output directory {str(directory)!r} holds files or folders that are not an "
+            f"earlier run's output ({others[:3]}{' ...' if len(others) > 3 else ''}): "
+            "--overwrite replaces only a directory of run output; choose another --out"
         )
-
-
-def _swap_in(tmp: Path, directory: Path, overwrite: bool) -> None:
-    check_output(directory, overwrite)  # again: the directory may have changed meanwhile
-    if directory.exists():
-        shutil.rmtree(directory)
-    tmp.rename(directory)
 
 
 @contextmanager
 def staged_output(directory: Path, overwrite: bool) -> Iterator[Path]:
-    """A temporary sibling of ``directory`` to write a run's output into. When the block
-    finishes, the sibling replaces ``directory`` (checked again with
-    :func:`check_output`); when it raises, or the replacement fails, the sibling is
-    removed and ``directory`` is left as it was."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would outlive the rename
-    try:
+    """A hidden sibling of ``directory`` to write a run's output into
+    (:func:`transport.staging.staged_directory`). When the block finishes, the sibling
+    replaces ``directory``, checked again with :func:`check_output` (it may have changed
+    meanwhile); when it raises, the sibling is removed and ``directory`` is left as it
+    was. Pieces of earlier runs that were killed are removed first."""
+    with staged_directory(directory) as tmp:
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)
         yield tmp
-        _swap_in(tmp, directory, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        check_output(directory, overwrite)
 
 
 def run_plan(

@@ -23,6 +23,7 @@ from transport.policy import (
     check_release,
     refuse_forbidden,
 )
+from transport.staging import sweep, write_in_place
 
 __all__ = ["Release", "prepare_directory"]
 
@@ -90,15 +91,14 @@ class Release:
             "suppressed": self.suppressed,
         }
         self.check_layout(manifest)
-        prepare_directory(directory, overwrite)
-        for filename, payload in self.files.items():
-            (directory / filename).write_bytes(payload)
+        stale = prepare_directory(directory, overwrite)
         if key is not None:
             written = json.loads(json.dumps(manifest, allow_nan=False))  # as it reads back
             hashes = {e["file"]: e["sha256"] for e in entries}
             value = manifests.signature(written, hashes, key)
             manifest["signature"] = {"algorithm": manifests.SIGNATURE_ALGORITHM, "value": value}
-        manifests.write(directory, manifest)
+        files = {**self.files, manifests.MANIFEST: manifests.rendered(manifest)}
+        write_in_place(directory, files, manifests.MANIFEST, stale)
         return manifest
 
     def check_layout(self, manifest: dict[str, Any]) -> None:
@@ -116,21 +116,25 @@ class Release:
             ) from None
 
 
-def prepare_directory(directory: Path, overwrite: bool) -> None:
+def prepare_directory(directory: Path, overwrite: bool) -> list[str]:
     """An empty (or new) directory; with ``overwrite``, one holding exactly an earlier
-    release (its manifest and files) is cleared first. Anything else is refused, so that
-    every file in a release directory is listed in its manifest."""
+    release (its manifest and files), whose names are returned for the writer to remove
+    once the new release is in place. Anything else is refused, so that every file in a
+    release directory is listed in its manifest. Hidden pieces of a killed writer are
+    removed first (:func:`transport.staging.sweep`)."""
     directory.mkdir(parents=True, exist_ok=True)
+    sweep(directory)
     present = sorted(p.name for p in directory.iterdir())
     if not present:
-        return
+        return []
     listed = manifests.listed(directory) if overwrite else None
-    if listed is not None and set(present) <= listed:
-        for p in present:
-            (directory / p).unlink()
-        return
+    earlier = listed is not None and set(present) <= listed
+    if earlier and all((directory / p).is_file() for p in present):
+        return present
+    unreadable = overwrite and listed is None and manifests.MANIFEST in present
+    why = f": its {manifests.MANIFEST} cannot be read as a release manifest" if unreadable else ""
     raise FileExistsError(
-        f"release directory {str(directory)!r} is not empty ({len(present)} entries): a "
+        f"release directory {str(directory)!r} is not empty ({len(present)} entries{why}): a "
         "release writes into an empty directory so that everything in it is listed in its "
         "manifest (overwrite=True replaces an earlier release there)"
     )

@@ -37,6 +37,7 @@ from transport._validate import (
     is_integer,
 )
 from transport.cohort import TIME_UNITS
+from transport.exceptions import DataError
 from transport.inference import Progress, child_seed, reporter
 from transport.methods import METHODS
 from transport.simulate.metrics import performance
@@ -411,6 +412,10 @@ def _run_dask(
                 cluster.close()
 
 
+_RECOMPUTE = "remove that file and the study recomputes the replicate it held"
+_NO_CONFIG = "its replicates can no longer be matched to a study: use another checkpoint directory"
+
+
 class _Checkpoint:
     """A directory of finished replicates (``s{scenario}-r{rep}.parquet``) and the
     ``study.json`` they belong to."""
@@ -420,7 +425,12 @@ class _Checkpoint:
         directory.mkdir(parents=True, exist_ok=True)
         meta = directory / "study.json"
         if meta.exists():
-            old = json.loads(meta.read_text())
+            try:
+                old = json.loads(meta.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                raise DataError(self._damaged(meta, exc, _NO_CONFIG)) from None
+            if not isinstance(old, dict):
+                raise DataError(self._damaged(meta, "not a JSON object", _NO_CONFIG))
             differ = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
             if differ:
                 detail = "; ".join(
@@ -444,8 +454,19 @@ class _Checkpoint:
         for s, r in wanted:
             p = self.path(s, r)
             if p.exists():
-                out[(s, r)] = pl.read_parquet(p)
+                try:
+                    out[(s, r)] = pl.read_parquet(p)
+                except (OSError, pl.exceptions.PolarsError) as exc:
+                    raise DataError(self._damaged(p, exc, _RECOMPUTE)) from None
         return out
+
+    @staticmethod
+    def _damaged(path: Path, why: object, fix: str) -> str:
+        text = " ".join(str(why).split())[:200]
+        return (
+            f"checkpoint file {str(path)!r} cannot be read ({text}) (rule: a checkpoint "
+            f"holds only files a study wrote whole); {fix}"
+        )
 
     def write(self, s: int, r: int, frame: pl.DataFrame) -> None:
         p = self.path(s, r)

@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from transport._validate import validate_weights
+from transport._validate import check_tau, validate_weights
 from transport.cohort import Cohort
 from transport.estimate import Estimate
 from transport.exceptions import DataError, ExtrapolationWarning
@@ -457,7 +457,7 @@ class SurvivalCurve:
                 f"The 'tau' parameter of SurvivalCurve.rmst must be a positive finite number. "
                 f"Got {tau!r} instead."
             )
-        tau = float(tau)
+        tau = float(check_tau(tau, "SurvivalCurve.rmst") or tau)
         last = float(self.time[-1])
         note = ""
         if tau > last and self.survival[-1] > 0:

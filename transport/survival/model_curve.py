@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from transport._validate import check_tau
 from transport.estimate import Estimate
 from transport.exceptions import ExtrapolationWarning
 from transport.survival._confint import find_quantile
@@ -114,7 +115,10 @@ class ModelCurve:
         """``RMST(tau) = int_0^tau S(t) dt`` under the step curve; no interval.
 
         Warns :class:`ExtrapolationWarning` when ``tau`` is past the last grid time."""
-        tau = float(tau)
+        checked = check_tau(tau, "ModelCurve.rmst")
+        if checked is None:
+            raise ValueError("The 'tau' parameter of ModelCurve.rmst must be a number. Got None.")
+        tau = checked
         note = "interval from the bootstrap only"
         if tau > self.time[-1] and self.survival[-1] > 0:
             note = "tau beyond the last time; last value carried forward; " + note
