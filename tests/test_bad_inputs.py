@@ -85,6 +85,8 @@ BAD_OPTIONS = [
     ({"moments": 3}, "'moments' parameter must be 1 or 2"),
     ({"censoring": "weibull"}, "'censoring' parameter must be 'km' or 'cox'"),
     ({"outcome_model": "weibull"}, "'outcome_model' parameter must be 'cox' or 'pwexp'"),
+    ({"n_boot": 10**20, "seed": 1}, r"'n_boot' parameter must be at most 10,000,000"),
+    ({"ties": np.array(["efron", "breslow"])}, r"'ties' parameter must be 'efron' or 'breslow'"),
     ({"window": [5.0]}, r"'window' parameter must be \(a, b\) with 0 <= a < b"),
     ({"tau": 1e308}, r"'tau' parameter of transport must be at most 1e\+12 time units"),
     (
@@ -189,6 +191,32 @@ def _edits() -> dict[str, tuple[object, str]]:
         "level twice",
         "lists a level twice",
         lambda d: d["covariates"]["sex"].update(levels=["male", "male"]),
+    )
+    edit(
+        "km times unsorted",
+        "'km' time must be distinct times >= 0 in increasing order",
+        lambda d: d["km"].update(time=d["km"]["time"][::-1]),
+    )
+    edit(
+        "km times repeated",
+        "'km' time must be distinct",
+        lambda d: d["km"].update(time=[d["km"]["time"][0]] * len(d["km"]["time"])),
+    )
+    edit(
+        "km survival rises",
+        "'km' survival rises over time",
+        lambda d: d["km"].update(survival=d["km"]["survival"][::-1]),
+    )
+    edit(
+        "km interval inverted",
+        "interval that does not hold its estimate",
+        lambda d: d["km"].update(ci_lower=d["km"]["ci_upper"], ci_upper=d["km"]["ci_lower"]),
+    )
+    edit("km without se", "'km' must hold the lists", lambda d: d["km"].pop("se"))
+    edit(
+        "km time text",
+        "'km' time must be numbers",
+        lambda d: d["km"].update(time=["a"] * len(d["km"]["time"])),
     )
     edit(
         "shares contradict means",
@@ -491,3 +519,80 @@ def test_a_continuous_covariate_as_categories_is_refused_without_quoting_values(
         tp.inverse_odds_weights(young, old, formula="C(age)")
     ages = old.covariate_frame["age"].to_list()
     assert not any(f"{a:.6g}"[:6] in str(err.value) for a in ages)
+
+
+def test_an_unknown_interval_kind_is_refused_not_labelled(
+    pair: tuple[tp.Cohort, tp.Cohort],
+) -> None:
+    """``summary(interval_kind="bogus")`` gave percentile intervals labelled
+    'bootstrap-bogus'; every method that takes the kind refuses it by name."""
+    res = tp.transport(*pair, times=[365.25], tau=730.5, n_boot=4, seed=1)
+    calls = [
+        lambda: res.summary(interval_kind="bogus"),  # type: ignore[arg-type]
+        lambda: res.decomposition("bogus"),  # type: ignore[arg-type]
+        lambda: res.curve_distance("bogus"),  # type: ignore[arg-type]
+        lambda: res.equivalence(0.1, interval_kind="bogus"),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"'interval_kind' parameter must be 'percentile'"):
+            call()
+    assert res.summary(interval_kind="normal")["ci_method"][0] == "bootstrap-normal"
+
+
+@pytest.mark.parametrize("damage", ["layout", "method", "file"])
+def test_a_checkpoint_of_another_layout_or_study_is_refused_not_merged(
+    tmp_path, damage: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A replicate file copied from elsewhere would merge its rows (an 'iow' method into a
+    naive-only study); a checkpoint path that is a file is named."""
+    from dataclasses import replace
+
+    import polars as pl
+
+    from transport.simulate import Study, scenario
+
+    sc = scenario("correct")
+    sc = replace(sc, source=replace(sc.source, n=200), target=replace(sc.target, n=100))
+    study = Study(scenario=[sc], methods=["naive"], n_reps=2, seed=3, times=[12.0])
+    if damage == "file":
+        (tmp_path / "ck").write_text("not a directory")
+        with pytest.raises(DataError, match=r"checkpoint '.*ck' is a file, not a directory"):
+            study.run(checkpoint=tmp_path / "ck")
+        return
+    study.run(checkpoint=tmp_path)
+    path = tmp_path / "s000-r000001.parquet"
+    frame = pl.read_parquet(path)
+    if damage == "layout":
+        pl.DataFrame({"a": [1]}).write_parquet(path)
+    else:
+        frame.with_columns(pl.lit("iow").alias("method")).write_parquet(path)
+    with pytest.raises(DataError, match=r"s000-r000001\.parquet' cannot be read"):
+        study.run(checkpoint=tmp_path)
+
+
+def test_an_empty_list_of_targets_is_refused(pair: tuple[tp.Cohort, tp.Cohort]) -> None:
+    with pytest.raises(ValueError, match=r"'target' parameter of transport is an empty list"):
+        tp.transport(pair[0], [], times=[365.25])
+
+
+@pytest.mark.parametrize("dtype", ["M8[D]", "m8[D]", "complex128"])
+def test_weights_of_dates_durations_or_complex_numbers_are_refused(dtype: str) -> None:
+    import polars as pl
+
+    cohort = tp.Cohort(pl.DataFrame({"t": [1.0, 2.0, 3.0], "e": [1, 0, 1]}), time="t", event="e")
+    with pytest.raises(DataError, match=r"weights are .* values in 3 rows \(rule: real numbers"):
+        tp.kaplan_meier(cohort, weights=np.arange(1, 4).astype(dtype))
+
+
+def test_a_ragged_csv_is_one_named_line_from_the_command(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "ragged.csv"
+    path.write_text("t,e,age\n1,1,50\n2,0\n3,1,60,7\n")
+    command = Path(sys.executable).parent / "transport"
+    args = [str(command), "release", "curve", str(path), "--time", "t", "--event", "e"]
+    done = subprocess.run([*args, "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "ragged.csv' cannot be read" in done.stderr

@@ -108,6 +108,10 @@ def check_alpha(alpha: Any) -> float:
     return float(alpha)
 
 
+#: Most bootstrap replicates one call may ask for (a plan's bound is lower).
+MAX_BOOT = 10_000_000
+
+
 def check_n_boot(n_boot: Any) -> int:
     """Bootstrap replicates: 0 (none) or at least 2 (one replicate has no spread)."""
     if not is_integer(n_boot) or n_boot < 0:
@@ -115,6 +119,11 @@ def check_n_boot(n_boot: Any) -> int:
     if n_boot == 1:
         raise ValueError(
             "The 'n_boot' parameter must be 0 or at least 2 (one replicate has no spread). Got 1."
+        )
+    if n_boot > MAX_BOOT:
+        raise ValueError(
+            f"The 'n_boot' parameter must be at most {MAX_BOOT:,} (a bootstrap interval's "
+            f"Monte Carlo error is negligible long before). Got {n_boot!r}."
         )
     return int(n_boot)
 
@@ -156,11 +165,18 @@ def check_seed(seed: Any) -> Any:
 def check_choice(value: Any, name: str, allowed: Sequence[Any]) -> Any:
     """``value`` if it is one of ``allowed`` (a ``ValueError`` naming ``name`` otherwise:
     an unknown option is never read as the default)."""
-    if isinstance(value, bool) or value not in allowed:
+    scalar = isinstance(value, str | int | float | np.generic) and np.ndim(value) == 0
+    if isinstance(value, bool | np.bool_) or not scalar or value not in allowed:
         names = [repr(a) for a in allowed]
         shown = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
         raise ValueError(f"The {name!r} parameter must be {shown}. Got {value!r}.")
     return value
+
+
+def check_interval_kind(kind: Any) -> str:
+    """A bootstrap interval's kind: ``"percentile"`` or ``"normal"`` (never read as the
+    default when misspelt)."""
+    return str(check_choice(kind, "interval_kind", ("percentile", "normal")))
 
 
 def check_margins(
@@ -230,6 +246,11 @@ def validate_weights(weights: Any, n: int, weight_type: str = "sampling") -> np.
         raise DataError(
             f"weights are {arr.dtype.name} values, not numbers, in {arr.size} rows (rule: "
             "numeric weights; convert them, e.g. pl.col(w).cast(pl.Float64), knowingly)"
+        )
+    if arr.dtype.kind in "mMc":
+        raise DataError(
+            f"weights are {arr.dtype.name} values in {arr.size} rows (rule: real numbers; "
+            "dates, durations and complex numbers are no weights)"
         )
     if arr.dtype == np.bool_:
         raise DataError(

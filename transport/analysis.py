@@ -233,6 +233,8 @@ def transport(
             else [(getattr(t, "name", str(i)), t) for i, t in enumerate(target)]
         )
         names = [str(k) for k, _ in items]
+        if not items:
+            raise ValueError("The 'target' parameter of transport is an empty list: name a target")
         if len(set(names)) != len(names):
             raise ValueError(f"targets must have distinct names; got {names}")
         results = {name: transport(source, t, **kw) for name, t in items}

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from transport._validate import check_alpha, check_margins
+from transport._validate import check_alpha, check_interval_kind, check_margins
 from transport.assess import boot_ratio, tost, wald, wald_log_ratio
 from transport.estimate import Estimate
 from transport.exceptions import ExtrapolationWarning
@@ -141,6 +141,7 @@ class ComparisonResult:
 
     # -- the table ------------------------------------------------------------------------
     def _columns(self, kind: IntervalKind, level: float) -> dict[str, Any]:
+        check_interval_kind(kind)
         parts = self._parts()
         tr, ob = parts["transported"], parts["observed"]
         diff = tr["value"] - ob["value"]

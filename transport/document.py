@@ -5,6 +5,7 @@ error naming the field, never a ``KeyError`` or an overflow after all the work."
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -163,18 +164,39 @@ def _check_gate_fields(data: Mapping[str, Any], k: int) -> None:
 
 
 def _check_km(km: Any) -> None:
-    keys = ("time", "survival", "ci_lower", "ci_upper")
+    """The life table of a summary as the target wrote it: the lists of one length, times
+    finite, distinct and increasing, S(t) a non-increasing probability with its SE >= 0
+    and its interval around it (nulls where withheld)."""
+    keys = ("time", "survival", "se", "ci_lower", "ci_upper")
     if not isinstance(km, Mapping) or not all(isinstance(km.get(k), list) for k in keys):
         raise DataError(f"TargetSummary 'km' must hold the lists {list(keys)}")
     sizes = {k: len(v) for k, v in km.items() if isinstance(v, list)}
     if len(set(sizes.values())) > 1:
         raise DataError(f"TargetSummary 'km' lists differ in length: {sizes}")
+    for k in keys:
+        if not all(x is None or (_is_number(x) and abs(x) <= MAX_ABS) for x in km[k]):
+            raise DataError(f"TargetSummary 'km' {k} must be numbers (or null where withheld)")
+    t = km["time"]
+    if None in t or any(x < 0 for x in t) or any(b <= a for a, b in itertools.pairwise(t)):
+        raise DataError(
+            "TargetSummary 'km' time must be distinct times >= 0 in increasing order "
+            "(rule: a life table's grid)"
+        )
     for k in ("survival", "ci_lower", "ci_upper"):
-        bad = [
-            x for x in km[k] if x is not None and not (isinstance(x, int | float) and 0 <= x <= 1)
-        ]
+        bad = [x for x in km[k] if x is not None and not 0 <= x <= 1]
         if bad:
             raise DataError(
                 f"TargetSummary 'km' {k} has {len(bad)} value(s) outside [0, 1] (rule: a "
                 "survival probability)"
             )
+    s = [x for x in km["survival"] if x is not None]
+    if any(b > a + 1e-12 for a, b in itertools.pairwise(s)):
+        raise DataError("TargetSummary 'km' survival rises over time (rule: S(t) never increases)")
+    if any(x is not None and x < 0 for x in km["se"]):
+        raise DataError("TargetSummary 'km' se has a negative value (rule: se >= 0)")
+    rows = zip(km["ci_lower"], km["survival"], km["ci_upper"], strict=True)
+    if any(None not in r and not r[0] - 1e-12 <= r[1] <= r[2] + 1e-12 for r in rows):
+        raise DataError(
+            "TargetSummary 'km' has an interval that does not hold its estimate (rule: "
+            "ci_lower <= survival <= ci_upper)"
+        )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from transport._validate import check_margins
+from transport._validate import check_interval_kind, check_margins
 from transport.assess import curve_distance, wald
 from transport.cohort import TIME_UNITS, Cohort
 from transport.comparison import (
@@ -191,6 +191,7 @@ class TransportResult(ComparisonResult):
         transported`` and ``residual = transported - observed``, per estimand, with
         intervals (bootstrap; without one, Wald for the raw gap and the residual, whose
         two terms come from independent cohorts, and none for the patient mix)."""
+        check_interval_kind(interval_kind)
         parts = self._parts()
         nv, tr, ob = (parts[q]["value"] for q in ("naive", "transported", "observed"))
         comps = {"raw_gap": nv - ob, "patient_mix": nv - tr, "residual": tr - ob}
@@ -242,6 +243,7 @@ class TransportResult(ComparisonResult):
         :attr:`window`, ``(1 / (b - a)) int_a^b |S_tr - S_obs| dt``, with a bootstrap
         interval (none without a bootstrap: the distance is not a smooth function of
         the curves near zero)."""
+        check_interval_kind(interval_kind)
         if self.observed is None or self.window is None:
             raise DataError(
                 f"no observed curve for target {self.target!r} or no window (rule: the "

@@ -358,12 +358,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("TRANSPORT_DEBUG"):
             raise
         kind = type(exc).__name__
-        print(f"transport: {kind}: {exc}", file=sys.stderr)
+        print(f"transport: {kind}: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except RecursionError:  # a file nested too deep to read: input, not a bug
+        print("transport: a file given is nested too deeply to read", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: still one line, and how to see it
         if os.environ.get("TRANSPORT_DEBUG"):
             raise
-        text = " ".join(str(exc).split())[:300]
+        text = _one_line(exc)[:300]
         print(
             f"transport: internal error: {type(exc).__name__}: {text} (a bug in transport; "
             "run again with TRANSPORT_DEBUG=1 for the traceback and report it)",
@@ -374,6 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if main_thread:
             signal.signal(signal.SIGTERM, before)
     return status
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message on one line: a library's multi-line text (a CSV parser's hint) folded."""
+    return " ".join(str(exc).split())
 
 
 def _terminated(signum: int, frame: Any) -> None:

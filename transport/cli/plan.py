@@ -286,11 +286,15 @@ def read_frame(path: Path) -> pl.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"cohort file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pl.read_parquet(path)
-    if suffix in (".csv", ".txt"):
+    if suffix not in (".parquet", ".csv", ".txt"):
+        raise PlanError(f"cohort file {str(path)!r}: only .csv and .parquet are read")
+    try:
+        if suffix == ".parquet":
+            return pl.read_parquet(path)
         return pl.read_csv(path, infer_schema_length=None)
-    raise PlanError(f"cohort file {str(path)!r}: only .csv and .parquet are read")
+    except pl.exceptions.PolarsError as exc:
+        why = " ".join(str(exc).split())[:300]
+        raise PlanError(f"cohort file {str(path)!r} cannot be read: {why}") from None
 
 
 def _check_analysis_values(analysis: Mapping[str, Any]) -> None:

@@ -422,12 +422,15 @@ class _Checkpoint:
 
     def __init__(self, directory: Path, config: dict[str, Any]) -> None:
         self.directory = directory
+        self.config = config
+        if directory.exists() and not directory.is_dir():
+            raise DataError(f"checkpoint {str(directory)!r} is a file, not a directory")
         directory.mkdir(parents=True, exist_ok=True)
         meta = directory / "study.json"
         if meta.exists():
             try:
                 old = json.loads(meta.read_text())
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
                 raise DataError(self._damaged(meta, exc, _NO_CONFIG)) from None
             if not isinstance(old, dict):
                 raise DataError(self._damaged(meta, "not a JSON object", _NO_CONFIG))
@@ -455,10 +458,22 @@ class _Checkpoint:
             p = self.path(s, r)
             if p.exists():
                 try:
-                    out[(s, r)] = pl.read_parquet(p)
+                    frame = pl.read_parquet(p)
                 except (OSError, pl.exceptions.PolarsError) as exc:
                     raise DataError(self._damaged(p, exc, _RECOMPUTE)) from None
+                self._check_replicate(p, frame, r)
+                out[(s, r)] = frame
         return out
+
+    def _check_replicate(self, path: Path, frame: pl.DataFrame, r: int) -> None:
+        """A replicate file holds that replicate of this study's methods, in the layout
+        the study writes (a file copied from another study would merge its rows)."""
+        if dict(frame.schema) != SCHEMA:
+            raise DataError(self._damaged(path, "not the layout of a replicate", _RECOMPUTE))
+        methods = set(self.config.get("methods", []))
+        if (frame["rep"] != r).any() or not set(frame["method"].unique().to_list()) <= methods:
+            why = f"rows of another replicate or method than replicate {r} of {sorted(methods)}"
+            raise DataError(self._damaged(path, why, _RECOMPUTE))
 
     @staticmethod
     def _damaged(path: Path, why: object, fix: str) -> str:
