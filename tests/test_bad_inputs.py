@@ -596,3 +596,42 @@ def test_a_ragged_csv_is_one_named_line_from_the_command(tmp_path) -> None:  # t
     done = subprocess.run([*args, "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "ragged.csv' cannot be read" in done.stderr
+
+
+# -- a shipped model edited by hand is refused naming the field ------------------------------
+def _model_edits() -> dict[str, object]:
+    return {
+        "grid_counts text": lambda d: d.update(grid_counts="x"),
+        "grid_counts list": lambda d: d.update(grid_counts=[1, 2]),
+        "level_counts text": lambda d: d.update(level_counts="x"),
+        "coef text": lambda d: d.update(coef=["a"] * len(d["coef"])),
+        "cov ragged": lambda d: d.update(cov=[[1.0], [1.0, 2.0]]),
+        "grid_step text": lambda d: d.update(grid_step="abc"),
+        "design types": lambda d: d["design"].update(types=[[1]]),
+    }
+
+
+@pytest.fixture(scope="module")
+def shipped() -> dict[str, object]:
+    return tp.ShippedModel.fit(tp.datasets.load_synthetic("DE")).to_dict()
+
+
+@pytest.mark.parametrize("case", sorted(_model_edits()))
+def test_an_edited_shipped_model_is_refused_by_name(shipped: dict[str, object], case: str) -> None:
+    import copy
+
+    data = copy.deepcopy(shipped)
+    _model_edits()[case](data)  # type: ignore[operator]
+    with pytest.raises(DataError, match=r"shipped model|design|formula|TargetSummary|column"):
+        tp.ShippedModel.from_dict(data)
+
+
+@pytest.mark.parametrize("text", ["{broken", "[" * 100_000 + "]" * 100_000, None])
+def test_a_shipped_model_file_that_is_no_json_is_named(tmp_path, text: str | None) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "model.json"
+    if text is None:
+        path.mkdir()
+    else:
+        path.write_text(text)
+    with pytest.raises(DataError, match=r"shipped model file '.*model\.json'"):
+        tp.ShippedModel.from_json(path)

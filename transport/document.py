@@ -6,13 +6,15 @@ error naming the field, never a ``KeyError`` or an overflow after all the work."
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from transport.cohort import TIME_UNITS
 from transport.exceptions import DataError
 
-__all__ = ["MAX_ABS", "MAX_BYTES", "MAX_N", "check_shape"]
+__all__ = ["MAX_ABS", "MAX_BYTES", "MAX_N", "check_shape", "read_json"]
 
 
 #: Largest size and magnitude a summary document may have: an n no cohort has, or a
@@ -30,6 +32,23 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "sd": list,
     "covariates": dict,
 }
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The JSON document in the file ``path`` (a ``what``: "summary", "shipped model"),
+    refused by name when it is no file, larger than :data:`MAX_BYTES`, or not JSON
+    (broken, or nested past any document)."""
+    if not path.is_file():
+        raise DataError(f"{what} file {str(path)!r} does not exist or is not a file")
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise DataError(f"{what} file {str(path)!r} has {size} bytes, more than {MAX_BYTES}")
+    try:
+        return json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:
+        raise DataError(
+            f"{what} file {str(path)!r} is not a JSON {what} ({type(exc).__name__})"
+        ) from None
 
 
 def _number_list(data: Mapping[str, Any], key: str, length: int) -> None:

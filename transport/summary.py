@@ -22,7 +22,7 @@ import polars as pl
 
 from transport.cohort import Cohort
 from transport.design import Design, closed_text, quoted_levels
-from transport.document import MAX_BYTES, check_shape
+from transport.document import check_shape, read_json
 from transport.exceptions import DataError
 
 __all__ = [
@@ -465,16 +465,7 @@ class TargetSummary:
     @classmethod
     def from_json(cls, path: str | Path) -> TargetSummary:
         """Read a summary written by :meth:`to_json` (at most :data:`MAX_BYTES`)."""
-        path = Path(path)
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise DataError(f"summary file {str(path)!r} has {size} bytes, more than {MAX_BYTES}")
-        try:
-            data = json.loads(path.read_text())
-        except (ValueError, RecursionError) as exc:  # broken, or nested past any summary
-            raise DataError(
-                f"summary file {str(path)!r} is not a JSON summary ({type(exc).__name__})"
-            ) from None
+        data = read_json(Path(path), "summary")
         return cls.from_dict(data)
 
     # -- use as a target --------------------------------------------------------------------

@@ -11,7 +11,15 @@ import numpy as np
 from transport.exceptions import DataError
 from transport.shipping.bootstrap import BootstrapSummary
 
-__all__ = ["MODEL_FILE", "SCHEMA", "json_array", "json_floats", "model_fields", "model_to_dict"]
+__all__ = [
+    "MODEL_FILE",
+    "SCHEMA",
+    "construct",
+    "json_array",
+    "json_floats",
+    "model_fields",
+    "model_to_dict",
+]
 
 SCHEMA = "transport.ShippedModel"
 MODEL_FILE = "shipped_model.json"
@@ -101,6 +109,26 @@ def model_to_dict(m: Any) -> dict[str, Any]:
     }
 
 
+def construct(cls: Any, fields: dict[str, Any]) -> Any:
+    """``cls(**fields)``, a field the constructor cannot use named as a
+    :class:`~transport.DataError` (the document came from another environment)."""
+    try:
+        return cls(**fields)
+    except DataError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DataError(_mistyped(exc)) from None
+
+
+def _mistyped(exc: Exception) -> str:
+    what = (
+        f"lacks field {exc}"
+        if isinstance(exc, KeyError)
+        else f"has a field of the wrong kind ({exc})"
+    )
+    return f"shipped model {what} (rule: the fields written by ShippedModel.to_dict)"
+
+
 def model_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     """The constructor keywords of a :class:`~transport.ShippedModel` from
     :func:`model_to_dict`'s data (a released model's included); a field missing or of
@@ -165,8 +193,7 @@ def model_fields(data: Mapping[str, Any]) -> dict[str, Any]:
             policy=str(data.get("policy", "default")),
             **kw,
         )
-    except (KeyError, TypeError) as exc:
-        raise DataError(
-            f"shipped model lacks or mistypes field {exc} (rule: the fields written by "
-            "ShippedModel.to_dict)"
-        ) from None
+    except DataError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DataError(_mistyped(exc)) from None

@@ -15,6 +15,7 @@ from transport._validate import check_ci_level, check_margins, check_n_boot, che
 from transport.cohort import Cohort
 from transport.comparison import estimand_rows
 from transport.design import Design
+from transport.document import read_json
 from transport.exceptions import DataError
 from transport.inference import Progress, Seed
 from transport.policy import (
@@ -25,7 +26,7 @@ from transport.policy import (
 )
 from transport.shipping.bootstrap import MAX_SHIPPED_BOOT, BootstrapSummary, check_shipped_boot
 from transport.shipping.checks import log_hazard_spread, number_problems, shape_problems
-from transport.shipping.codec import MODEL_FILE, model_fields, model_to_dict
+from transport.shipping.codec import MODEL_FILE, construct, model_fields, model_to_dict
 from transport.shipping.result import ShippedResult
 from transport.shipping.source import fit_fields, source_bootstrap
 from transport.shipping.target import TARGET_STREAM, row_contributors, target_replicates
@@ -542,14 +543,7 @@ class ShippedModel:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ShippedModel:
         """The model from :meth:`to_dict` (a released one included)."""
-        fields = model_fields(data)
-        try:
-            return cls(**fields)
-        except (KeyError, TypeError) as exc:
-            raise DataError(
-                f"shipped model lacks or mistypes field {exc} (rule: the fields written by "
-                "ShippedModel.to_dict)"
-            ) from None
+        return construct(cls, model_fields(data))
 
     def to_json(self, path: str | Path) -> None:
         """Write :meth:`to_dict` as JSON (in the source's environment; export goes through
@@ -560,7 +554,7 @@ class ShippedModel:
     @classmethod
     def from_json(cls, path: str | Path) -> ShippedModel:
         """Read a model written by :meth:`to_json` or released by the gate."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_dict(read_json(Path(path), "shipped model"))
 
     @classmethod
     def from_release(
