@@ -635,3 +635,37 @@ def test_a_shipped_model_file_that_is_no_json_is_named(tmp_path, text: str | Non
         path.write_text(text)
     with pytest.raises(DataError, match=r"shipped model file '.*model\.json'"):
         tp.ShippedModel.from_json(path)
+
+
+@pytest.mark.parametrize(
+    "times", [(x for x in [3.0]), {3.0}, "abc", 3 + 0j, np.datetime64("2020-01-01")]
+)
+def test_curve_times_that_are_no_list_of_numbers_are_refused_by_name(times: object) -> None:
+    """A generator, a set (no order), text, a complex number or a date (read as days
+    since 1970) is no time of a curve."""
+    km = tp.kaplan_meier(tp.datasets.load_synthetic("DE"))
+    with pytest.raises(
+        ValueError, match=r"'times' parameter of SurvivalCurve.survival_at must be numbers"
+    ):
+        km.survival_at(times)  # type: ignore[arg-type]
+
+
+def test_a_grid_step_too_fine_for_any_release_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """km_grid_step = 1e-300 asked for 1e303 grid points (a bare numpy error); 1e-3 for a
+    60,000-row curve: a released curve has at most 100,000 steps."""
+    km = tp.kaplan_meier(tp.datasets.load_synthetic("DE"))
+    policy = tp.disclosure.Policy(km_grid_step=1e-300)
+    with pytest.raises(ValueError, match=r"'km_grid_step' 1e-300 days cuts the follow-up"):
+        tp.disclosure.release(km, tmp_path / "out", policy)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(("key", "value"), [("n_reps", 10**11), ("n_boot", 10**9)])
+def test_a_study_file_cannot_ask_for_unbounded_work(tmp_path, key: str, value: int) -> None:  # type: ignore[no-untyped-def]
+    from transport.cli.plan import PlanError
+    from transport.cli.study import load_study
+
+    path = tmp_path / "study.toml"
+    path.write_text(f'[study]\nscenarios = ["correct"]\nmethods = ["naive"]\n{key} = {value}\n')
+    with pytest.raises(PlanError, match=rf"\[study\] '{key}' asks for {value}, more than"):
+        load_study(path)

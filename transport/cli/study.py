@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from transport import manifest as manifests
-from transport.cli.plan import PlanError, dump_toml, reject_unknown, resolve_path
+from transport.cli.plan import PLAN_MAX_BOOT, PlanError, dump_toml, reject_unknown, resolve_path
 from transport.cli.run import check_output, finite, say, staged_output
 from transport.manifest import RUN_SCHEMA
 
@@ -29,6 +29,8 @@ _STUDY_KEYS = {
     "ci_level",
 }
 _RUN_KEYS = {"backend", "n_jobs", "checkpoint", "scheduler"}
+#: Most replicates a study file may ask for (a file may come from elsewhere).
+STUDY_MAX_REPS = 1_000_000
 
 
 def load_study(path: str | Path) -> dict[str, Any]:
@@ -46,6 +48,13 @@ def load_study(path: str | Path) -> dict[str, Any]:
     if not isinstance(study, dict):
         raise PlanError("the study file has no [study] table")
     reject_unknown(study, _STUDY_KEYS, "[study]")
+    for key, most in (("n_reps", STUDY_MAX_REPS), ("n_boot", PLAN_MAX_BOOT)):
+        value = study.get(key, 0)
+        if isinstance(value, int) and not isinstance(value, bool) and value > most:
+            raise PlanError(
+                f"[study] {key!r} asks for {value}, more than {most} (rule: a study file "
+                "asks for bounded work; run such a study from Python)"
+            )
     reject_unknown(plan.get("run", {}), _RUN_KEYS, "[run]")
     reject_unknown(plan.get("output", {}), {"directory"}, "[output]")
     plan["_base"] = str(path.resolve().parent)

@@ -187,6 +187,10 @@ def forbidden_role(name: str, policy: Policy | None = None) -> str | None:
     return None
 
 
+#: Most steps a released curve's fixed grid may have (1e-300-day steps fit no memory).
+MAX_GRID = 100_000
+
+
 @dataclass(frozen=True)
 class Policy:
     """What may leave an environment (DESIGN §5). Load each environment's own with
@@ -407,7 +411,13 @@ class Policy:
         """The fixed grid covering ``last`` (in ``time_unit``): multiples of the step, the
         last one at or after ``last`` so that every exit falls in a step."""
         step = self.grid_step_in(time_unit)
-        n = max(1, math.ceil(last / step - 1e-9))
+        if not (steps := last / step) <= MAX_GRID:
+            raise ValueError(
+                f"Policy 'km_grid_step' {self.km_grid_step:g} {self.time_unit} cuts the "
+                f"follow-up ({last:g} {time_unit}) into more than {MAX_GRID:,} steps (rule: a "
+                "released curve has at most that many; choose a coarser step)"
+            )
+        n = max(1, math.ceil(steps - 1e-9))
         return step * np.arange(1, n + 1, dtype=np.float64)
 
     # -- the floor -------------------------------------------------------------------------

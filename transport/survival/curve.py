@@ -187,7 +187,13 @@ def _is_real(x: object) -> bool:
 
 
 def _as_times(times: Any, where: str) -> np.ndarray:
-    t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    raw = np.asarray(list(times) if isinstance(times, set | frozenset) else times)
+    if raw.dtype.kind not in "biuf" or isinstance(times, set | frozenset | str):
+        raise ValueError(
+            f"The 'times' parameter of {where} must be numbers (a list or array, in order). "
+            f"Got {times!r:.80}."
+        )
+    t = np.atleast_1d(raw.astype(np.float64))
     if t.ndim != 1:
         raise ValueError(f"The 'times' parameter of {where} must be one-dimensional.")
     if not np.all(np.isfinite(t)):
