@@ -173,6 +173,15 @@ def check_choice(value: Any, name: str, allowed: Sequence[Any]) -> Any:
     return value
 
 
+#: The allowed values of the options ``transport()`` and a plan's ``[analysis]`` share.
+OPTION_CHOICES: dict[str, tuple[Any, ...]] = {
+    "ties": ("efron", "breslow"),
+    "outcome_model": ("cox", "pwexp"),
+    "moments": (1, 2),
+    "censoring": ("km", "cox"),
+}
+
+
 def check_interval_kind(kind: Any) -> str:
     """A bootstrap interval's kind: ``"percentile"`` or ``"normal"`` (never read as the
     default when misspelt)."""

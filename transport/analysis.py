@@ -21,6 +21,7 @@ import numpy as np
 
 from transport._validate import (
     ESTIMANDS,
+    OPTION_CHOICES,
     check_choice,
     check_ci_level,
     check_margins,
@@ -269,10 +270,8 @@ def _plan(source: Cohort, target: Target, **kw: Any) -> _Plan:
     t, tau = check_times(kw["times"], "transport"), check_tau(kw["tau"], "transport")
     check_margins(kw["margin"], ESTIMANDS)  # validate early
     check_seed(kw["seed"])
-    check_choice(kw["ties"], "ties", ("efron", "breslow"))
-    check_choice(kw["outcome_model"], "outcome_model", ("cox", "pwexp"))
-    check_choice(kw["moments"], "moments", (1, 2))
-    check_choice(kw["censoring"], "censoring", ("km", "cox"))
+    for name, allowed in OPTION_CHOICES.items():
+        check_choice(kw[name], name, allowed)
     if not info.delayed_entry:
         for c in (source, target):
             if isinstance(c, Cohort) and c.entry is not None:

@@ -7,6 +7,7 @@ The lowest module of :mod:`transport.cli`: :mod:`transport.cli.run` and
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from transport import _validate as v
+from transport.cohort import TIME_UNITS
 from transport.methods import METHODS, SUMMARY_METHODS
 
 __all__ = [
@@ -297,6 +299,10 @@ def read_frame(path: Path) -> pl.DataFrame:
         raise PlanError(f"cohort file {str(path)!r} cannot be read: {why}") from None
 
 
+def _choice(x: Any, *, name: str, allowed: tuple[Any, ...]) -> Any:
+    return v.check_choice(x, name, allowed)
+
+
 def _check_analysis_values(analysis: Mapping[str, Any]) -> None:
     """The analysis settings under the rules transport() applies (:mod:`transport._validate`),
     checked before any cohort is read, so that a wrong value costs no loading."""
@@ -309,12 +315,10 @@ def _check_analysis_values(analysis: Mapping[str, Any]) -> None:
         "window": v.check_window,
         "margin": lambda x: v.check_margins(x, v.ESTIMANDS),
         "seed": v.check_seed,
-        "ties": lambda x: v.check_choice(x, "ties", ("efron", "breslow")),
-        "outcome_model": lambda x: v.check_choice(x, "outcome_model", ("cox", "pwexp")),
-        "moments": lambda x: v.check_choice(x, "moments", (1, 2)),
-        "censoring": lambda x: v.check_choice(x, "censoring", ("km", "cox")),
-        "time_unit": lambda x: v.check_choice(x, "time_unit", ("days", "weeks", "months", "years")),
+        "time_unit": lambda x: v.check_choice(x, "time_unit", tuple(TIME_UNITS)),
     }
+    for name, allowed in v.OPTION_CHOICES.items():
+        checks[name] = functools.partial(_choice, name=name, allowed=allowed)
     for key, check in checks.items():
         if key in analysis:
             try:
