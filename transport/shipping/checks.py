@@ -10,7 +10,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["covariance_problem", "log_hazard_spread", "number_problems", "shape_problems"]
+__all__ = [
+    "TIES",
+    "covariance_problem",
+    "field_problems",
+    "log_hazard_spread",
+    "number_problems",
+    "shape_problems",
+]
+
+TIES = ("efron", "breslow")
 
 
 def covariance_problem(cov: np.ndarray, what: str) -> str | None:
@@ -61,6 +70,39 @@ def number_problems(m: Any) -> list[str]:
                 out.append(problem)
         if not 0 <= s.failed <= s.n_boot or s.n_boot - s.failed < 2:
             out.append("the bootstrap summary's counts are not those of 2 or more refits")
+    return out
+
+
+def field_problems(m: Any) -> list[str]:
+    """The descriptive fields of shipped model ``m`` no fit writes: ties other than
+    Efron's or Breslow's, a grid step that is not a positive number or does not divide
+    the grid, counts that are not those of patients and events, coefficient names that
+    are not the design's columns (a coefficient table would be mislabelled)."""
+    out: list[str] = []
+    if m.kind == "cox" and m.ties not in TIES:
+        out.append(f"ties is {m.ties!r}, not 'efron' or 'breslow'")
+    step = m.grid_step
+    if not (math.isfinite(step) and step > 0):
+        out.append(f"grid_step is {step!r}, not a positive number")
+    elif m.grid.size and np.all(np.isfinite(m.grid)):
+        k = m.grid / step
+        if np.any(np.abs(k - np.round(k)) > 1e-6 * np.maximum(k, 1.0)):
+            out.append(f"grid is not on multiples of grid_step {step:g}")
+    if not (math.isfinite(m.n) and m.n >= 1):
+        out.append(f"n is {m.n!r}, not a count of patients")
+    elif not (math.isfinite(m.n_events) and 0 <= m.n_events <= m.n):
+        out.append(f"n_events is {m.n_events!r}, not between 0 and n = {m.n:g}")
+    for key, v in m.grid_counts.items():
+        if not np.all(np.isfinite(v) & (v >= 0)):
+            out.append(f"grid_counts[{key!r}] are not non-negative counts")
+    columns = tuple(m.design.columns)
+    if m.kind == "cox":
+        expected: tuple[str, ...] = columns
+    else:
+        expected = columns + (tuple(f"log(t):{c}" for c in columns) if m.time_varying else ())
+    got = tuple(m.names[len(m.names) - len(expected) :]) if expected else ()
+    if len(m.names) >= len(expected) and got != expected:
+        out.append("names are not the design's columns " + ", ".join(expected[:5]))
     return out
 
 

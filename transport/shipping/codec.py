@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -120,11 +120,13 @@ def construct(cls: Any, fields: dict[str, Any]) -> Any:
         raise DataError(_mistyped(exc)) from None
 
 
-def _mistyped(exc: Exception) -> str:
+def _mistyped(exc: Exception, field: str | None = None) -> str:
     what = (
         f"lacks field {exc}"
-        if isinstance(exc, KeyError)
+        if isinstance(exc, KeyError) and field is None
         else f"has a field of the wrong kind ({exc})"
+        if field is None
+        else f"field {field!r} is of the wrong kind ({exc})"
     )
     return f"shipped model {what} (rule: the fields written by ShippedModel.to_dict)"
 
@@ -138,62 +140,127 @@ def model_fields(data: Mapping[str, Any]) -> dict[str, Any]:
             f"not a shipped model (rule: a JSON object with schema {SCHEMA!r}, written by "
             "ShippedModel.to_json or released by tp.disclosure.release)"
         )
-    try:
-        kind = data["kind"]
-        kw: dict[str, Any] = {}
-        if kind == "cox":
-            cox = data["cox"]
-            kw.update(
-                ties=cox["ties"],
-                center=json_array(cox["center"]),
-                hazard=json_array(cox["hazard"]),
-            )
-        elif kind == "pwexp":
-            pw = data["pwexp"]
-            ic = pw.get("interval_counts")
-            kw.update(
-                breaks=json_array(pw["breaks"]),
-                shift=json_array(pw["shift"]),
-                time_varying=bool(pw["time_varying"]),
-                interval_counts=None if ic is None else {k: json_array(v) for k, v in ic.items()},
-            )
-        boot = data.get("bootstrap")
-        if boot is not None and "cov" in boot:
-            summary = dict(boot)
-            summary["cov"] = json_array(boot["cov"], 2)
-            kw.update(boot_summary=BootstrapSummary.from_dict(summary))
-        elif boot is not None:
-            kw.update(
-                boot_coef=json_array(boot["coef"], 2),
-                boot_extra=json_array(boot["hazard" if kind == "cox" else "shift"], 2),
-                boot_entropy=boot.get("seed_entropy"),
-            )
-        cc = data.get("column_counts")
-        conc = data.get("column_concentration")
-        scale = data.get("column_scale")
-        return dict(
-            kind=kind,
-            source=str(data["source"]),
-            time_unit=str(data["time_unit"]),
-            design=data["design"],
-            names=tuple(data["names"]),
-            coef=json_array(data["coef"]),
-            cov=json_array(data["cov"], 2),
-            grid=json_array(data["grid"]),
-            grid_step=float(data["grid_step"]),
-            grid_counts={k: json_array(v) for k, v in data["grid_counts"].items()},
-            n=float(data["n"]),
-            n_events=float(data["n_events"]),
-            level_counts=data.get("level_counts"),
-            column_counts=None if cc is None else json_array(cc),
-            column_binary=data.get("column_binary"),
-            column_concentration=None if conc is None else json_array(conc, 3),
-            column_scale=None if scale is None else json_array(scale),
-            released=bool(data.get("released", False)),
-            policy=str(data.get("policy", "default")),
-            **kw,
+    kind = _field(data, "kind", _word)
+    kw: dict[str, Any] = {}
+    if kind == "cox":
+        cox = _field(data, "cox", _mapping)
+        kw.update(
+            ties=_field(cox, "ties", _word, "cox."),
+            center=_field(cox, "center", json_array, "cox."),
+            hazard=_field(cox, "hazard", json_array, "cox."),
         )
-    except DataError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise DataError(_mistyped(exc)) from None
+    elif kind == "pwexp":
+        pw = _field(data, "pwexp", _mapping)
+        kw.update(
+            breaks=_field(pw, "breaks", json_array, "pwexp."),
+            shift=_field(pw, "shift", json_array, "pwexp."),
+            time_varying=_field(pw, "time_varying", _flag, "pwexp."),
+            interval_counts=_field(pw, "interval_counts", _arrays, "pwexp.", optional=True),
+        )
+    kw.update(_boot_fields(data, kind))
+    return dict(
+        kind=kind,
+        source=_field(data, "source", _word),
+        time_unit=_field(data, "time_unit", _word),
+        design=_field(data, "design", _mapping),
+        names=_field(data, "names", _words),
+        coef=_field(data, "coef", json_array),
+        cov=_field(data, "cov", _matrix),
+        grid=_field(data, "grid", json_array),
+        grid_step=_field(data, "grid_step", _number),
+        grid_counts=_field(data, "grid_counts", _arrays),
+        n=_field(data, "n", _number),
+        n_events=_field(data, "n_events", _number),
+        level_counts=_field(data, "level_counts", _mapping, optional=True),
+        column_counts=_field(data, "column_counts", json_array, optional=True),
+        column_binary=_field(data, "column_binary", _flags, optional=True),
+        column_concentration=_field(
+            data, "column_concentration", lambda v: json_array(v, 3), optional=True
+        ),
+        column_scale=_field(data, "column_scale", json_array, optional=True),
+        released=_field(data, "released", _flag, optional=True) or False,
+        policy=_field(data, "policy", _word, optional=True) or "default",
+        **kw,
+    )
+
+
+def _boot_fields(data: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    boot = _field(data, "bootstrap", _mapping, optional=True)
+    if boot is None:
+        return {}
+    if "cov" in boot:
+        summary = dict(boot)
+        summary["cov"] = _field(boot, "cov", _matrix, "bootstrap.")
+        return {"boot_summary": BootstrapSummary.from_dict(summary)}
+    extra = "hazard" if kind == "cox" else "shift"
+    return {
+        "boot_coef": _field(boot, "coef", _matrix, "bootstrap."),
+        "boot_extra": _field(boot, extra, _matrix, "bootstrap."),
+        "boot_entropy": _field(boot, "seed_entropy", _word, "bootstrap.", optional=True),
+    }
+
+
+def _field(
+    data: Mapping[str, Any],
+    key: str,
+    read: Callable[[Any], Any],
+    prefix: str = "",
+    *,
+    optional: bool = False,
+) -> Any:
+    """``read(data[key])``; a missing field, or one ``read`` cannot use, is a
+    :class:`~transport.DataError` naming ``prefix + key``."""
+    if key not in data or (optional and data[key] is None):
+        if optional:
+            return None
+        raise DataError(_mistyped(KeyError(prefix + key)))
+    try:
+        return read(data[key])
+    except DataError as exc:
+        raise DataError(_mistyped(ValueError(str(exc)), prefix + key)) from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise DataError(_mistyped(exc, prefix + key)) from None
+
+
+def _word(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"text expected, got {type(v).__name__}")
+    return v
+
+
+def _words(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list | tuple) or not all(isinstance(x, str) for x in v):
+        raise TypeError("a list of text expected")
+    return tuple(v)
+
+
+def _number(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise TypeError(f"a number expected, got {type(v).__name__}")
+    return float(v)
+
+
+def _flag(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError(f"true or false expected, got {type(v).__name__}")
+    return v
+
+
+def _flags(v: Any) -> list[bool]:
+    if not isinstance(v, list) or not all(isinstance(x, bool) for x in v):
+        raise TypeError("a list of true or false expected")
+    return v
+
+
+def _mapping(v: Any) -> Mapping[str, Any]:
+    if not isinstance(v, Mapping):
+        raise TypeError(f"an object expected, got {type(v).__name__}")
+    return v
+
+
+def _matrix(v: Any) -> np.ndarray:
+    return json_array(v, 2)
+
+
+def _arrays(v: Any) -> dict[str, np.ndarray]:
+    return {str(k): json_array(x) for k, x in _mapping(v).items()}

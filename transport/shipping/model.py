@@ -25,7 +25,12 @@ from transport.policy import (
     verify_release,
 )
 from transport.shipping.bootstrap import MAX_SHIPPED_BOOT, BootstrapSummary, check_shipped_boot
-from transport.shipping.checks import log_hazard_spread, number_problems, shape_problems
+from transport.shipping.checks import (
+    field_problems,
+    log_hazard_spread,
+    number_problems,
+    shape_problems,
+)
 from transport.shipping.codec import MODEL_FILE, construct, model_fields, model_to_dict
 from transport.shipping.result import ShippedResult
 from transport.shipping.source import fit_fields, source_bootstrap
@@ -183,7 +188,7 @@ class ShippedModel:
     def _check(self) -> None:
         """Shapes agree and the numbers are those of a fitted model (a file edited by
         hand, say, is refused with the field named: rule ``model_bounds``)."""
-        problems = shape_problems(self)
+        problems = shape_problems(self) or field_problems(self)
         if problems:
             raise DataError(
                 f"shipped model of {self.source!r} is inconsistent: " + "; ".join(problems)

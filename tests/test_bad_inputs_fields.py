@@ -1,0 +1,75 @@
+"""Hand-edited documents and mistyped parameters are refused with the field or the
+parameter named (issue 15's remaining cases)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import transport as tp
+from transport.exceptions import DataError
+
+
+# -- a shipped model: every field that no fit writes is refused, naming the field -----------
+def _model_edits() -> dict[str, tuple[Callable[[dict[str, Any]], None], str]]:
+    def cox(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+        return lambda d: d["cox"].update({key: value})
+
+    def top(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+        return lambda d: d.update({key: value})
+
+    return {
+        "ties exact": (cox("ties", "exact"), "ties is 'exact'"),
+        "ties number": (cox("ties", 1), "'cox.ties'"),
+        "no hazard": (lambda d: d["cox"].pop("hazard"), "'cox.hazard'"),
+        "grid_step zero": (top("grid_step", 0), "grid_step is 0.0"),
+        "grid_step negative": (top("grid_step", -30.4375), "grid_step is -30.4375"),
+        "grid_step off grid": (top("grid_step", 7.0), "multiples of grid_step"),
+        "grid_step text": (top("grid_step", "30"), "'grid_step'"),
+        "n negative": (top("n", -5), "n is -5.0"),
+        "n zero": (top("n", 0), "n is 0.0"),
+        "n bool": (top("n", True), "'n'"),
+        "events above n": (lambda d: d.update(n_events=d["n"] + 1), "n_events is"),
+        "names swapped": (lambda d: d.update(names=d["names"][::-1]), "names are not"),
+        "names numbers": (lambda d: d.update(names=list(range(len(d["names"])))), "'names'"),
+        "coef scalar": (top("coef", 3), "'coef'"),
+        "cov ragged": (top("cov", [[1.0], [1.0, 2.0]]), "'cov'"),
+        "counts negative": (
+            lambda d: d["grid_counts"].update(
+                {k: [-1.0] * len(v) for k, v in d["grid_counts"].items()}
+            ),
+            "grid_counts",
+        ),
+        "released text": (top("released", "yes"), "'released'"),
+        "design list": (top("design", [1]), "'design'"),
+        "source number": (top("source", 7), "'source'"),
+    }
+
+
+@pytest.fixture(scope="module")
+def cox_model() -> dict[str, Any]:
+    return tp.ShippedModel.fit(tp.datasets.load_synthetic("DE")).to_dict()
+
+
+@pytest.mark.parametrize("case", sorted(_model_edits()))
+def test_a_hand_edited_shipped_model_names_the_field(cox_model: dict[str, Any], case: str) -> None:
+    edit, named = _model_edits()[case]
+    data = copy.deepcopy(cox_model)
+    edit(data)
+    with pytest.raises(DataError, match="shipped model") as info:
+        tp.ShippedModel.from_dict(data)
+    assert named in str(info.value)
+
+
+def test_a_piecewise_model_with_renamed_coefficients_is_refused() -> None:
+    data = tp.ShippedModel.fit(tp.datasets.load_synthetic("DE"), model="pwexp").to_dict()
+    tp.ShippedModel.from_dict(copy.deepcopy(data))  # as written, it reads
+    names = list(data["names"])
+    i = names.index("age")
+    names[i], names[i + 1] = names[i + 1], names[i]
+    data["names"] = names
+    with pytest.raises(DataError, match="names are not the design's columns"):
+        tp.ShippedModel.from_dict(data)
