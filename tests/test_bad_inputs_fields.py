@@ -73,3 +73,52 @@ def test_a_piecewise_model_with_renamed_coefficients_is_refused() -> None:
     data["names"] = names
     with pytest.raises(DataError, match="names are not the design's columns"):
         tp.ShippedModel.from_dict(data)
+
+
+# -- covariate columns of a kind that is no covariate ----------------------------------------
+def _odd_columns(n: int) -> dict[str, Any]:
+    import datetime as dt
+
+    import polars as pl
+
+    return {
+        "list": pl.Series([[1, 2]] * n),
+        "array": pl.Series([[1, 2]] * n, dtype=pl.Array(pl.Int64, 2)),
+        "object": pl.Series([object()] * n, dtype=pl.Object),
+        "duration": pl.Series([dt.timedelta(days=i % 2) for i in range(n)]),
+        "struct": pl.Series([{"a": i % 2} for i in range(n)]),
+    }
+
+
+@pytest.mark.parametrize("declared", [None, "categorical", "continuous"])
+@pytest.mark.parametrize("kind", sorted(_odd_columns(1)))
+def test_a_covariate_of_no_covariate_dtype_is_named(kind: str, declared: str | None) -> None:
+    import numpy as np
+    import polars as pl
+
+    frame = pl.DataFrame({"t": np.arange(1.0, 21.0), "e": [1, 0] * 10})
+    frame = frame.with_columns(_odd_columns(20)[kind].alias("x"))
+    types = None if declared is None else {"x": declared}
+    with pytest.raises(DataError, match=r"covariate column 'x' .*dtype .*in all 20 rows|'x' has"):
+        tp.Cohort(frame, time="t", event="e", covariates=["x"], covariate_types=types, name="A")
+
+
+def test_a_pandas_categorical_whose_levels_print_alike_is_refused() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(
+        {"t": range(1, 21), "e": [1, 0] * 10, "x": pd.Categorical([1, "1", 2, 2] * 5)}
+    )
+    with pytest.raises(DataError, match=r"column 'x' is a pandas categorical .*print alike"):
+        tp.Cohort(frame, time="t", event="e", covariates=["x"], name="A")
+
+
+def test_a_lazy_frame_that_cannot_run_is_a_data_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    missing = pl.scan_csv(tmp_path / "absent.csv")
+    with pytest.raises(DataError, match=r"LazyFrame .*cannot be collected \(FileNotFound"):
+        tp.Cohort(missing, time="t", event="e", name="A")
+    bad = pl.LazyFrame({"t": [1.0, 2.0], "e": [1, 0], "x": ["a", "b"]})
+    bad = bad.with_columns(pl.col("x").cast(pl.Int64))
+    with pytest.raises(DataError, match=r"LazyFrame .*cannot be collected \(InvalidOperation"):
+        tp.Cohort(bad, time="t", event="e", covariates=["x"], name="A")

@@ -37,9 +37,16 @@ _CATEGORICAL_DTYPES = (pl.String, pl.Categorical, pl.Enum, pl.Boolean)
 def _as_polars(data: Any, needed: list[str]) -> pl.DataFrame:
     """Convert the accepted frame types to a polars DataFrame holding only ``needed``."""
     if isinstance(data, pl.LazyFrame):
-        names = data.collect_schema().names()
-        _require_columns(names, needed)
-        return data.select(needed).collect()
+        try:
+            names = data.collect_schema().names()
+            _require_columns(names, needed)
+            return data.select(needed).collect()
+        except (pl.exceptions.PolarsError, OSError) as exc:  # the query, not the roles
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise DataError(
+                f"the LazyFrame given as data cannot be collected ({type(exc).__name__}: "
+                f"{first[:200]}) (rule: a query polars can run; collect it to see why)"
+            ) from None
     if isinstance(data, pl.DataFrame):
         _require_columns(data.columns, needed)
         return data.select(needed)
@@ -481,6 +488,14 @@ def _covariate_columns(
 
 def _covariate_kind(s: pl.Series, col: str, given: CovariateType | None) -> CovariateType:
     """The declared kind, else categorical for string-like dtypes and continuous for numbers."""
+    if given == "categorical" and not (
+        isinstance(s.dtype, _CATEGORICAL_DTYPES) or s.dtype.is_numeric()
+    ):
+        raise DataError(
+            f"covariate column {col!r} is declared categorical but has dtype {s.dtype} in "
+            f"all {s.len()} rows (rule: a categorical covariate is numeric, string, "
+            "categorical, enum or boolean)"
+        )
     if given is not None:
         return given
     if isinstance(s.dtype, _CATEGORICAL_DTYPES):

@@ -44,6 +44,13 @@ def pandas_column(name: str, col: Any) -> pl.Series:
     dtype = col.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         cats = [str(c) for c in dtype.categories]
+        if len(set(cats)) < len(cats):
+            same = sorted({c for c in cats if cats.count(c) > 1})
+            raise DataError(
+                f"column {name!r} is a pandas categorical whose categories print alike "
+                f"({same}, e.g. 1 and '1'; {col.size} rows) (rule: categories distinct "
+                "as text; rename them)"
+            )
         codes = col.cat.codes.to_numpy()
         labels = np.asarray([*cats, None], dtype=object)[np.where(codes < 0, len(cats), codes)]
         return pl.Series(name, labels.tolist(), dtype=pl.String).cast(pl.Enum(cats))
