@@ -122,3 +122,67 @@ def test_a_lazy_frame_that_cannot_run_is_a_data_error(tmp_path) -> None:  # type
     bad = bad.with_columns(pl.col("x").cast(pl.Int64))
     with pytest.raises(DataError, match=r"LazyFrame .*cannot be collected \(InvalidOperation"):
         tp.Cohort(bad, time="t", event="e", covariates=["x"], name="A")
+
+
+# -- weighting options: each refused by name, never read as something else -------------------
+@pytest.fixture(scope="module")
+def de_jp() -> tuple[tp.Cohort, tp.Cohort]:
+    return tp.datasets.load_synthetic("DE"), tp.datasets.load_synthetic("JP")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("overlap", (0.01, 0.5, 0.99)),
+        ("overlap", "ab"),
+        ("overlap", {0.99, 0.01}),
+        ("overlap", (0.9, 0.1)),
+        ("overlap", (0.0, float("nan"))),
+        ("overlap", (True, 0.5)),
+        ("trim", (0.1,)),
+        ("trim", (-0.1, 0.9)),
+        ("truncate", (0.01, 1.5)),
+        ("truncate", "0.01,0.99"),
+        ("max_extreme_share", -0.1),
+        ("max_extreme_share", 2.0),
+        ("max_extreme_share", float("nan")),
+        ("max_extreme_share", "1%"),
+        ("max_extreme_share", None),
+    ],
+)
+def test_an_unusable_iow_option_is_named(de_jp, option: str, value: Any) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=rf"'{option}' parameter of inverse_odds_weights"):
+        tp.weighting.inverse_odds_weights(*de_jp, **{option: value})
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("tol", float("inf")),
+        ("tol", 0.5),
+        ("tol", 0.0),
+        ("tol", -1e-8),
+        ("tol", "1e-8"),
+        ("tol", float("nan")),
+        ("max_iter", 0),
+        ("max_iter", 2.5),
+        ("max_iter", True),
+        ("max_iter", 10**9),
+    ],
+)
+def test_an_unusable_entropy_option_is_named(de_jp, option: str, value: Any) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=rf"'{option}' parameter of entropy_balance"):
+        tp.weighting.entropy_balance(*de_jp, **{option: value})
+
+
+def test_a_loose_tolerance_still_gives_balanced_weights(de_jp) -> None:  # type: ignore[no-untyped-def]
+    """At the loosest tolerance the weights balance every column to 1% of its SD:
+    the tolerance never lets unbalanced weights through."""
+    import numpy as np
+
+    source, target = de_jp
+    w = tp.weighting.entropy_balance(source, target, tol=1e-2)
+    Xs = w.design.source_matrix
+    p = w.values / w.values.sum()
+    gap = np.abs(p @ Xs - w.target_mean) / Xs.std(axis=0)
+    assert gap.max() <= 1e-2

@@ -23,8 +23,11 @@ __all__ = [
     "check_margins",
     "check_n_boot",
     "check_n_jobs",
+    "check_share",
+    "check_solver",
     "check_tau",
     "check_times",
+    "check_unit_interval",
     "check_window",
     "is_integer",
     "is_positive_number",
@@ -137,12 +140,65 @@ def check_n_jobs(n_jobs: Any) -> int:
     return n_jobs
 
 
+def _pair(value: Any) -> tuple[float, float]:
+    """Two real numbers given in order (a list, tuple or array; a set has no order),
+    else ``(nan, nan)``."""
+    if not isinstance(value, list | tuple | np.ndarray) or len(value) != 2:
+        return math.nan, math.nan
+    if any(
+        isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.number) for x in value
+    ):
+        return math.nan, math.nan
+    return float(value[0]), float(value[1])
+
+
+def check_unit_interval(pair: Any, name: str, where: str = "") -> tuple[float, float]:
+    """A pair ``(low, high)`` with ``0 <= low < high <= 1`` (score or quantile limits)."""
+    lo, hi = _pair(pair)
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ValueError(
+            f"The {name!r} parameter{_of(where)} must be a pair 0 <= low < high <= 1. Got {pair!r}."
+        )
+    return lo, hi
+
+
+def check_share(value: Any, name: str, where: str = "") -> float:
+    """A share in ``[0, 1]``."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+        value_ok = False
+    else:
+        value_ok = 0.0 <= float(value) <= 1.0
+    if not value_ok:
+        raise ValueError(
+            f"The {name!r} parameter{_of(where)} must be a share in [0, 1]. Got {value!r}."
+        )
+    return float(value)
+
+
+#: Loosest balance tolerance (standardised units: 1% of a column's SD); looser weights
+#: would be reported as balanced while they are not.
+MAX_TOL = 1e-2
+MAX_ITER = 1_000_000
+
+
+def check_solver(tol: Any, max_iter: Any, where: str = "") -> tuple[float, int]:
+    """A solver's tolerance in ``(0, MAX_TOL]`` and iteration limit in ``[1, MAX_ITER]``."""
+    if not is_positive_number(tol) or float(tol) > MAX_TOL:
+        raise ValueError(
+            f"The 'tol' parameter{_of(where)} must be a number in (0, {MAX_TOL:g}] (the "
+            f"largest standardised imbalance accepted). Got {tol!r}."
+        )
+    if not is_integer(max_iter) or not 1 <= max_iter <= MAX_ITER:
+        raise ValueError(
+            f"The 'max_iter' parameter{_of(where)} must be an integer in [1, {MAX_ITER:,}]. "
+            f"Got {max_iter!r}."
+        )
+    return float(tol), int(max_iter)
+
+
 def check_window(window: Any) -> tuple[float, float]:
     """A time window ``(a, b)`` with ``0 <= a < b`` finite."""
-    try:
-        a, b = (float(x) for x in window)
-    except (TypeError, ValueError):
-        a = b = math.nan
+    a, b = _pair(window)
     if not (math.isfinite(b) and b > a >= 0):
         raise ValueError(f"The 'window' parameter must be (a, b) with 0 <= a < b. Got {window!r}.")
     return a, b

@@ -32,6 +32,7 @@ import numpy as np
 from scipy.optimize import linprog, minimize
 from scipy.special import logsumexp, softmax
 
+from transport._validate import check_solver
 from transport.cohort import Cohort
 from transport.design import Design
 from transport.exceptions import DataError
@@ -114,6 +115,7 @@ def entropy_balance(
         )
     if isinstance(moments, bool) or moments not in (1, 2):
         raise ValueError(f"The 'moments' parameter must be 1 or 2. Got {moments!r} instead.")
+    tol, max_iter = check_solver(tol, max_iter, "entropy_balance")
     design, t_mean, t_sd, t_n, t_sq = _target_moments(source, target, formula)
     Xs = design.source_matrix
     C, labels, sq = moment_columns(Xs, design.columns, moments)

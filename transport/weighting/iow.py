@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.special import expit
 
+from transport._validate import check_share, check_unit_interval
 from transport.cohort import Cohort
 from transport.design import Design
 from transport.exceptions import DataError, PositivityWarning
@@ -96,7 +97,12 @@ def inverse_odds_weights(
             "The 'normalize' parameter must be None, 'mean' or 'target_n'. "
             f"Got {normalize!r} instead."
         )
-    overlap = _interval(overlap, "overlap")
+    overlap = check_unit_interval(overlap, "overlap", "inverse_odds_weights")
+    if trim is not None:
+        check_unit_interval(trim, "trim", "inverse_odds_weights")
+    if truncate is not None:
+        check_unit_interval(truncate, "truncate", "inverse_odds_weights")
+    check_share(max_extreme_share, "max_extreme_share", "inverse_odds_weights")
     design = Design(source, formula)
     Xs, Xt = design.source_matrix, design.matrix(target)
     fit = _participation_model(design, Xs, Xt, source.name, target.name)
@@ -177,7 +183,7 @@ def _trimmed(
     w: np.ndarray, scores_s: np.ndarray, scores_t: np.ndarray, trim: tuple[float, float]
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Weight 0 for source rows whose balanced score is outside ``trim``, and the report."""
-    lo_t, hi_t = _interval(trim, "trim")
+    lo_t, hi_t = check_unit_interval(trim, "trim")
     out_s = (scores_s < lo_t) | (scores_s > hi_t)
     out_t = (scores_t < lo_t) | (scores_t > hi_t)
     report = {
@@ -196,7 +202,7 @@ def _trimmed(
 
 def _truncated(w: np.ndarray, truncate: tuple[float, float]) -> tuple[np.ndarray, dict[str, Any]]:
     """Positive weights winsorised at quantiles ``truncate`` of themselves, and the report."""
-    q_lo, q_hi = _interval(truncate, "truncate")
+    q_lo, q_hi = check_unit_interval(truncate, "truncate")
     kept = w > 0
     a, b = np.quantile(w[kept], [q_lo, q_hi])
     changed = kept & ((w < a) | (w > b))
@@ -234,16 +240,6 @@ def _extreme_share(
             stacklevel=3,  # the caller of inverse_odds_weights
         )
     return extreme
-
-
-def _interval(pair: tuple[float, float], name: str) -> tuple[float, float]:
-    lo, hi = (float(x) for x in pair)
-    if not 0.0 <= lo < hi <= 1.0:
-        raise ValueError(
-            f"The '{name}' parameter of inverse_odds_weights must be a pair 0 <= low < high "
-            f"<= 1. Got {pair!r} instead."
-        )
-    return lo, hi
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
