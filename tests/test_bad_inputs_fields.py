@@ -186,3 +186,83 @@ def test_a_loose_tolerance_still_gives_balanced_weights(de_jp) -> None:  # type:
     p = w.values / w.values.sum()
     gap = np.abs(p @ Xs - w.target_mean) / Xs.std(axis=0)
     assert gap.max() <= 1e-2
+
+
+# -- a parameter of the wrong kind is named, never read as something else --------------------
+def _tiny() -> Any:
+    import polars as pl
+
+    return pl.DataFrame({"t": [1.0, 2.0, 3.0, 4.0], "e": [1, 0, 1, 0], "age": [1.0, 2, 3, 4]})
+
+
+@pytest.mark.parametrize(
+    ("kw", "named"),
+    [
+        ({"covariates": None}, "'covariates' parameter of Cohort"),
+        ({"covariates": 5}, "'covariates' parameter of Cohort"),
+        ({"covariates": {"age"}}, "'covariates' parameter of Cohort"),
+        ({"identifiers": None}, "'identifiers' parameter of Cohort"),
+        ({"covariates": ["age"], "covariate_types": ["age"]}, "'covariate_types' parameter"),
+        ({"time_unit": ["days"]}, "'time_unit' parameter of Cohort"),
+        ({"na_action": ["drop"]}, "'na_action' parameter of Cohort"),
+    ],
+)
+def test_a_cohort_parameter_of_the_wrong_kind_is_named(kw: dict[str, Any], named: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=named):
+        tp.Cohort(_tiny(), time="t", event="e", name="A", **kw)
+
+
+@pytest.fixture(scope="module")
+def us_jp() -> tuple[tp.Cohort, tp.Cohort]:
+    return tp.datasets.load_synthetic("US"), tp.datasets.load_synthetic("JP")
+
+
+@pytest.mark.parametrize(
+    ("kw", "named"),
+    [
+        ({"times": True}, "'times' parameter of transport"),
+        ({"times": ["100"]}, "'times' parameter of transport"),
+        ({"times": [100, "200"]}, "'times' parameter of transport"),
+        ({"times": [100], "progress": "x"}, "'progress' parameter"),
+        ({"times": [100], "progress": 1}, "'progress' parameter"),
+        ({"times": [100], "window": {1.0, 50.0}}, "'window' parameter"),
+        ({"times": [100], "tau": 1j}, "'tau' parameter of transport"),
+    ],
+)
+def test_a_transport_option_of_the_wrong_kind_is_named(
+    us_jp, kw: dict[str, Any], named: str
+) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=named):
+        tp.transport(*us_jp, **kw)
+
+
+def test_numpy_integers_count_as_integers_everywhere(us_jp) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    a = tp.transport(*us_jp, times=[365.0], n_boot=np.int64(3), n_jobs=np.int64(1), seed=2)
+    b = tp.transport(*us_jp, times=[365.0], n_boot=3, n_jobs=1, seed=2)
+    assert a.summary().equals(b.summary())
+
+
+def test_a_km_parameter_of_the_wrong_kind_is_named(us_jp) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="'timefix' parameter of kaplan_meier"):
+        tp.kaplan_meier(us_jp[0], timefix="no")
+    with pytest.raises(TypeError, match="'ax' parameter"):
+        tp.kaplan_meier(us_jp[0]).plot(ax="x")
+    with pytest.raises(TypeError, match="'ax' parameter"):
+        tp.transport(*us_jp, times=[365.0]).plot(ax=object())
+    with pytest.raises(ValueError, match=r"'km_times' parameter of TargetSummary\.from_cohort"):
+        tp.TargetSummary.from_cohort(us_jp[0], km_times=[-1.0, 5.0])
+
+
+@pytest.mark.parametrize(
+    ("kw", "named"),
+    [
+        ({"methods": None}, "'methods' parameter"),
+        ({"methods": 3}, "'methods' parameter"),
+        ({"time_unit": ["days"]}, "'time_unit' parameter"),
+    ],
+)
+def test_a_study_parameter_of_the_wrong_kind_is_named(kw: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        tp.simulate.Study(**kw)

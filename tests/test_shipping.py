@@ -128,7 +128,7 @@ def test_shipped_gformula_matches_r(case: str, src, tgt) -> None:
         np.testing.assert_array_equal(model.breaks, cuts)
     fun = pl.read_csv(REF / "functionals.csv").filter(pl.col("case") == case)
     if fun.height:
-        off = fun.filter(pl.col("quantity") == "survival")["time"].to_numpy()
+        off = fun.filter(pl.col("quantity") == "survival")["time"].cast(pl.Float64).to_numpy()
         res = model.apply(tgt, times=off, tau=730.5)
         ours = res.summary()["transported"].to_numpy()
         diff = np.max(np.abs(ours - fun["value"].to_numpy()))

@@ -167,7 +167,7 @@ def test_bootstrap_intervals() -> None:
         ({"times": [0.0]}, "'times' parameter must be positive"),
         ({"tau": -1.0}, "'tau' parameter must be positive"),
         ({"n_boot": 1}, r"'n_boot' .* Got 1"),
-        ({"time_unit": "fortnights"}, "'time_unit' parameter must be one of"),
+        ({"time_unit": "fortnights"}, "'time_unit' parameter must be 'days'"),
     ],
 )
 def test_bad_arguments_are_named(kw: dict, message: str) -> None:

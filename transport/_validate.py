@@ -19,10 +19,12 @@ from transport.exceptions import DataError
 __all__ = [
     "ESTIMANDS",
     "check_alpha",
+    "check_axes",
     "check_ci_level",
     "check_margins",
     "check_n_boot",
     "check_n_jobs",
+    "check_progress",
     "check_share",
     "check_solver",
     "check_tau",
@@ -57,19 +59,28 @@ def is_positive_number(v: Any) -> bool:
     )
 
 
-def check_times(times: Any, where: str = "", *, positive: bool = False) -> np.ndarray:
+def check_times(
+    times: Any, where: str = "", *, positive: bool = False, name: str = "times"
+) -> np.ndarray:
     """Times for S(t) as a float array: one-dimensional, finite and >= 0 (``positive``:
     > 0); ``None`` is no times."""
     if times is None:
         return np.zeros(0)
+    t: np.ndarray | None = None
     try:
-        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        raw = np.atleast_1d(np.asarray(times))
+        if raw.dtype.kind not in "iuf":  # text ("100") or a bool (True) is no time
+            raw = np.atleast_1d(np.asarray(times, dtype=object))
+            if raw.size and _all_numbers(raw):
+                t = np.asarray(raw, dtype=np.float64)
+        else:
+            t = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
         t = None
     low_ok = t is not None and (np.all(t > 0) if positive else np.all(t >= 0))
     if t is None or t.ndim != 1 or not np.all(np.isfinite(t)) or not low_ok:
-        rule = "positive and finite" if positive else "finite times >= 0"
-        raise ValueError(f"The 'times' parameter{_of(where)} must be {rule}. Got {times!r}.")
+        rule = "positive finite numbers" if positive else "finite numbers >= 0"
+        raise ValueError(f"The {name!r} parameter{_of(where)} must be {rule}. Got {times!r}.")
     return t
 
 
@@ -133,11 +144,21 @@ def check_n_boot(n_boot: Any) -> int:
 
 def check_n_jobs(n_jobs: Any) -> int:
     """Worker processes: a positive integer, or -1 for every core."""
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
+    if not is_integer(n_jobs) or n_jobs == 0 or n_jobs < -1:
         raise ValueError(
             f"The 'n_jobs' parameter must be a positive integer or -1. Got {n_jobs!r}."
         )
-    return n_jobs
+    return int(n_jobs)
+
+
+def check_progress(progress: Any) -> Any:
+    """Progress reporting: ``None``, ``True``/``False`` or a callable ``(done, total)``."""
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise ValueError(
+            "The 'progress' parameter must be None, True, False or a callable "
+            f"(done, total). Got {progress!r}."
+        )
+    return progress
 
 
 def _pair(value: Any) -> tuple[float, float]:
@@ -216,6 +237,19 @@ def check_seed(seed: Any) -> Any:
             f"numpy SeedSequence. Got {seed!r}."
         )
     return seed
+
+
+def check_axes(ax: Any) -> None:
+    """``None`` (a new figure) or a matplotlib ``Axes`` to draw on."""
+    if ax is None:
+        return
+    from matplotlib.axes import Axes
+
+    if not isinstance(ax, Axes):
+        raise TypeError(
+            "The 'ax' parameter must be None (a new figure) or a matplotlib Axes. "
+            f"Got {type(ax).__name__} instead."
+        )
 
 
 def check_choice(value: Any, name: str, allowed: Sequence[Any]) -> Any:

@@ -27,6 +27,7 @@ from transport._validate import (
     check_margins,
     check_n_boot,
     check_n_jobs,
+    check_progress,
     check_seed,
     check_tau,
     check_times,
@@ -270,6 +271,7 @@ def _plan(source: Cohort, target: Target, **kw: Any) -> _Plan:
     t, tau = check_times(kw["times"], "transport"), check_tau(kw["tau"], "transport")
     check_margins(kw["margin"], ESTIMANDS)  # validate early
     check_seed(kw["seed"])
+    check_progress(kw["progress"])
     for name, allowed in OPTION_CHOICES.items():
         check_choice(kw[name], name, allowed)
     if not info.delayed_entry:

@@ -161,14 +161,14 @@ class Cohort:
         covariate_types: Mapping[str, CovariateType] | None = None,
         na_action: NaAction = "error",
     ) -> None:
-        covariates = [covariates] if isinstance(covariates, str) else list(covariates)
-        identifiers = [identifiers] if isinstance(identifiers, str) else list(identifiers)
-        if time_unit not in TIME_UNITS:
+        covariates = _column_list(covariates, "covariates")
+        identifiers = _column_list(identifiers, "identifiers")
+        if not isinstance(time_unit, str) or time_unit not in TIME_UNITS:
             raise ValueError(
                 f"The 'time_unit' parameter of Cohort must be one of {sorted(TIME_UNITS)}. "
                 f"Got {time_unit!r} instead."
             )
-        if na_action not in ("error", "drop"):
+        if not isinstance(na_action, str) or na_action not in ("error", "drop"):
             raise ValueError(
                 "The 'na_action' parameter of Cohort must be 'error' or 'drop'. "
                 f"Got {na_action!r} instead."
@@ -357,6 +357,18 @@ class Cohort:
 
 
 # -- the steps of Cohort.__init__, in the order it takes them -------------------------
+def _column_list(value: Any, param: str) -> list[str]:
+    """A role's column names: one name, or a list, tuple or other ordered sequence of them."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, Sequence) and not isinstance(value, np.ndarray):
+        raise TypeError(
+            f"The {param!r} parameter of Cohort must be a column name or a list of them. "
+            f"Got {type(value).__name__} instead."
+        )
+    return list(value)
+
+
 def _roles(
     time: str, event: str, entry: str | None, covariates: list[str], identifiers: list[str]
 ) -> list[tuple[str, str]]:
@@ -382,6 +394,11 @@ def _roles(
 def _covariate_overrides(
     covariate_types: Mapping[str, CovariateType] | None, covariates: list[str]
 ) -> dict[str, CovariateType]:
+    if covariate_types is not None and not isinstance(covariate_types, Mapping):
+        raise TypeError(
+            "The 'covariate_types' parameter of Cohort must be a dict from covariate to "
+            f"'categorical' or 'continuous'. Got {type(covariate_types).__name__} instead."
+        )
     overrides = dict(covariate_types or {})
     for col, given_kind in overrides.items():
         if col not in covariates:

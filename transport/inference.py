@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.stats import norm
 
-from transport._validate import check_n_jobs
+from transport._validate import check_n_jobs, check_progress
 from transport.exceptions import DataError
 
 __all__ = [
@@ -203,6 +203,7 @@ def _cpu_count() -> int:
 def reporter(progress: Progress, total: int, label: str) -> Callable[[int], None]:
     """A callback ``report(done)``: nothing for ``progress`` ``None`` or ``False``, the
     caller's ``progress(done, total)``, or (``True``) a counter on standard error."""
+    check_progress(progress)
     if progress is None or progress is False:
         return lambda done: None
     if callable(progress):

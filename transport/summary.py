@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from transport._validate import check_times
 from transport.cohort import Cohort
 from transport.design import Design, closed_text, quoted_levels
 from transport.document import check_shape, read_json
@@ -356,6 +357,7 @@ class TargetSummary:
         }
         km: dict[str, Any] | None = None
         if km_times is not None:
+            km_times = check_times(km_times, "TargetSummary.from_cohort", name="km_times").tolist()
             from transport.survival import kaplan_meier
 
             curve = kaplan_meier(cohort)

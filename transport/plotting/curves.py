@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from transport._validate import check_axes
 from transport.plotting.protocols import CurveLike
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ def plot_survival(
     """
     import matplotlib.pyplot as plt
 
+    check_axes(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
     x = np.concatenate(([0.0], curve.time))
@@ -128,6 +130,7 @@ def plot_transport(
     with bands where each has one and numbers at risk for the Kaplan–Meier curves."""
     import matplotlib.pyplot as plt
 
+    check_axes(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 5))
     risk = list(risk_times if risk_times is not None else _nice_times(result.naive))
@@ -159,6 +162,7 @@ def plot_decomposition(result: ResultLike, ax: Axes | None = None) -> Axes:
     ]
     comps = ["raw_gap", "patient_mix", "residual"]
     names = list(dict.fromkeys(labels))
+    check_axes(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 1.0 + 0.9 * len(names)))
     val, lo, hi = (table[c].to_numpy() for c in ("value", "ci_lower", "ci_upper"))
@@ -204,6 +208,7 @@ def plot_forest(
     if rows.height == 0:
         raise ValueError(f"no rows for estimand {estimand!r} at time {time!r}")
     rows = rows.fill_null(np.nan)
+    check_axes(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 1.0 + 0.4 * rows.height))
     d = rows["difference"].to_numpy()
@@ -244,6 +249,7 @@ def plot_transport_methods(
     pairs = {(r.source, r.target) for r in results}
     if len(pairs) > 1:
         raise ValueError(f"results must share one source and target; got {sorted(pairs)}")
+    check_axes(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 5))
     label = count_label if count_label is not None else (lambda n: f"{n:.0f}")
@@ -371,6 +377,7 @@ def plot_decomposition_methods(
         tables = [t.filter(pl.col("time") == float(time)) for t in tables]
     if any(t.height == 0 for t in tables):
         raise ValueError(f"no rows for estimand {estimand!r} at time {time!r}")
+    check_axes(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 1.0 + 0.8 * len(results)))
     comps = ["raw_gap", "patient_mix", "residual"]

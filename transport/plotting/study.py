@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from transport._validate import check_axes
 from transport.methods import METHODS
 from transport.plotting.protocols import StudyLike
 
@@ -157,6 +158,7 @@ def plot_study_estimates(
         order = list(scenarios)
     groups = _study_groups(rows, order)
     n_cols = sum(len(m) for _, m in groups)
+    check_axes(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(max(6.0, 0.6 * n_cols + 2.0), 4.5))
     if level is None and kind == "zip" and isinstance(result_or_replicates, StudyLike):
@@ -327,6 +329,7 @@ def _plot_study_measure(
         order = list(scenarios)
     groups = _study_groups(rows, order)
     n_rows = sum(len(m) for _, m in groups)
+    check_axes(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 1.2 + 0.28 * n_rows + 0.3 * len(groups)))
     where, bottom = _measure_rows(ax, groups)

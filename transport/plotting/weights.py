@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from transport._validate import check_axes
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
@@ -25,6 +27,7 @@ def plot_balance(weights: BalanceLike, ax: Axes | None = None, *, threshold: flo
     before = np.abs(bal["smd_before"].to_numpy())
     after = np.abs(bal["smd_after"].to_numpy())
     order = np.argsort(before)
+    check_axes(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 0.32 * len(names) + 1.4))
     y = np.arange(len(names))
@@ -44,6 +47,7 @@ def plot_weights(weights: WeightsLike, ax: Axes | None = None, *, bins: int = 50
     """Histogram of the weights scaled to mean 1 (log scale), with ESS in the title."""
     import matplotlib.pyplot as plt
 
+    check_axes(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3.8))
     w = weights.values / weights.values.mean()
@@ -70,6 +74,7 @@ def plot_overlap(
     import matplotlib.pyplot as plt
 
     scores = weights.scores()
+    check_axes(ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3.8))
     edges = np.linspace(0.0, 1.0, bins + 1)

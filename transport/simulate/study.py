@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from transport._validate import (
+    check_choice,
     check_ci_level,
     check_n_boot,
     check_n_jobs,
@@ -220,6 +221,11 @@ class Study:
             raise ValueError(f"The scenarios of a study must have distinct names; got {names}.")
         if isinstance(methods, str):
             methods = [methods]
+        if not isinstance(methods, Sequence):
+            raise ValueError(
+                f"The 'methods' parameter must be a method or a list of them, of "
+                f"{list(METHODS)}. Got {methods!r}."
+            )
         methods = list(methods)
         bad = [m for m in methods if m not in METHODS]
         if bad or not methods:
@@ -234,10 +240,7 @@ class Study:
             raise ValueError(f"The 'n_reps' parameter must be an integer >= 1. Got {n_reps!r}.")
         if not is_integer(seed) or seed < 0:
             raise ValueError(f"The 'seed' parameter must be an integer >= 0. Got {seed!r}.")
-        if time_unit not in TIME_UNITS:
-            raise ValueError(
-                f"The 'time_unit' parameter must be one of {sorted(TIME_UNITS)}. Got {time_unit!r}."
-            )
+        check_choice(time_unit, "time_unit", tuple(TIME_UNITS))
         t = tuple(float(x) for x in check_times(times, positive=True))
         tau = check_tau(tau)
         check_n_boot(n_boot)

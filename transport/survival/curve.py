@@ -131,6 +131,10 @@ def kaplan_meier(
             "The 'weight_type' parameter of kaplan_meier must be 'sampling' or 'frequency'. "
             f"Got {weight_type!r} instead."
         )
+    if not isinstance(timefix, bool | np.bool_):
+        raise ValueError(
+            f"The 'timefix' parameter of kaplan_meier must be True or False. Got {timefix!r}."
+        )
     w = None if weights is None else validate_weights(weights, cohort.n, weight_type)
     ev = cohort.event_values
     if w is None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from transport._validate import check_tau
+from transport._validate import check_axes, check_tau
 from transport.estimate import Estimate
 from transport.exceptions import ExtrapolationWarning
 from transport.survival._confint import find_quantile
@@ -161,6 +161,7 @@ class ModelCurve:
         """Step curve (no band, no risk table: a model curve has neither)."""
         import matplotlib.pyplot as plt
 
+        check_axes(ax)
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 4.5))
         ax.step(
