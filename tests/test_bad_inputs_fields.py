@@ -266,3 +266,30 @@ def test_a_km_parameter_of_the_wrong_kind_is_named(us_jp) -> None:  # type: igno
 def test_a_study_parameter_of_the_wrong_kind_is_named(kw: dict[str, Any], named: str) -> None:
     with pytest.raises(ValueError, match=named):
         tp.simulate.Study(**kw)
+
+
+# -- a plan's cohort key that its kind does not read is refused, not ignored ------------------
+@pytest.mark.parametrize(
+    ("cohort", "idle"),
+    [
+        ({"path": "us.csv", "time": "t", "event": "e", "outcome": "pfs"}, "outcome"),
+        ({"dataset": "synthetic:US", "time": "pfs_days"}, "time"),
+        ({"dataset": "synthetic:US", "covariates": ["age"]}, "covariates"),
+        ({"dataset": "synthetic:US", "na_action": "drop"}, "na_action"),
+        ({"summary": "jp.json", "time_unit": "months"}, "time_unit"),
+        ({"summary": "jp.json", "covariates": ["age"]}, "covariates"),
+    ],
+)
+def test_a_cohort_key_its_kind_ignores_is_refused(cohort: dict[str, Any], idle: str) -> None:
+    from transport.cli.plan import PlanError, check_plan
+
+    plan = {
+        "cohorts": {"US": {"dataset": "synthetic:US"}, "X": cohort},
+        "analysis": {"source": "US", "targets": ["X"], "methods": ["entropy"]},
+    }
+    with pytest.raises(PlanError, match=rf"\[cohorts\.X\] key\(s\) \['{idle}'\] do not apply"):
+        check_plan(plan)
+    if "path" in cohort:  # as the source too
+        plan["analysis"] = {"source": "X", "targets": ["US"], "methods": ["iow"]}
+        with pytest.raises(PlanError, match="do not apply"):
+            check_plan(plan)

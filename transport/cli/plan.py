@@ -115,6 +115,12 @@ def load_plan(path: str | Path) -> dict[str, Any]:
 #: What a plan's text values must be (a plan is text from another environment; a value
 #: of another type is named, never met later as a crash).
 _TEXT, _NAMES = "a string", "a list of strings"
+#: The keys each kind of cohort reads (a synthetic dataset, a file, a released summary).
+_KIND_KEYS = {
+    "dataset": {"dataset", "outcome", "time_unit"},
+    "path": _COHORT_KEYS - {"dataset", "summary", "outcome"},
+    "summary": {"summary"},
+}
 _COHORT_TYPES = {
     **dict.fromkeys(
         ("dataset", "path", "summary", "time", "event", "entry", "name", "time_unit"), _TEXT
@@ -172,6 +178,13 @@ def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
             raise PlanError(
                 f"[cohorts.{name}] a synthetic cohort is named by its country: 'name' applies "
                 "to a cohort read from a file"
+            )
+        kind = given[0]
+        idle = sorted(set(spec) - _KIND_KEYS[kind])
+        if idle:  # a key the cohort's kind does not read would be ignored without a word
+            raise PlanError(
+                f"[cohorts.{name}] key(s) {idle} do not apply to a cohort given by {kind!r} "
+                f"(rule: it reads {sorted(_KIND_KEYS[kind])})"
             )
         if "path" in spec and not {"time", "event"} <= set(spec):
             raise PlanError(f"[cohorts.{name}] reads a file: it needs 'time' and 'event'")
