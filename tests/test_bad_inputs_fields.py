@@ -293,3 +293,67 @@ def test_a_cohort_key_its_kind_ignores_is_refused(cohort: dict[str, Any], idle: 
         plan["analysis"] = {"source": "X", "targets": ["US"], "methods": ["iow"]}
         with pytest.raises(PlanError, match="do not apply"):
             check_plan(plan)
+
+
+# -- a disclosure policy file or table that is no policy --------------------------------------
+@pytest.mark.parametrize(
+    ("content", "error", "message"),
+    [
+        (None, FileNotFoundError, "does not exist or is not a file"),
+        ("dir", FileNotFoundError, "does not exist or is not a file"),
+        (b"min_cell = [", ValueError, "cannot be read as TOML"),
+        (b"\xff\xfe\x00", ValueError, "cannot be read as TOML"),
+        (b"disclosure = 5", ValueError, r"\[disclosure\] must be a table"),
+        (b"forbidden_roles = 5", ValueError, "'forbidden_roles' must be a list of names"),
+        (b"forbidden_names = [[1]]", ValueError, "'forbidden_names' must be a list of names"),
+        (b"time_unit = ['days']", ValueError, "'time_unit' must be one of"),
+    ],
+)
+def test_a_policy_file_that_is_no_policy_is_named(tmp_path, content, error, message) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "policy.toml"
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(error, match=message) as info:
+        tp.disclosure.Policy.from_toml(path)
+    assert "policy.toml" in str(info.value)  # the file is named, whatever is wrong
+
+
+def test_a_policy_table_that_is_no_table_is_named() -> None:
+    with pytest.raises(ValueError, match="must be a table of the Policy's keys; got list"):
+        tp.disclosure.Policy.from_dict([1])  # type: ignore[arg-type]
+
+
+def test_a_floor_refusal_names_only_the_loosened_fields() -> None:
+    floor, plan = tp.disclosure.Policy(min_cell=20), tp.disclosure.Policy(min_cell=10)
+    with pytest.raises(tp.DisclosureError) as info:
+        floor.refuse_looser(plan, "the plan")
+    assert "min_cell (floor 20, got 10)" in str(info.value)
+    assert "min_ess" not in str(info.value)  # both follow min_cell: not a second field
+    with pytest.raises(tp.DisclosureError, match=r"min_ess \(floor 30, got None\)"):
+        tp.disclosure.Policy(min_cell=20, min_ess=30).refuse_looser(
+            tp.disclosure.Policy(min_cell=20), "the plan"
+        )
+
+
+def test_a_release_onto_a_file_says_it_is_a_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    summary = tp.TargetSummary.from_cohort(tp.datasets.load_synthetic("JP"))
+    target = tmp_path / "outbox"
+    target.write_text("a file the user keeps")
+    with pytest.raises(FileExistsError, match="is a file, not a directory"):
+        tp.disclosure.release(summary, target, tp.disclosure.Policy())
+    assert target.read_text() == "a file the user keeps"
+
+
+def test_times_past_any_unit_are_refused() -> None:
+    """A median of 1e308 days came back as inf: times past 1e12 units are no times."""
+    import polars as pl
+
+    frame = pl.DataFrame({"t": [1e308] * 6 + [5.0] * 4, "e": [1] * 10})
+    with pytest.raises(DataError, match=r"time column 't' has 6 of 10 rows above 1e\+12"):
+        tp.Cohort(frame, time="t", event="e", name="A")
+    near = tp.Cohort(
+        frame.with_columns(pl.Series("t", [1e12] * 6 + [5.0] * 4)), time="t", event="e"
+    )
+    assert tp.kaplan_meier(near).median().value == 1e12

@@ -13,7 +13,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import polars as pl
 
-from transport._validate import scaled_times
+from transport._validate import MAX_TAU, scaled_times
 from transport.exceptions import DataError
 from transport.frames import pandas_frame
 
@@ -560,6 +560,12 @@ def _check_finite_nonneg(x: np.ndarray, role: str, col: str) -> None:
         raise DataError(
             f"{role} column {col!r} has {int(neg.sum())} of {x.size} rows negative "
             f"(rule: {role} >= 0; smallest value {float(x.min())!r})"
+        )
+    huge = x > MAX_TAU
+    if huge.any():  # sums of squared areas under such curves are no number
+        raise DataError(
+            f"{role} column {col!r} has {int(huge.sum())} of {x.size} rows above "
+            f"{MAX_TAU:g} time units (rule: {role} <= {MAX_TAU:g}; check the column's unit)"
         )
 
 

@@ -122,6 +122,11 @@ def prepare_directory(directory: Path, overwrite: bool) -> list[str]:
     once the new release is in place. Anything else is refused, so that every file in a
     release directory is listed in its manifest. Hidden pieces of a killed writer are
     removed first (:func:`transport.staging.sweep`)."""
+    if directory.exists() and not directory.is_dir():
+        raise FileExistsError(
+            f"release directory {str(directory)!r} is a file, not a directory: a release "
+            "writes a directory of files and its manifest (name a new or empty directory)"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     sweep(directory)
     present = sorted(p.name for p in directory.iterdir())

@@ -162,6 +162,11 @@ from transport.policy.levels import (
     refuse_unmapped,
     unnamed_columns,
 )
+from transport.policy.refusals import (
+    refuse_forbidden,
+    refuse_forbidden_levels,
+    refuse_small_cohorts,
+)
 from transport.policy.schema import (
     CURVE_ESTIMATE,
     FILE_SCHEMAS,
@@ -181,9 +186,6 @@ from transport.policy.settings import (
     environment_policy,
     floor_policy,
     forbidden_role,
-    refuse_forbidden,
-    refuse_forbidden_levels,
-    refuse_small_cohorts,
 )
 from transport.policy.shipped import (
     check_log_hazard_spread,

@@ -33,6 +33,7 @@ import polars as pl
 
 from transport.exceptions import DisclosureError
 from transport.policy.levels import free_text_reason, refuse_free_text
+from transport.policy.refusals import refuse_forbidden_levels
 from transport.policy.schema import (
     FILE_SCHEMAS,
     MANIFEST_SCHEMA,
@@ -49,7 +50,7 @@ from transport.policy.schema import (
     Text,
     Variant,
 )
-from transport.policy.settings import Policy, forbidden_role, refuse_forbidden_levels
+from transport.policy.settings import Policy, forbidden_role
 
 __all__ = ["SchemaMismatch", "check_release"]
 

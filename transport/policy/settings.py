@@ -9,7 +9,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -33,9 +33,6 @@ __all__ = [
     "environment_policy",
     "floor_policy",
     "forbidden_role",
-    "refuse_forbidden",
-    "refuse_forbidden_levels",
-    "refuse_small_cohorts",
 ]
 
 
@@ -297,22 +294,25 @@ class Policy:
                 f"Policy 'max_log_hazard_ratio' must be a finite number > 0; got {bound!r}"
             )
         self._check_dominance()
-        if self.time_unit not in TIME_UNITS:
+        if not isinstance(self.time_unit, str) or self.time_unit not in TIME_UNITS:
             raise ValueError(
                 f"Policy 'time_unit' must be one of {sorted(TIME_UNITS)}; got {self.time_unit!r}"
             )
+        for key in ("forbidden_roles", "forbidden_names"):
+            names = getattr(self, key)
+            if isinstance(names, str):
+                raise ValueError(
+                    f"Policy {key!r} must be a list of names, not one string; got "
+                    f"{names!r} (write [{names!r}])"
+                )
+            if not isinstance(names, list | tuple) or not all(isinstance(x, str) for x in names):
+                raise ValueError(f"Policy {key!r} must be a list of names; got {names!r:.80}")
         unknown = set(self.forbidden_roles) - set(FORBIDDEN_TOKENS)
         if unknown:
             raise ValueError(
                 f"Policy 'forbidden_roles' has unknown role(s) {sorted(unknown)}; known: "
                 f"{sorted(FORBIDDEN_TOKENS)}"
             )
-        for key in ("forbidden_roles", "forbidden_names"):
-            if isinstance(getattr(self, key), str):
-                raise ValueError(
-                    f"Policy {key!r} must be a list of names, not one string; got "
-                    f"{getattr(self, key)!r} (write [{getattr(self, key)!r}])"
-                )
         key_file = self.signing_key_file
         if key_file is not None and (
             not isinstance(key_file, str) or not key_file.strip() or len(key_file) > MAX_PATH
@@ -365,8 +365,14 @@ class Policy:
     def read_table(path: str | Path) -> dict[str, Any]:
         """The policy settings a TOML file states (its ``[disclosure]`` table, or its top
         level), as written: what :meth:`tightened` merges into a floor."""
-        with Path(path).open("rb") as fh:
-            data = tomllib.load(fh)
+        where = f"disclosure policy file {str(path)!r}"
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{where} does not exist or is not a file")
+        try:
+            with Path(path).open("rb") as fh:
+                data = tomllib.load(fh)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+            raise ValueError(f"{where} cannot be read as TOML ({exc})") from None
         table = data.get("disclosure", data)
         if not isinstance(table, dict):
             raise ValueError(f"disclosure policy {str(path)!r}: [disclosure] must be a table")
@@ -376,15 +382,22 @@ class Policy:
     def from_dict(cls, data: Mapping[str, Any], where: str = "disclosure policy") -> Policy:
         """A policy from a table of its keys (a TOML file's, a plan's ``[disclosure]``);
         an unknown key is refused, naming ``where``."""
+        if not isinstance(data, Mapping):
+            raise ValueError(
+                f"{where} must be a table of the Policy's keys; got {type(data).__name__}"
+            )
         allowed = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ValueError(f"{where} has unknown key(s) {unknown}; known: {sorted(allowed)}")
         fields = dict(data)
         for key in ("forbidden_roles", "forbidden_names"):
-            if key in fields and not isinstance(fields[key], str):
+            if isinstance(fields.get(key), list):
                 fields[key] = tuple(fields[key])
-        return cls(**fields)
+        try:
+            return cls(**fields)
+        except ValueError as exc:  # name the file or table the setting came from
+            raise ValueError(f"{where}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as written into every manifest."""
@@ -519,6 +532,8 @@ def _coarser_grid(floor: Policy, other: Policy) -> bool:
 def _min_ess(floor: Policy, other: Policy) -> bool:
     """``min_ess``, ``None`` meaning ``min_cell``: larger is tighter."""
     f, o = (getattr(p, "min_ess", None) for p in (floor, other))
+    if f is None and o is None:  # both follow min_cell, whose own entry compares them
+        return True
     return bool((other.min_cell if o is None else o) >= (floor.min_cell if f is None else f))
 
 
@@ -559,40 +574,3 @@ def _real(x: object) -> bool:
 
 #: ``withhold(item, rule, why)``: how a rule records what it suppressed.
 Withhold = Callable[[str, str, str], None]
-
-
-def refuse_forbidden(names: Sequence[str], policy: Policy, where: str) -> None:
-    """Refuse (``forbidden_column``) any of ``names`` whose role is forbidden."""
-    for col in names:
-        role = forbidden_role(col, policy)
-        if role is not None:
-            raise DisclosureError(
-                f"{where} has column {col!r}, whose name marks it as {role.replace('_', ' ')} "
-                f"(rule: forbidden_column; policy {policy.name!r} refuses "
-                f"{list(policy.forbidden_roles)}); drop it before releasing"
-            )
-
-
-def refuse_forbidden_levels(
-    levels: Mapping[str, Sequence[Any]], policy: Policy, where: str
-) -> None:
-    """Refuse (``forbidden_column``) a categorical whose level values carry a forbidden
-    role (a practice code as a level, say)."""
-    for v, values in levels.items():
-        for level in values:
-            role = forbidden_role(str(level), policy)
-            if role is not None:
-                raise DisclosureError(
-                    f"covariate {v!r} of {where} has a level whose value marks it as "
-                    f"{role.replace('_', ' ')} (rule: forbidden_column)"
-                )
-
-
-def refuse_small_cohorts(sizes: Sequence[tuple[str, float]], policy: Policy) -> None:
-    """Refuse (``min_cell``) when a cohort behind a release (name, patients) has fewer
-    than ``min_cell`` patients."""
-    for who, m in sizes:
-        if m < policy.min_cell:
-            raise DisclosureError(
-                f"cohort {who!r} has fewer than {policy.min_cell} patients (rule: min_cell)"
-            )

@@ -90,7 +90,7 @@ def find_quantile(
         return float("nan")
     i1 = int(reach[0])
     if beyond.size:
-        return float((x[i1] + x[int(beyond[0])]) / 2.0)
+        return float(x[i1] / 2.0 + x[int(beyond[0])] / 2.0)  # no overflow near the largest float
     if not np.isnan(y[-1]) and abs(p - y[-1]) < tol:
         return float((x[i1] + x[-1]) / 2.0)
     return float("nan")
