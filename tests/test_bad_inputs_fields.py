@@ -357,3 +357,35 @@ def test_times_past_any_unit_are_refused() -> None:
         frame.with_columns(pl.Series("t", [1e12] * 6 + [5.0] * 4)), time="t", event="e"
     )
     assert tp.kaplan_meier(near).median().value == 1e12
+
+
+def test_a_spline_past_the_source_range_is_named_not_a_formulaic_error() -> None:
+    import numpy as np
+    import polars as pl
+
+    frame = pl.DataFrame(
+        {"t": np.arange(1, 41.0), "e": [1, 0] * 20, "age": np.linspace(40, 60, 40)}
+    )
+    source = tp.Cohort(frame, time="t", event="e", covariates=["age"], name="A")
+    older = frame.with_columns(pl.col("age") + 5)
+    target = tp.Cohort(older, time="t", event="e", covariates=["age"], name="B")
+    with pytest.raises(DataError, match=r"cannot encode cohort 'B' \(40 rows\): term 'bs\(age\)'"):
+        tp.transport(source, target, times=[5.0], formula="bs(age)")
+    with pytest.warns(tp.PositivityWarning, match="poor overlap"):  # 5 years older, by design
+        clipped = tp.transport(source, target, times=[5.0], formula="bs(age, extrapolation='clip')")
+    assert 0.0 <= clipped.summary()["transported"][0] <= 1.0
+
+
+@pytest.mark.parametrize("title", [{"a": 1}, ["t"], 5, "x" * 201, "two\nlines"])
+def test_a_plan_title_that_is_no_title_is_refused(title: Any) -> None:
+    from transport.cli.plan import PlanError, check_plan
+
+    plan = {
+        "title": title,
+        "cohorts": {"US": {"dataset": "synthetic:US"}, "JP": {"dataset": "synthetic:JP"}},
+        "analysis": {"source": "US", "targets": ["JP"], "methods": ["iow"]},
+    }
+    with pytest.raises(PlanError, match="the plan's title must be one line of text"):
+        check_plan(plan)
+    plan["title"] = "US to JP, overall survival"
+    assert check_plan(plan)["title"] == "US to JP, overall survival"

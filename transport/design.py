@@ -549,6 +549,16 @@ class Design:
                 "that treats a continuous covariate as categories, C(x), needs the source's "
                 "values in every cohort; declare the covariate categorical instead)"
             ) from None
+        except FactorEvaluationError as exc:  # a spline asked to reach past its bounds, say
+            term = re.search(r"`([^`]*)`", str(exc))
+            raise DataError(
+                f"formula {self.formula!r} (fitted on {self._source!r}) cannot encode cohort "
+                f"{cohort.name!r} ({cohort.n} rows): term "
+                f"{term.group(1) if term else '?'!r} fails on its values (rule: a stateful "
+                "term keeps the source's state, a spline its knots and bounds: target values "
+                "outside the source's range need bs(x, extrapolation='clip'), or a "
+                "polynomial)"
+            ) from None
         return np.ascontiguousarray(np.asarray(mm, dtype=np.float64)[:, self._keep])
 
     def to_dict(self) -> dict[str, Any]:

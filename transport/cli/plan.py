@@ -79,6 +79,8 @@ ANALYSIS_KEYS = {
 PLAN_MAX_BOOT = 100_000
 PLAN_MAX_TIMES = 1_000
 _PLAN_KEYS = {"title", "cohorts", "analysis", "output", "disclosure"}
+#: Longest plan title (it heads the report and the run's record).
+MAX_TITLE = 200
 
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -155,6 +157,12 @@ def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(plan, dict):
         raise PlanError(f"a plan is a table of tables; got a {type(plan).__name__}")
     reject_unknown({k: v for k, v in plan.items() if k != "_base"}, _PLAN_KEYS, "the plan")
+    title = plan.get("title", "")
+    if not isinstance(title, str) or len(title) > MAX_TITLE or "\n" in title:
+        raise PlanError(
+            f"the plan's title must be one line of text of at most {MAX_TITLE} characters; "
+            f"got {type(title).__name__} of length {len(title) if isinstance(title, str) else '?'}"
+        )
     cohorts = plan.get("cohorts")
     if not isinstance(cohorts, dict) or not cohorts:
         raise PlanError("the plan has no [cohorts.<name>] tables (rule: at least a source)")
