@@ -152,17 +152,20 @@ def _check_types(table: Mapping[str, Any], kinds: Mapping[str, str], where: str)
             raise PlanError(f"{where} {key!r} must be {kind}; got {table[key]!r:.60}")
 
 
-def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
-    """The plan with its keys checked; raises :class:`PlanError` naming what is wrong."""
-    if not isinstance(plan, dict):
-        raise PlanError(f"a plan is a table of tables; got a {type(plan).__name__}")
-    reject_unknown({k: v for k, v in plan.items() if k != "_base"}, _PLAN_KEYS, "the plan")
-    title = plan.get("title", "")
+def _check_title(title: Any) -> None:
     if not isinstance(title, str) or len(title) > MAX_TITLE or "\n" in title:
         raise PlanError(
             f"the plan's title must be one line of text of at most {MAX_TITLE} characters; "
             f"got {type(title).__name__} of length {len(title) if isinstance(title, str) else '?'}"
         )
+
+
+def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan with its keys checked; raises :class:`PlanError` naming what is wrong."""
+    if not isinstance(plan, dict):
+        raise PlanError(f"a plan is a table of tables; got a {type(plan).__name__}")
+    reject_unknown({k: v for k, v in plan.items() if k != "_base"}, _PLAN_KEYS, "the plan")
+    _check_title(plan.get("title", ""))
     cohorts = plan.get("cohorts")
     if not isinstance(cohorts, dict) or not cohorts:
         raise PlanError("the plan has no [cohorts.<name>] tables (rule: at least a source)")
