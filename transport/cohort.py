@@ -42,10 +42,12 @@ def _as_polars(data: Any, needed: list[str]) -> pl.DataFrame:
             _require_columns(names, needed)
             return data.select(needed).collect()
         except (pl.exceptions.PolarsError, OSError) as exc:  # the query, not the roles
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            # a file's error names the file; polars' own may quote data values: not passed on
+            text = str(exc).strip().splitlines()[0][:200] if isinstance(exc, OSError) else ""
             raise DataError(
-                f"the LazyFrame given as data cannot be collected ({type(exc).__name__}: "
-                f"{first[:200]}) (rule: a query polars can run; collect it to see why)"
+                f"the LazyFrame given as data cannot be collected ({type(exc).__name__}"
+                f"{': ' + text if text else ''}) (rule: a query polars can run; collect it to "
+                "see why)"
             ) from None
     if isinstance(data, pl.DataFrame):
         _require_columns(data.columns, needed)

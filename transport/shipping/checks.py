@@ -10,16 +10,15 @@ from typing import Any
 
 import numpy as np
 
+from transport._validate import OPTION_CHOICES
+
 __all__ = [
-    "TIES",
     "covariance_problem",
     "field_problems",
     "log_hazard_spread",
     "number_problems",
     "shape_problems",
 ]
-
-TIES = ("efron", "breslow")
 
 
 def covariance_problem(cov: np.ndarray, what: str) -> str | None:
@@ -79,8 +78,9 @@ def field_problems(m: Any) -> list[str]:
     the grid, counts that are not those of patients and events, coefficient names that
     are not the design's columns (a coefficient table would be mislabelled)."""
     out: list[str] = []
-    if m.kind == "cox" and m.ties not in TIES:
-        out.append(f"ties is {m.ties!r}, not 'efron' or 'breslow'")
+    ties = OPTION_CHOICES["ties"]
+    if m.kind == "cox" and m.ties not in ties:
+        out.append(f"ties is {m.ties!r}, not one of {list(ties)}")
     step = m.grid_step
     if not (math.isfinite(step) and step > 0):
         out.append(f"grid_step is {step!r}, not a positive number")

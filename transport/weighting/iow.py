@@ -183,7 +183,7 @@ def _trimmed(
     w: np.ndarray, scores_s: np.ndarray, scores_t: np.ndarray, trim: tuple[float, float]
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Weight 0 for source rows whose balanced score is outside ``trim``, and the report."""
-    lo_t, hi_t = check_unit_interval(trim, "trim")
+    lo_t, hi_t = map(float, trim)  # checked on entry
     out_s = (scores_s < lo_t) | (scores_s > hi_t)
     out_t = (scores_t < lo_t) | (scores_t > hi_t)
     report = {
@@ -202,7 +202,7 @@ def _trimmed(
 
 def _truncated(w: np.ndarray, truncate: tuple[float, float]) -> tuple[np.ndarray, dict[str, Any]]:
     """Positive weights winsorised at quantiles ``truncate`` of themselves, and the report."""
-    q_lo, q_hi = check_unit_interval(truncate, "truncate")
+    q_lo, q_hi = map(float, truncate)  # checked on entry
     kept = w > 0
     a, b = np.quantile(w[kept], [q_lo, q_hi])
     changed = kept & ((w < a) | (w > b))
