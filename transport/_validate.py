@@ -21,6 +21,7 @@ __all__ = [
     "check_alpha",
     "check_axes",
     "check_ci_level",
+    "check_flag",
     "check_margins",
     "check_n_boot",
     "check_n_jobs",
@@ -31,6 +32,7 @@ __all__ = [
     "check_times",
     "check_unit_interval",
     "check_window",
+    "is_finite_number",
     "is_integer",
     "is_positive_number",
     "validate_weights",
@@ -408,3 +410,24 @@ def validate_weights(weights: Any, n: int, weight_type: str = "sampling") -> np.
                 "weight_type='sampling' for other weights)"
             )
     return w
+
+
+def is_finite_number(v: Any) -> bool:
+    """A real number (Python or numpy, not a bool) that is a finite float: not ``nan``,
+    not infinite, not an integer past the floats' range (``10**400``)."""
+    if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
+def check_flag(value: Any, name: str, where: str = "") -> bool:
+    """A switch: ``True`` or ``False`` (a numpy bool too), never a truthy stand-in such as
+    ``"no"``, ``1`` or ``None``."""
+    if not isinstance(value, bool | np.bool_):
+        raise DataError(
+            f"The {name!r} parameter{_of(where)} must be True or False. Got {value!r:.40}."
+        )
+    return bool(value)

@@ -17,8 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from transport._validate import is_finite_number, is_integer
 from transport.cohort import TIME_UNITS
-from transport.exceptions import DisclosureError
+from transport.document import MAX_N
+from transport.exceptions import DataError, DisclosureError
+from transport.policy.rules import FORBIDDEN_TOKENS, RULES
 from transport.summary import DOMINANCE_DEPTH
 
 __all__ = [
@@ -35,125 +38,6 @@ __all__ = [
     "forbidden_role",
 ]
 
-
-#: Name tokens that mark a column's role as one that must never be released. A column
-#: name is split into lower-case tokens at non-alphanumerics and camelCase boundaries; a
-#: token, two adjacent tokens run together (``seen_by``, ``referredBy``) or the whole
-#: name may match.
-FORBIDDEN_TOKENS: dict[str, frozenset[str]] = {
-    "identifier": frozenset(
-        [
-            "id",
-            "ids",
-            "pid",
-            "patid",
-            "patientid",
-            "personid",
-            "uuid",
-            "guid",
-            "nhs",
-            "nhsno",
-            "nhsnumber",
-            "mrn",
-            "ssn",
-            "chi",
-            "name",
-            "surname",
-            "forename",
-            "address",
-            "postcode",
-            "zipcode",
-            "zip",
-            "dob",
-            "birthdate",
-            "email",
-            "phone",
-        ]
-    ),
-    "practice": frozenset(
-        ["practice", "pracid", "surgery", "gpcode", "clinic", "hospital", "trust", "ward"]
-    ),
-    "physician": frozenset(
-        [
-            "physician",
-            "doctor",
-            "clinician",
-            "consultant",
-            "prescriber",
-            "provider",
-            "gp",
-            "staff",
-            "surgeon",
-            "oncologist",
-            "attending",
-            "referrer",
-            "referring",
-            "seenby",
-            "treatedby",
-            "referredby",
-        ]
-    ),
-    "free_text": frozenset(
-        [
-            "note",
-            "notes",
-            "comment",
-            "comments",
-            "text",
-            "freetext",
-            "narrative",
-            "description",
-            "remarks",
-            "memo",
-        ]
-    ),
-}
-
-
-#: Every rule of the release gate and of release verification, by the name refusals and
-#: the manifest's suppression list use, with what it protects. A new rule adds its line
-#: here: verification refuses a withheld item whose rule is not one of these.
-RULES: dict[str, str] = {
-    "patient_rows": "no patient-level rows ever leave",
-    "forbidden_column": "identifiers, practices, physicians and free text are never released",
-    "formula_closed": "a released formula is data in the closed grammar, never code",
-    "min_cell": "no count, share, mean or risk set rests on fewer than min_cell patients",
-    "km_grid": "survival curves only on the fixed grid: no exact event time",
-    "min_km_step": "each released curve step has none or at least min_km_step exits (as released)",
-    "time_grid": "medians (one patient's time) only rounded outwards to the grid",
-    "round_to": "released counts are multiples of round_to",
-    "min_residual_df": "a released model has at least min_residual_df residual df",
-    "min_ess": "a weighted result rests on an effective sample size of at least min_ess: "
-    "no patient carries more than 1/min_ess of its weight",
-    "model_bounds": "a shipped model's linear predictor spreads over the target by at most "
-    "max_log_hazard_ratio, and its numbers are those of a fit",
-    "min_contributors": "a shipped model's transported value rests on at least min_cell "
-    "effective target patients",
-    "centre_lattice": "a released Cox model's centre is its columns' means on a lattice of "
-    "their SDs' powers of ten, not the exact means",
-    "bootstrap_summary": "a released model's bootstrap is a summary: no refits, no seed, "
-    "at most MAX_SHIPPED_BOOT replicates asked of the target",
-    "transform_state": "a shipped design's transform state has the keys, kinds and sizes "
-    "its formula gives, finite numbers",
-    "free_text_levels": "levels that read as free text (names, numbers, notes) never leave",
-    "dominance": "no released mean or SD is dominated by its dominance_n largest patients",
-    "p_percent": "no patient's contribution to a released mean or SD can be estimated to "
-    "within p_percent by another",
-    "steep_transform": "a formula chosen by another environment keeps to low-degree "
-    "transforms where its means are released, so that the dominance rules bound what it asks",
-    "level_coding": "every released design column that codes levels is read back to its "
-    "covariate's levels, so that the level rules apply to it",
-    "few_values": "a column of few distinct values releases its moments only with "
-    "min_cell patients at each value",
-    "policy_floor": "no analysis or release loosens the environment's policy",
-    "release_path": "verification reads only plain files inside the release directory",
-    "release_manifest": "the manifest is as the gate writes it (fields, rules, policy, files)",
-    "release_hash": "every released file is listed and unchanged (SHA-256)",
-    "release_signature": "with the environment's key: the release is as its gate signed it",
-    "release_counts": "released counts agree with the stated policy",
-    "release_schema": "each released file has exactly the keys, columns, types and names "
-    "the gate writes for it",
-}
 
 #: The longest label a manifest carries: a policy's ``name``, each of its
 #: ``forbidden_names``, the package's version (rule ``release_schema``: a manifest's
@@ -271,61 +155,63 @@ class Policy:
     signing_key_file: str | None = None
 
     def __post_init__(self) -> None:
-        for key in ("min_cell", "min_km_step", "round_to", "min_residual_df"):
-            v = getattr(self, key)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"Policy {key!r} must be an integer >= 1; got {v!r}")
-        # min_ess: None (= min_cell) or an integer >= 1
-        ess = self.min_ess
-        if ess is not None and (not isinstance(ess, int) or isinstance(ess, bool) or ess < 1):
-            raise ValueError(f"Policy 'min_ess' must be None or an integer >= 1; got {ess!r}")
-        step = self.km_grid_step
-        if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
-            raise ValueError(f"Policy 'km_grid_step' must be a positive number; got {step!r}")
-        if not math.isfinite(step):
-            raise ValueError(f"Policy 'km_grid_step' must be finite; got {step!r}")
-        bound = self.max_log_hazard_ratio
-        if (
-            isinstance(bound, bool)
-            or not isinstance(bound, (int, float))
-            or not (math.isfinite(bound) and bound > 0)
-        ):
-            raise ValueError(
-                f"Policy 'max_log_hazard_ratio' must be a finite number > 0; got {bound!r}"
-            )
+        self._check_numbers()
         self._check_dominance()
         if not isinstance(self.time_unit, str) or self.time_unit not in TIME_UNITS:
-            raise ValueError(
+            raise DataError(
                 f"Policy 'time_unit' must be one of {sorted(TIME_UNITS)}; got {self.time_unit!r}"
             )
         for key in ("forbidden_roles", "forbidden_names"):
             names = getattr(self, key)
             if isinstance(names, str):
-                raise ValueError(
+                raise DataError(
                     f"Policy {key!r} must be a list of names, not one string; got "
                     f"{names!r} (write [{names!r}])"
                 )
             if not isinstance(names, list | tuple) or not all(isinstance(x, str) for x in names):
-                raise ValueError(f"Policy {key!r} must be a list of names; got {names!r:.80}")
+                raise DataError(f"Policy {key!r} must be a list of names; got {names!r:.80}")
         unknown = set(self.forbidden_roles) - set(FORBIDDEN_TOKENS)
         if unknown:
-            raise ValueError(
+            raise DataError(
                 f"Policy 'forbidden_roles' has unknown role(s) {sorted(unknown)}; known: "
                 f"{sorted(FORBIDDEN_TOKENS)}"
             )
         key_file = self.signing_key_file
+        if isinstance(key_file, os.PathLike):
+            key_file = os.fspath(key_file)
         if key_file is not None and (
             not isinstance(key_file, str) or not key_file.strip() or len(key_file) > MAX_PATH
         ):
-            raise ValueError(
+            raise DataError(
                 f"Policy 'signing_key_file' must be a file path (at most {MAX_PATH} "
                 "characters) or None"
             )
         self._check_labels()
+        object.__setattr__(self, "signing_key_file", key_file)
         object.__setattr__(self, "forbidden_roles", tuple(self.forbidden_roles))
         object.__setattr__(
             self, "forbidden_names", tuple(str(x).lower() for x in self.forbidden_names)
         )
+
+    def _check_numbers(self) -> None:
+        """The counts integers from 1 to :data:`~transport.document.MAX_N` (Python or
+        numpy, never a bool), the grid step and the log hazard ratio finite numbers > 0;
+        each stored as a Python ``int`` or ``float``."""
+        for key in ("min_cell", "min_km_step", "round_to", "min_residual_df", "min_ess"):
+            v = getattr(self, key)
+            if key == "min_ess" and v is None:  # None: min_ess follows min_cell
+                continue
+            if not is_integer(v) or not 1 <= v <= MAX_N:
+                either = "None or " if key == "min_ess" else ""
+                raise DataError(
+                    f"Policy {key!r} must be {either}an integer >= 1 (at most {MAX_N:g}); got {v!r}"
+                )
+            object.__setattr__(self, key, int(v))
+        for key in ("km_grid_step", "max_log_hazard_ratio"):
+            v = getattr(self, key)
+            if not is_finite_number(v) or not v > 0:
+                raise DataError(f"Policy {key!r} must be a finite number > 0; got {v!r}")
+            object.__setattr__(self, key, v.item() if isinstance(v, np.generic) else v)
 
     def _check_labels(self) -> None:
         """``name`` and each of ``forbidden_names`` a string of at most ``MAX_LABEL``
@@ -335,7 +221,7 @@ class Policy:
             labels += [("forbidden_names", str(x)) for x in self.forbidden_names]
         for key, x in labels:
             if not isinstance(x, str) or len(x) > MAX_LABEL:
-                raise ValueError(
+                raise DataError(
                     f"Policy {key!r} must hold strings of at most {MAX_LABEL} characters; got "
                     f"a {type(x).__name__}" + (f" of {len(x)}" if isinstance(x, str) else "")
                 )
@@ -344,27 +230,40 @@ class Policy:
         """``dominance_n`` in 1..DOMINANCE_DEPTH, ``0 < dominance_k <= 1``,
         ``0 <= p_percent < 1``."""
         n = self.dominance_n
-        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= DOMINANCE_DEPTH:
-            raise ValueError(
+        if not is_integer(n) or not 1 <= n <= DOMINANCE_DEPTH:
+            raise DataError(
                 f"Policy 'dominance_n' must be an integer from 1 to {DOMINANCE_DEPTH} (the "
                 f"largest contributions a summary keeps); got {n!r}"
             )
+        object.__setattr__(self, "dominance_n", int(n))
         k, p = self.dominance_k, self.p_percent
-        if not _real(k) or not 0 < k <= 1:
-            raise ValueError(f"Policy 'dominance_k' must be a number in (0, 1]; got {k!r}")
-        if not _real(p) or not 0 <= p < 1:
-            raise ValueError(f"Policy 'p_percent' must be a number in [0, 1); got {p!r}")
+        if not is_finite_number(k) or not 0 < k <= 1:
+            raise DataError(f"Policy 'dominance_k' must be a number in (0, 1]; got {k!r}")
+        if not is_finite_number(p) or not 0 <= p < 1:
+            raise DataError(f"Policy 'p_percent' must be a number in [0, 1); got {p!r}")
+        for key in ("dominance_k", "p_percent"):
+            if isinstance(getattr(self, key), np.generic):
+                object.__setattr__(self, key, getattr(self, key).item())
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Policy:
-        """Read a policy from a TOML file: the keys of :class:`Policy`, at the top level
-        or in a ``[disclosure]`` table; missing keys keep their defaults."""
+        """Read a policy from a TOML file: the keys of :class:`Policy`, either all at the
+        top level or all in a ``[disclosure]`` table (:meth:`read_table`); missing keys
+        keep their defaults, and ``time_unit`` comes with ``km_grid_step``
+        (:meth:`from_dict`)."""
         return cls.from_dict(cls.read_table(path), f"disclosure policy {str(path)!r}")
 
     @staticmethod
     def read_table(path: str | Path) -> dict[str, Any]:
-        """The policy settings a TOML file states (its ``[disclosure]`` table, or its top
-        level), as written: what :meth:`tightened` merges into a floor."""
+        """The policy settings a TOML file states, as written: what :meth:`tightened`
+        merges into a floor. They are either all at the top level or all in a
+        ``[disclosure]`` table; a file with a ``[disclosure]`` table and other keys beside
+        it is refused (``DataError`` naming them), never read as one of the two."""
+        if not isinstance(path, str | os.PathLike) or not str(path).strip():
+            raise DataError(
+                "The 'path' parameter of Policy.from_toml must be the path of a TOML file. "
+                f"Got {type(path).__name__} {str(path)!r:.80}."
+            )
         where = f"disclosure policy file {str(path)!r}"
         if not Path(path).is_file():
             raise FileNotFoundError(f"{where} does not exist or is not a file")
@@ -372,24 +271,47 @@ class Policy:
             with Path(path).open("rb") as fh:
                 data = tomllib.load(fh)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
-            raise ValueError(f"{where} cannot be read as TOML ({exc})") from None
-        table = data.get("disclosure", data)
+            raise DataError(f"{where} cannot be read as TOML ({exc})") from None
+        if "disclosure" not in data:
+            return data
+        table, beside = data["disclosure"], sorted(k for k in data if k != "disclosure")
         if not isinstance(table, dict):
-            raise ValueError(f"disclosure policy {str(path)!r}: [disclosure] must be a table")
+            raise DataError(f"disclosure policy {str(path)!r}: [disclosure] must be a table")
+        if beside:
+            raise DataError(
+                f"{where} has {beside} beside its [disclosure] table (rule: a policy file "
+                "states its settings all at the top level or all in [disclosure]): move "
+                "them into [disclosure]"
+            )
         return table
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "disclosure policy") -> Policy:
         """A policy from a table of its keys (a TOML file's, a plan's ``[disclosure]``);
-        an unknown key is refused, naming ``where``."""
+        an unknown key is refused, naming ``where``, as is ``time_unit`` other than days
+        without ``km_grid_step`` (the step is stated in its unit: the default 30.4375 is
+        days), as :meth:`tightened` refuses it."""
         if not isinstance(data, Mapping):
-            raise ValueError(
+            raise DataError(
                 f"{where} must be a table of the Policy's keys; got {type(data).__name__}"
             )
         allowed = set(cls.__dataclass_fields__)
+        odd = [k for k in data if not isinstance(k, str)]
+        if odd:
+            raise DataError(f"{where} has key(s) that are no names: {odd!r:.80}")
         unknown = sorted(set(data) - allowed)
         if unknown:
-            raise ValueError(f"{where} has unknown key(s) {unknown}; known: {sorted(allowed)}")
+            raise DataError(f"{where} has unknown key(s) {unknown}; known: {sorted(allowed)}")
+        unit = data.get("time_unit", "days")
+        if (
+            isinstance(unit, str)
+            and unit in set(TIME_UNITS) - {"days"}
+            and "km_grid_step" not in data
+        ):
+            raise DataError(
+                f"{where} sets time_unit {unit!r} without km_grid_step (whose default, "
+                "30.4375, is in days): state both, the step in the new unit"
+            )
         fields = dict(data)
         for key in ("forbidden_roles", "forbidden_names"):
             if isinstance(fields.get(key), list):
@@ -397,7 +319,7 @@ class Policy:
         try:
             return cls(**fields)
         except ValueError as exc:  # name the file or table the setting came from
-            raise ValueError(f"{where}: {exc}") from None
+            raise DataError(f"{where}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as written into every manifest."""
@@ -413,19 +335,33 @@ class Policy:
         return self.min_cell if self.min_ess is None else self.min_ess
 
     def round_count(self, x: float) -> int:
-        """``x`` rounded to the nearest multiple of ``round_to`` (halves up)."""
+        """``x`` (a finite number: a count) rounded to the nearest multiple of
+        ``round_to`` (halves up)."""
+        if not is_finite_number(x):
+            raise DataError(
+                "The 'x' parameter of Policy.round_count must be a finite number (a count). "
+                f"Got {_kind(x)}."
+            )
         return int(self.round_to * math.floor(float(x) / self.round_to + 0.5))
 
     def grid_step_in(self, time_unit: str) -> float:
-        """The KM grid step in ``time_unit``."""
+        """The KM grid step in ``time_unit`` (one of :data:`~transport.cohort.TIME_UNITS`)."""
+        _check_unit(time_unit, "grid_step_in")
         return self.km_grid_step * TIME_UNITS[self.time_unit] / TIME_UNITS[time_unit]
 
     def grid(self, last: float, time_unit: str) -> np.ndarray:
-        """The fixed grid covering ``last`` (in ``time_unit``): multiples of the step, the
-        last one at or after ``last`` so that every exit falls in a step."""
+        """The fixed grid covering ``last`` (a finite time >= 0, in ``time_unit``):
+        multiples of the step, the last one at or after ``last`` so that every exit falls
+        in a step."""
+        _check_unit(time_unit, "grid")
+        if not is_finite_number(last) or not last >= 0:
+            raise DataError(
+                "The 'last' parameter of Policy.grid must be a finite time >= 0 (the last "
+                f"follow-up time). Got {_kind(last)}."
+            )
         step = self.grid_step_in(time_unit)
-        if not (steps := last / step) <= MAX_GRID:
-            raise ValueError(
+        if not (steps := float(last) / step) <= MAX_GRID:
+            raise DataError(
                 f"Policy 'km_grid_step' {self.km_grid_step:g} {self.time_unit} cuts the "
                 f"follow-up ({last:g} {time_unit}) into more than {MAX_GRID:,} steps (rule: a "
                 "released curve has at most that many; choose a coarser step)"
@@ -435,9 +371,10 @@ class Policy:
 
     # -- the floor -------------------------------------------------------------------------
     def loosened_by(self, other: Policy) -> list[str]:
-        """The fields on which ``other`` is looser than this policy (the floor), each as
-        ``"field (floor F, got G)"``: what :data:`TIGHTER` does not accept. A field with no
-        direction in the table may not differ from the floor."""
+        """The fields on which ``other`` (a :class:`Policy`) is looser than this policy
+        (the floor), each as ``"field (floor F, got G)"``: what :data:`TIGHTER` does not
+        accept. A field with no direction in the table may not differ from the floor."""
+        _check_policy(other, "loosened_by")
         out = []
         for key in self.__dataclass_fields__:
             mine, theirs = getattr(self, key), getattr(other, key)
@@ -450,8 +387,11 @@ class Policy:
         return sorted(set(out))
 
     def refuse_looser(self, other: Policy, where: str) -> None:
-        """Refuse (``policy_floor``) ``other`` when it loosens this policy, the floor,
-        naming each field, the floor's value and ``other``'s."""
+        """Refuse (``policy_floor``) ``other`` (a :class:`Policy`) when it loosens this
+        policy, the floor, naming each field, the floor's value and ``other``'s, and
+        ``where`` (text: which plan or release)."""
+        _check_policy(other, "refuse_looser")
+        _check_where(where, "refuse_looser")
         loose = self.loosened_by(other)
         if loose:
             raise DisclosureError(
@@ -461,10 +401,16 @@ class Policy:
             )
 
     def tightened(self, settings: Mapping[str, Any], where: str) -> Policy:
-        """This policy (the environment's floor) with ``settings`` (a plan's
-        ``[disclosure]`` table) applied, which may only tighten it: a field they loosen
+        """This policy (the environment's floor) with ``settings`` (a table of policy keys:
+        a plan's ``[disclosure]``) applied, which may only tighten it: a field they loosen
         is refused (``policy_floor``), as is ``time_unit`` without ``km_grid_step`` (the
-        grid step is stated in its unit)."""
+        grid step is stated in its unit). ``where`` (text) names the plan or file."""
+        if not isinstance(settings, Mapping):
+            raise DataError(
+                "The 'settings' parameter of Policy.tightened must be a table of the "
+                f"Policy's keys (a plan's [disclosure]). Got {type(settings).__name__}."
+            )
+        _check_where(where, "tightened")
         unit = settings.get("time_unit", self.time_unit)
         if unit != self.time_unit and "km_grid_step" not in settings:
             raise DisclosureError(
@@ -475,6 +421,38 @@ class Policy:
         merged = Policy.from_dict({**self.to_dict(), **settings}, where)
         self.refuse_looser(merged, where)
         return merged
+
+
+def _kind(x: object) -> str:
+    """What a number parameter received, without the value of a number (a count may be
+    a patient's)."""
+    if isinstance(x, float | np.floating) and not math.isfinite(x):
+        return repr(float(x))
+    return type(x).__name__
+
+
+def _check_unit(time_unit: object, method: str) -> None:
+    if not isinstance(time_unit, str) or time_unit not in TIME_UNITS:
+        raise DataError(
+            f"The 'time_unit' parameter of Policy.{method} must be one of "
+            f"{sorted(TIME_UNITS)}. Got {time_unit!r:.40}."
+        )
+
+
+def _check_policy(other: object, method: str) -> None:
+    if not isinstance(other, Policy):
+        raise DataError(
+            f"The 'other' parameter of Policy.{method} must be a Policy (Policy.from_dict "
+            f"reads a table of its keys). Got {type(other).__name__}."
+        )
+
+
+def _check_where(where: object, method: str) -> None:
+    if not isinstance(where, str):
+        raise DataError(
+            f"The 'where' parameter of Policy.{method} must be text naming the plan or "
+            f"release. Got {type(where).__name__}."
+        )
 
 
 #: The environment variable naming an environment's policy file: the floor of every
@@ -566,10 +544,6 @@ TIGHTER: dict[str, Tighter] = {
     "p_percent": _larger("p_percent"),
     "max_log_hazard_ratio": _smaller("max_log_hazard_ratio"),
 }
-
-
-def _real(x: object) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 #: ``withhold(item, rule, why)``: how a rule records what it suppressed.

@@ -1,0 +1,168 @@
+"""The disclosure policy and the release gate refuse bad input by name (issue 15): a
+policy file read one way only, a policy method given the wrong kind of argument, a
+release flag or directory that is no such thing, an operating system's refusal to write,
+and a curve or summary edited by hand."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import transport as tp
+from transport.disclosure import Policy
+from transport.exceptions import DataError
+
+P = Policy()
+
+
+# -- a policy file states its settings one way --------------------------------------------
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ("min_cell = 20\n[disclosure]\nround_to = 10\n", r"\['min_cell'\]"),
+        ("[analysis]\nsource = 'US'\n[disclosure]\nmin_cell = 20\n", r"\['analysis'\]"),
+        ("name = 'TRE'\nmin_cell = 20\n[disclosure]\n", r"\['min_cell', 'name'\]"),
+    ],
+)
+def test_settings_beside_a_disclosure_table_are_refused(
+    tmp_path: Path, content: str, named: str
+) -> None:
+    """A top-level min_cell beside a [disclosure] table was silently dropped."""
+    path = tmp_path / "policy.toml"
+    path.write_text(content)
+    with pytest.raises(DataError, match=rf"policy\.toml.*{named} beside its \[disclosure\] table"):
+        Policy.from_toml(path)
+    with pytest.raises(DataError, match=r"beside its \[disclosure\] table"):
+        Policy.read_table(path)  # what a plan's policy = FILE reads
+
+
+@pytest.mark.parametrize(
+    "content", ["min_cell = 20\nround_to = 10\n", "[disclosure]\nmin_cell = 20\nround_to = 10\n"]
+)
+def test_a_policy_file_at_one_level_is_read(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(content)
+    policy = Policy.from_toml(path)
+    assert (policy.min_cell, policy.round_to) == (20, 10)
+
+
+# -- time_unit comes with its km_grid_step, however a policy is read -------------------------
+def test_time_unit_without_its_step_is_refused_as_tightened_refuses_it(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('time_unit = "months"\n')
+    named = r"time_unit 'months' without km_grid_step"
+    with pytest.raises(DataError, match=named):
+        Policy.from_toml(path)
+    with pytest.raises(DataError, match=named):
+        Policy.from_dict({"time_unit": "months"})
+    with pytest.raises(tp.DisclosureError, match=named):
+        P.tightened({"time_unit": "months"}, "the plan")
+    stated = Policy.from_dict({"time_unit": "months", "km_grid_step": 1.0})
+    assert (stated.km_grid_step, stated.time_unit) == (1.0, "months")
+    assert Policy.from_dict({"time_unit": "days"}) == P  # the default step is in days
+
+
+# -- a policy's methods name the parameter they were given wrongly --------------------------
+def _method_calls() -> dict[str, tuple[Callable[[], Any], str]]:
+    grid_unit = r"'time_unit' parameter of Policy\.grid must be one of"
+    last = r"'last' parameter of Policy\.grid must be a finite time >= 0"
+    count = r"'x' parameter of Policy\.round_count must be a finite number"
+    other = r"'other' parameter of Policy\.{} must be a Policy"
+    settings = r"'settings' parameter of Policy\.tightened must be a table"
+    calls: dict[str, tuple[Callable[[], Any], str]] = {
+        "grid_step_in unknown unit": (
+            lambda: P.grid_step_in("fortnights"),
+            r"'time_unit' parameter of Policy\.grid_step_in must be one of",
+        ),
+        "grid_step_in None": (lambda: P.grid_step_in(None), r"'time_unit' .* Got None"),  # type: ignore[arg-type]
+        "grid unknown unit": (lambda: P.grid(100.0, "fortnights"), grid_unit),
+        "grid unit list": (lambda: P.grid(100.0, ["days"]), grid_unit),  # type: ignore[arg-type]
+        "grid None": (lambda: P.grid(None, "days"), last),  # type: ignore[arg-type]
+        "grid text": (lambda: P.grid("100", "days"), last + r".*Got str"),  # type: ignore[arg-type]
+        "grid inf": (lambda: P.grid(math.inf, "days"), last + r".*Got inf"),
+        "grid nan": (lambda: P.grid(math.nan, "days"), last + r".*Got nan"),
+        "grid negative": (lambda: P.grid(-5.0, "days"), last),
+        "grid bool": (lambda: P.grid(True, "days"), last),
+        "round_count inf": (lambda: P.round_count(math.inf), count + r".*Got inf"),
+        "round_count -inf": (lambda: P.round_count(-math.inf), count + r".*Got -inf"),
+        "round_count nan": (lambda: P.round_count(math.nan), count + r".*Got nan"),
+        "round_count text": (lambda: P.round_count("5"), count + r".*Got str"),  # type: ignore[arg-type]
+        "round_count None": (lambda: P.round_count(None), count),  # type: ignore[arg-type]
+        "round_count bool": (lambda: P.round_count(True), count + r".*Got bool"),
+        "round_count list": (lambda: P.round_count([1]), count),  # type: ignore[arg-type]
+        "round_count huge int": (lambda: P.round_count(10**400), count),
+        "from_dict int key": (lambda: Policy.from_dict({5: 1}), r"key\(s\) that are no names"),  # type: ignore[dict-item]
+        "from_dict mixed keys": (
+            lambda: Policy.from_dict({5: 1, "min_cell": 20}),  # type: ignore[dict-item]
+            r"key\(s\) that are no names: \[5\]",
+        ),
+        "tightened None": (lambda: P.tightened(None, "the plan"), settings + r".*Got NoneType"),  # type: ignore[arg-type]
+        "tightened int": (lambda: P.tightened(5, "the plan"), settings + r".*Got int"),  # type: ignore[arg-type]
+        "tightened list": (lambda: P.tightened([], "the plan"), settings),  # type: ignore[arg-type]
+        "tightened where int": (
+            lambda: P.tightened({}, 5),  # type: ignore[arg-type]
+            r"'where' parameter of Policy\.tightened must be text",
+        ),
+        "refuse_looser where None": (
+            lambda: P.refuse_looser(P, None),  # type: ignore[arg-type]
+            r"'where' parameter of Policy\.refuse_looser must be text",
+        ),
+    }
+    for method in ("refuse_looser", "loosened_by"):
+        for name, value in (("dict", {}), ("None", None), ("int", 5)):
+            args = (value, "the plan") if method == "refuse_looser" else (value,)
+            calls[f"{method} {name}"] = (
+                lambda m=method, a=args: getattr(P, m)(*a),  # type: ignore[misc]
+                other.format(method) + rf".*Got {type(value).__name__}",
+            )
+    return calls
+
+
+@pytest.mark.parametrize("case", sorted(_method_calls()))
+def test_a_policy_method_names_its_parameter(case: str) -> None:
+    call, named = _method_calls()[case]
+    with pytest.raises(DataError, match=named):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"round_to": 10**400}, r"'round_to' must be an integer >= 1 \(at most 1e\+10\)"),
+        ({"min_cell": True}, r"'min_cell' must be an integer >= 1"),
+        ({"min_ess": 2.5}, r"'min_ess' must be None or an integer >= 1"),
+        ({"km_grid_step": 10**400}, r"'km_grid_step' must be a finite number > 0"),
+        ({"km_grid_step": "30"}, r"'km_grid_step' must be a finite number > 0"),
+        ({"max_log_hazard_ratio": math.inf}, r"'max_log_hazard_ratio' must be a finite number"),
+        ({"dominance_k": 10**400}, r"'dominance_k' must be a number in \(0, 1\]"),
+        ({"dominance_n": np.float64(2.0)}, r"'dominance_n' must be an integer from 1"),
+        ({"p_percent": "0.1"}, r"'p_percent' must be a number in \[0, 1\)"),
+    ],
+)
+def test_a_policy_field_out_of_any_range_is_refused(fields: dict[str, Any], named: str) -> None:
+    """Integers past the floats' range overflowed later (round_count), or in the check."""
+    with pytest.raises(DataError, match=rf"Policy {named}"):
+        Policy(**fields)
+
+
+def test_numpy_numbers_and_paths_stay_valid_policy_settings(tmp_path: Path) -> None:
+    policy = Policy(
+        min_cell=np.int64(20),  # type: ignore[arg-type]
+        round_to=np.int32(10),  # type: ignore[arg-type]
+        dominance_n=np.int64(3),  # type: ignore[arg-type]
+        km_grid_step=np.float32(7.0),  # type: ignore[arg-type]
+        dominance_k=np.float64(0.8),
+        signing_key_file=tmp_path / "key",  # type: ignore[arg-type]
+    )
+    assert policy.min_cell == 20 and type(policy.min_cell) is int
+    assert type(policy.round_to) is int and type(policy.dominance_n) is int
+    assert policy.km_grid_step == 7.0 and type(policy.km_grid_step) is float
+    assert policy.signing_key_file == str(tmp_path / "key")
+    assert Policy.from_dict(policy.to_dict()) == policy  # what a manifest carries
+    assert P.round_count(np.int64(7)) == 5 and P.round_count(12.5) == 15
+    assert P.grid(np.float64(100.0), "days")[-1] == pytest.approx(4 * 30.4375)
