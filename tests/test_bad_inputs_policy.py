@@ -5,7 +5,9 @@ and a curve or summary edited by hand."""
 
 from __future__ import annotations
 
+import errno
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,17 @@ import numpy as np
 import pytest
 
 import transport as tp
-from transport.disclosure import Policy
+import transport.staging
+from transport.disclosure import Policy, release
 from transport.exceptions import DataError
+from transport.policy import verify_release
 
 P = Policy()
+
+
+@pytest.fixture(scope="module")
+def curve() -> tp.SurvivalCurve:
+    return tp.kaplan_meier(tp.datasets.load_synthetic("UK"))
 
 
 # -- a policy file states its settings one way --------------------------------------------
@@ -166,3 +175,77 @@ def test_numpy_numbers_and_paths_stay_valid_policy_settings(tmp_path: Path) -> N
     assert Policy.from_dict(policy.to_dict()) == policy  # what a manifest carries
     assert P.round_count(np.int64(7)) == 5 and P.round_count(12.5) == 15
     assert P.grid(np.float64(100.0), "days")[-1] == pytest.approx(4 * 30.4375)
+
+
+# -- a release's flags and directory ------------------------------------------------------
+@pytest.mark.parametrize("overwrite", ["no", "yes", 1, 0, None, [True]])
+def test_overwrite_must_be_a_bool(tmp_path: Path, curve: tp.SurvivalCurve, overwrite: Any) -> None:
+    """overwrite="no" was truthy and replaced the earlier release."""
+    out = tmp_path / "release"
+    release(curve, out, P)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(DataError, match=r"'overwrite' parameter of release must be True or False"):
+        release(curve, out, Policy(round_to=10), overwrite=overwrite)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_numpy_bool_is_a_flag(tmp_path: Path, curve: tp.SurvivalCurve) -> None:
+    out = tmp_path / "release"
+    release(curve, out, P)
+    manifest = release(curve, out, Policy(round_to=10), overwrite=np.bool_(True))
+    assert manifest["policy"]["round_to"] == 10
+    assert verify_release(out, environment=np.bool_(False))["object"] == "SurvivalCurve"
+
+
+@pytest.mark.parametrize("environment", ["no", 0, None])
+def test_verify_environment_must_be_a_bool(
+    tmp_path: Path, curve: tp.SurvivalCurve, environment: Any
+) -> None:
+    release(curve, tmp_path / "release", P)
+    with pytest.raises(DataError, match=r"'environment' parameter of verify_release must be"):
+        verify_release(tmp_path / "release", environment=environment)
+
+
+@pytest.mark.parametrize("directory", ["", "   ", None, 5, b"out", "out\0put"])
+def test_a_release_directory_that_is_no_path_is_named(
+    curve: tp.SurvivalCurve, directory: Any
+) -> None:
+    """ "" was the working directory; None, 5 and a NUL byte gave raw TypeError/ValueError."""
+    with pytest.raises(DataError, match=r"'directory' parameter of release must be the path"):
+        release(curve, directory, P)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
+def test_a_release_into_proc_names_the_directory_and_the_reason(curve: tp.SurvivalCurve) -> None:
+    with pytest.raises(
+        DataError, match=r"release directory '/proc/x' cannot be written \(No such file"
+    ):
+        release(curve, "/proc/x", P)
+
+
+def test_a_release_under_a_file_names_the_directory_and_the_reason(
+    tmp_path: Path, curve: tp.SurvivalCurve
+) -> None:
+    (tmp_path / "afile").write_text("kept")
+    with pytest.raises(DataError, match=r"afile/sub' cannot be written \(Not a directory\)"):
+        release(curve, tmp_path / "afile" / "sub", P)
+    assert (tmp_path / "afile").read_text() == "kept"
+
+
+def test_a_release_onto_a_full_disk_names_the_directory_and_leaves_it_as_it_was(
+    tmp_path: Path, curve: tp.SurvivalCurve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(transport.staging.os, "fsync", full)
+    out = tmp_path / "release"
+    with pytest.raises(DataError, match=r"release' cannot be written \(No space left on device\)"):
+        release(curve, out, P)
+    assert list(out.iterdir()) == []
+
+
+def test_a_release_into_new_parents_still_works(tmp_path: Path, curve: tp.SurvivalCurve) -> None:
+    out = tmp_path / "new" / "deeper" / "release"
+    assert release(curve, str(out), P)["object"] == "SurvivalCurve"
+    assert (out / "manifest.json").is_file()

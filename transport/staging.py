@@ -23,11 +23,49 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
-__all__ = ["is_partial", "staged_directory", "sweep", "write_in_place"]
+from transport.exceptions import DataError
+
+__all__ = [
+    "directory_path",
+    "is_partial",
+    "os_errors_named",
+    "staged_directory",
+    "sweep",
+    "write_in_place",
+]
 
 _MARK = ".partial-"
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
+
+
+def directory_path(value: Any, name: str, where: str) -> Path:
+    """The directory a parameter ``name`` of ``where`` names: a ``str`` or path-like,
+    neither empty (which would be the working directory) nor holding a NUL byte;
+    anything else is a ``DataError`` naming the parameter."""
+    text = os.fspath(value) if isinstance(value, str | os.PathLike) else None
+    if not isinstance(text, str) or not text.strip() or "\0" in text:
+        raise DataError(
+            f"The {name!r} parameter of {where} must be the path of a directory (text or a "
+            f"pathlib.Path, not empty, no NUL byte). Got {value!r:.80}."
+        )
+    return Path(text)
+
+
+@contextmanager
+def os_errors_named(path: Path, what: str) -> Iterator[None]:
+    """Run the block; an error the operating system reports (no such directory, no
+    permission, a full disk, a read-only or virtual file system) is a ``DataError``
+    naming ``what`` (``"release directory"``) and ``path``, with the system's reason.
+    The package's own ``OSError`` refusals (which carry no ``errno``) pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        reason = exc.strerror or type(exc).__name__
+        raise DataError(f"{what} {str(path)!r} cannot be written ({reason})") from None
 
 
 def _partial_name(name: str) -> str:

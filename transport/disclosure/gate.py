@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from transport._validate import check_flag
 from transport.cohort import Cohort
 from transport.disclosure.aggregates import release_summary, release_weights
 from transport.disclosure.curves import release_curve
@@ -25,6 +26,7 @@ from transport.exceptions import DisclosureError
 from transport.policy import Policy, floor_policy, forbidden_role
 from transport.result import TransportResult, TransportResults
 from transport.shipping import ShippedModel, ShippedResult
+from transport.staging import directory_path
 from transport.summary import TargetSummary
 from transport.survival import SurvivalCurve
 from transport.weighting import Weights
@@ -70,14 +72,23 @@ def release(
     ``TRANSPORT_RELEASE_KEY``) the manifest is signed (HMAC-SHA256; rule
     ``release_signature``).
 
+    ``directory`` is a path (text or a :class:`pathlib.Path`, not empty), created with
+    its parents when missing; ``overwrite`` is ``True`` or ``False``.
+
     Raises
     ------
     DisclosureError
         ``obj`` cannot be made safe (patient rows, an identifier column, too few
         patients), or ``policy`` loosens the environment's; the message names the rule.
+    DataError
+        ``directory`` or ``overwrite`` is no such parameter, or the directory cannot be
+        made or written (the system's reason: no such directory, no permission, a full
+        disk); the message names the directory.
     FileExistsError
         ``directory`` is not empty (``overwrite=True`` replaces an earlier release).
     """
+    directory = directory_path(directory, "directory", "release")
+    overwrite = check_flag(overwrite, "overwrite", "release")
     floor = floor_policy()
     policy = (floor or Policy()) if policy is None else policy
     if not isinstance(policy, Policy):
@@ -105,7 +116,7 @@ def release(
             name = str(getattr(obj, "name", None) or getattr(obj, "source", ""))
             record = Release(policy, kind, name)
             handler(obj, policy, record)
-            return record.write(Path(directory), overwrite)
+            return record.write(directory, overwrite)
     kinds = ", ".join(kind for kind, _ in HANDLERS.values())
     raise TypeError(f"release() cannot release a {type(obj).__name__}: it takes a {kinds}")
 

@@ -23,7 +23,7 @@ from transport.policy import (
     check_release,
     refuse_forbidden,
 )
-from transport.staging import sweep, write_in_place
+from transport.staging import os_errors_named, sweep, write_in_place
 
 __all__ = ["Release", "prepare_directory"]
 
@@ -68,7 +68,9 @@ class Release:
         self.files[filename] = frame.write_csv(float_precision=None).encode()
 
     def write(self, directory: Path, overwrite: bool) -> dict[str, Any]:
-        """Write the files and the manifest into ``directory``; return the manifest. With
+        """Write the files and the manifest into ``directory`` (an error the system
+        reports, such as no permission or a full disk, is a ``DataError`` naming it, and
+        the directory holds what it held before); return the manifest. With
         a release key (the policy's ``signing_key_file``, else ``TRANSPORT_RELEASE_KEY``:
         :func:`~transport.manifest.release_key`) the manifest carries its keyed
         signature."""
@@ -91,14 +93,16 @@ class Release:
             "suppressed": self.suppressed,
         }
         self.check_layout(manifest)
-        stale = prepare_directory(directory, overwrite)
+        with os_errors_named(directory, "release directory"):
+            stale = prepare_directory(directory, overwrite)
         if key is not None:
             written = json.loads(json.dumps(manifest, allow_nan=False))  # as it reads back
             hashes = {e["file"]: e["sha256"] for e in entries}
             value = manifests.signature(written, hashes, key)
             manifest["signature"] = {"algorithm": manifests.SIGNATURE_ALGORITHM, "value": value}
         files = {**self.files, manifests.MANIFEST: manifests.rendered(manifest)}
-        write_in_place(directory, files, manifests.MANIFEST, stale)
+        with os_errors_named(directory, "release directory"):
+            write_in_place(directory, files, manifests.MANIFEST, stale)
         return manifest
 
     def check_layout(self, manifest: dict[str, Any]) -> None:

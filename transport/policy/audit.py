@@ -46,6 +46,7 @@ from typing import Any
 
 import polars as pl
 
+from transport._validate import check_flag
 from transport.cohort import TIME_UNITS
 from transport.exceptions import DisclosureError
 from transport.manifest import MANIFEST, Verified, release_key, verify
@@ -90,12 +91,14 @@ def verify_release(
     against its stated policy (:func:`audit_release`); returns the manifest, whose
     ``signature`` says whether the keyed signature was checked.
 
-    ``environment=True`` (the environment's own check before export): the signature is
-    checked with the key of ``key_file``, else of the floor policy's
-    ``signing_key_file``, else of ``TRANSPORT_RELEASE_KEY``, when there is one; and the
-    stated policy must be no looser than ``TRANSPORT_POLICY`` (``policy_floor``).
+    ``environment`` is ``True`` or ``False``. ``environment=True`` (the environment's own
+    check before export): the signature is checked with the key of ``key_file``, else of
+    the floor policy's ``signing_key_file``, else of ``TRANSPORT_RELEASE_KEY``, when
+    there is one; and the stated policy must be no looser than ``TRANSPORT_POLICY``
+    (``policy_floor``).
     ``environment=False`` (reading a release that came from another environment, which
     signed it with its own key): the signature is checked only with ``key_file``."""
+    environment = check_flag(environment, "environment", "verify_release")
     floor = floor_policy() if environment else None
     if key_file is None and floor is not None:
         key_file = floor.signing_key_file
