@@ -5,9 +5,11 @@ and a curve or summary edited by hand."""
 
 from __future__ import annotations
 
+import copy
 import errno
 import math
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import transport as tp
 import transport.staging
 from transport.disclosure import Policy, release
 from transport.exceptions import DataError
-from transport.policy import verify_release
+from transport.policy import coarsen_km, verify_release
 
 P = Policy()
 
@@ -27,6 +29,26 @@ P = Policy()
 @pytest.fixture(scope="module")
 def curve() -> tp.SurvivalCurve:
     return tp.kaplan_meier(tp.datasets.load_synthetic("UK"))
+
+
+@pytest.fixture(scope="module")
+def result() -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tp.transport(
+            tp.datasets.load_synthetic("US"),
+            tp.datasets.load_synthetic("UK"),
+            method="iow",
+            times=[365.25],
+        )
+
+
+@pytest.fixture(scope="module")
+def summary_dict() -> dict[str, Any]:
+    summary = tp.TargetSummary.from_cohort(
+        tp.datasets.load_synthetic("JP"), km_times=[100.0, 365.25, 730.5]
+    )
+    return summary.to_dict()
 
 
 # -- a policy file states its settings one way --------------------------------------------
@@ -206,6 +228,13 @@ def test_verify_environment_must_be_a_bool(
         verify_release(tmp_path / "release", environment=environment)
 
 
+def test_coarsen_km_exact_values_must_be_a_bool() -> None:
+    table = {"time": [30.0, 60.0], "n_event": [20.0, 20.0], "n_censor": [10.0, 10.0]}
+    assert coarsen_km(table, 100.0, P).height == 2
+    with pytest.raises(DataError, match=r"'exact_values' parameter must be True or False"):
+        coarsen_km(table, 100.0, P, exact_values="no")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("directory", ["", "   ", None, 5, b"out", "out\0put"])
 def test_a_release_directory_that_is_no_path_is_named(
     curve: tp.SurvivalCurve, directory: Any
@@ -249,3 +278,99 @@ def test_a_release_into_new_parents_still_works(tmp_path: Path, curve: tp.Surviv
     out = tmp_path / "new" / "deeper" / "release"
     assert release(curve, str(out), P)["object"] == "SurvivalCurve"
     assert (out / "manifest.json").is_file()
+
+
+# -- a summary's Kaplan–Meier table edited by hand -----------------------------------------
+def _km_edits() -> dict[str, tuple[str, Any, str]]:
+    counts = r"field '{}' must hold one finite number >= 0"
+    edits: dict[str, tuple[str, Any, str]] = {
+        "conf_type banana": ("conf_type", "banana", r"conf_type 'banana', not one of"),
+        "conf_type null": ("conf_type", None, r"conf_type None, not one of"),
+        "conf_type number": ("conf_type", 5, r"conf_type 5, not one of"),
+    }
+    for key in ("n_event", "n_censor"):
+        for name, value in (("text", "text"), ("null", None), ("nulls", [None] * 3)):
+            edits[f"{key} {name}"] = (key, value, counts.format(key))
+        edits[f"{key} texts"] = (key, ["a"] * 3, counts.format(key))
+        edits[f"{key} negative"] = (key, [-1, 2, 3], counts.format(key))
+        edits[f"{key} bools"] = (key, [True] * 3, counts.format(key))
+    return edits
+
+
+@pytest.mark.parametrize("case", sorted(_km_edits()))
+def test_a_hand_edited_summary_km_is_named_at_release(
+    tmp_path: Path, summary_dict: dict[str, Any], case: str
+) -> None:
+    key, value, named = _km_edits()[case]
+    data = copy.deepcopy(summary_dict)
+    data["km"][key] = value
+    summary = tp.TargetSummary.from_dict(data)  # the reader checks the S(t) lists only
+    with pytest.raises(DataError, match=rf"Kaplan–Meier .*'JP'.*{named}"):
+        release(summary, tmp_path / "out", P)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("time", ["100", "365.25", "730.5"], r"field 'time' must hold one finite number >= 0"),
+        ("time", None, r"field 'time' must hold"),
+        ("n_event", [1, 2], r"field 'n_event' must hold one finite number >= 0 per time \(3\)"),
+        ("n_censor", np.array([1.0, np.nan, 2.0]), r"field 'n_censor' must hold"),
+    ],
+)
+def test_a_summary_km_built_by_hand_is_named(
+    tmp_path: Path, summary_dict: dict[str, Any], key: str, value: Any, named: str
+) -> None:
+    """A summary built in Python, past the document reader."""
+    summary = tp.TargetSummary.from_dict(copy.deepcopy(summary_dict))
+    summary.km = {**summary.km, key: value}  # type: ignore[dict-item]
+    with pytest.raises(DataError, match=named):
+        release(summary, tmp_path / "out", P)
+
+
+# -- a curve or result edited by hand ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("attr", "value", "named"),
+    [
+        ("conf_type", "banana", r"survival curve 'UK' has conf_type 'banana', not one of"),
+        ("conf_type", None, r"has conf_type None"),
+        ("conf_level", "0.95", r"has conf_level '0\.95', not a number in \(0, 1\)"),
+        ("conf_level", None, r"has conf_level None"),
+        ("conf_level", 1.5, r"has conf_level 1\.5"),
+        ("name", 5, r"the SurvivalCurve's name must be text \(a cohort's name\); got int"),
+    ],
+)
+def test_a_hand_edited_curve_is_named_at_release(
+    tmp_path: Path, curve: tp.SurvivalCurve, attr: str, value: Any, named: str
+) -> None:
+    edited = copy.copy(curve)
+    object.__setattr__(edited, attr, value)  # past the curve's immutability
+    with pytest.raises(DataError, match=named):
+        release(edited, tmp_path / "out", P)
+
+
+@pytest.mark.parametrize("part", ["naive", "transported"])
+@pytest.mark.parametrize(
+    ("attr", "value", "named"),
+    [("conf_type", "banana", r"conf_type 'banana'"), ("conf_level", None, r"conf_level None")],
+)
+def test_a_result_with_a_hand_edited_curve_is_named_at_release(
+    tmp_path: Path, result: Any, part: str, attr: str, value: Any, named: str
+) -> None:
+    edited, piece = copy.copy(result), copy.copy(getattr(result, part))
+    object.__setattr__(piece, attr, value)
+    setattr(edited, part, piece)
+    with pytest.raises(DataError, match=rf"the result's {part} curve has {named}"):
+        release(edited, tmp_path / "out", P)
+
+
+@pytest.mark.parametrize(("attr", "value"), [("source", 5), ("target", None)])
+def test_a_result_whose_cohort_name_is_no_text_is_named(
+    tmp_path: Path, result: Any, attr: str, value: Any
+) -> None:
+    """The gate claimed its own bug (RuntimeError: the layout it wrote)."""
+    edited = copy.copy(result)
+    setattr(edited, attr, value)
+    with pytest.raises(DataError, match=rf"the TransportResult's {attr} must be text"):
+        release(edited, tmp_path / "out", P)

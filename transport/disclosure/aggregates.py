@@ -9,14 +9,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from transport._validate import is_finite_number
 from transport.design import read_column
 from transport.disclosure.record import Release
-from transport.exceptions import DisclosureError
+from transport.exceptions import DataError, DisclosureError
 from transport.policy import (
     Policy,
     balance_dominated,
     balance_withheld,
     cells_to_hide,
+    check_interval,
     coarsen_km,
     column_rule,
     design_level_counts,
@@ -217,6 +219,10 @@ def _release_summary_km(obj: TargetSummary, policy: Policy, record: Release) -> 
             "counts per interval, so its steps cannot be checked (rule: min_km_step); "
             "rebuild the summary with TargetSummary.from_cohort"
         )
+    _check_km_counts(obj.name, km)
+    conf_type = check_interval(
+        km.get("conf_type", "log-log"), 0.95, f"Kaplan–Meier of {obj.name!r}"
+    )
     times = np.asarray(km["time"], dtype=np.float64)
     step = policy.grid_step_in(obj.time_unit)
     rows = []
@@ -241,9 +247,33 @@ def _release_summary_km(obj: TargetSummary, policy: Policy, record: Release) -> 
         policy,
         record.withhold,
         f"Kaplan–Meier of {obj.name!r}",
-        conf_type=km.get("conf_type", "log-log"),
+        conf_type=conf_type,
     )
-    return {"conf_type": km.get("conf_type", "log-log"), **frame.to_dict(as_series=False)}
+    return {"conf_type": conf_type, **frame.to_dict(as_series=False)}
+
+
+def _check_km_counts(name: str, km: dict[str, Any]) -> None:
+    """The lists of a summary's Kaplan–Meier table that the gate reads: ``time``, and
+    ``n_event`` and ``n_censor`` (which a summary document's shape does not cover), one
+    finite number >= 0 per time. A table built or edited by hand is a ``DataError``
+    naming the field, never its values."""
+    where = f"the Kaplan–Meier table of target summary {name!r}"
+    size: int | None = None
+    for key in ("time", "n_event", "n_censor"):
+        values = km.get(key)
+        if isinstance(values, np.ndarray):
+            values = values.tolist()
+        if (
+            not isinstance(values, list | tuple)
+            or size not in (None, len(values))
+            or not all(is_finite_number(x) and x >= 0 for x in values)
+        ):
+            per = "" if size is None else f" per time ({size})"
+            raise DataError(
+                f"{where}: field {key!r} must hold one finite number >= 0{per} (rule: a "
+                "life table's times and counts)"
+            )
+        size = len(values)
 
 
 # -- weights diagnostics -------------------------------------------------------------------

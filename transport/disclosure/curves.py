@@ -13,6 +13,7 @@ from transport.policy import (
     CURVE_ESTIMATE,
     Policy,
     Withhold,
+    check_interval,
     coarsen_km,
     curve_grid_counts,
     curve_precision,
@@ -29,6 +30,7 @@ __all__ = ["release_curve", "transported_on_grid"]
 
 def release_curve(obj: SurvivalCurve, policy: Policy, record: Release) -> None:
     """A cohort's unweighted curve, right-censored, as its life table on the grid."""
+    check_interval(obj.conf_type, obj.conf_level, f"survival curve {obj.name!r}")
     n = float(obj.n_risk_unweighted[0]) if obj.n_risk_unweighted.size else 0.0
     if n < policy.min_cell:
         raise DisclosureError(
@@ -123,7 +125,8 @@ def transported_on_grid(
         surv = round_to_precision(surv, precision)
         se = round_to_precision(se, precision / 10.0)
     if isinstance(curve, SurvivalCurve):
-        lo, hi = bands(surv, se, curve.conf_type, curve.conf_level)
+        conf_type = check_interval(curve.conf_type, curve.conf_level, label)
+        lo, hi = bands(surv, se, conf_type, curve.conf_level)
     else:
         lo = hi = np.full(kept.size, np.nan)
     values = {

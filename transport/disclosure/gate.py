@@ -22,7 +22,7 @@ from transport.disclosure.curves import release_curve
 from transport.disclosure.models import release_model, release_shipped_result
 from transport.disclosure.record import Release
 from transport.disclosure.results import release_result
-from transport.exceptions import DisclosureError
+from transport.exceptions import DataError, DisclosureError
 from transport.policy import Policy, floor_policy, forbidden_role
 from transport.result import TransportResult, TransportResults
 from transport.shipping import ShippedModel, ShippedResult
@@ -122,10 +122,17 @@ def release(
 
 
 def _refuse_forbidden_labels(obj: Any, kind: str, policy: Policy) -> None:
-    """A cohort name (the object's name, source or target) with a forbidden role."""
+    """A cohort name (the object's name, source or target) that is no text (an object
+    edited by hand: a ``DataError``) or has a forbidden role."""
     for attr in ("name", "source", "target"):
-        label = getattr(obj, attr, None)
-        role = forbidden_role(label, policy) if isinstance(label, str) else None
+        if not hasattr(obj, attr):
+            continue
+        label = getattr(obj, attr)
+        if not isinstance(label, str):
+            raise DataError(
+                f"the {kind}'s {attr} must be text (a cohort's name); got {type(label).__name__}"
+            )
+        role = forbidden_role(label, policy)
         if role is not None:
             raise DisclosureError(
                 f"the {kind}'s {attr} is named {label!r}, which marks it as "

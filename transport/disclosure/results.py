@@ -15,6 +15,7 @@ from transport.policy import (
     PRECISION_NOTE,
     Policy,
     Withhold,
+    check_interval,
     coarsen_km,
     curve_grid_counts,
     guard_summary,
@@ -43,7 +44,13 @@ def release_result(obj: TransportResult, policy: Policy, record: Release) -> Non
     if obj.weights is not None:
         record.check_names(list(obj.weights.design.columns), f"result {obj.source!r}")
         refuse_small_ess(obj.weights.values, policy, f"result {obj.source!r} -> {obj.target!r}")
-    for curve in (obj.naive, obj.transported, obj.observed):
+    for label, curve in (
+        ("naive", obj.naive),
+        ("transported", obj.transported),
+        ("observed", obj.observed),
+    ):
+        if isinstance(curve, SurvivalCurve):
+            check_interval(curve.conf_type, curve.conf_level, f"the result's {label} curve")
         if isinstance(curve, SurvivalCurve) and curve.delayed_entry:
             raise DisclosureError(
                 f"a curve of the result for {obj.source!r} -> {obj.target!r} has delayed "

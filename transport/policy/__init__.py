@@ -135,6 +135,7 @@ from transport.policy.conform import SchemaMismatch, check_release
 from transport.policy.curves import (
     MEDIAN_BASES,
     SUMMARY_KEYS,
+    check_interval,
     coarsen_km,
     curve_grid_counts,
     guard_summary,
@@ -237,6 +238,7 @@ __all__ = [
     "balance_withheld",
     "cells_to_hide",
     "centre_on_lattice",
+    "check_interval",
     "check_log_hazard_spread",
     "check_model",
     "check_release",

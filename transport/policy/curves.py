@@ -10,13 +10,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from transport._validate import check_flag, is_finite_number
+from transport.exceptions import DataError
 from transport.policy.settings import Policy, Withhold
 from transport.summary import interval_counts
-from transport.survival._confint import ConfType, bands
+from transport.survival._confint import CONF_TYPES, ConfType, bands
 
 __all__ = [
     "MEDIAN_BASES",
     "SUMMARY_KEYS",
+    "check_interval",
     "coarsen_km",
     "curve_grid_counts",
     "guard_summary",
@@ -50,6 +53,17 @@ SUMMARY_KEYS: frozenset[str] = frozenset(
 
 #: The curves whose medians a summary row may carry.
 MEDIAN_BASES: tuple[str, ...] = ("transported", "observed", "naive")
+
+
+def check_interval(conf_type: Any, conf_level: Any, label: str) -> ConfType:
+    """A released curve's interval: ``conf_type`` one of :data:`CONF_TYPES` and
+    ``conf_level`` a number in (0, 1); a curve edited by hand is a ``DataError`` naming
+    ``label`` (which curve) and the field."""
+    if not isinstance(conf_type, str) or conf_type not in CONF_TYPES:
+        raise DataError(f"{label} has conf_type {conf_type!r:.40}, not one of {list(CONF_TYPES)}")
+    if not is_finite_number(conf_level) or not 0 < conf_level < 1:
+        raise DataError(f"{label} has conf_level {conf_level!r:.40}, not a number in (0, 1)")
+    return conf_type  # type: ignore[return-value]  # one of CONF_TYPES
 
 
 def coarsen_km(
@@ -93,8 +107,9 @@ def coarsen_km(
     so the exact counts cannot be solved back from S(t) or its SE. With ``round_to = 1``
     it is the life table of the exact counts.
     """
+    check_interval(conf_type, conf_level, label or "the curve")
     t = np.asarray(table["time"], dtype=np.float64)
-    slack = rounding_slack(policy) if exact_values else (0, 0)
+    slack = rounding_slack(policy) if check_flag(exact_values, "exact_values") else (0, 0)
     keep, steps = _kept_steps(t, table, n, policy, withhold, label, slack)
     y, d, c = released_counts(steps, policy)
     surv, se = life_table_of(y, d, c)
