@@ -182,6 +182,21 @@ def _check_gate_fields(data: Mapping[str, Any], k: int) -> None:
             raise wrong(key, "an object of names to rules")
 
 
+#: The fields of a summary's life table (:meth:`~transport.TargetSummary.from_cohort`).
+_KM_FIELDS = (
+    "time",
+    "survival",
+    "se",
+    "ci_lower",
+    "ci_upper",
+    "n_risk",
+    "n_event",
+    "n_censor",
+    "conf_type",
+    "delayed_entry",
+)
+
+
 def _check_km(km: Any) -> None:
     """The life table of a summary as the target wrote it: the lists of one length, times
     finite, distinct and increasing, S(t) a non-increasing probability with its SE >= 0
@@ -189,6 +204,27 @@ def _check_km(km: Any) -> None:
     keys = ("time", "survival", "se", "ci_lower", "ci_upper")
     if not isinstance(km, Mapping) or not all(isinstance(km.get(k), list) for k in keys):
         raise DataError(f"TargetSummary 'km' must hold the lists {list(keys)}")
+    unknown = sorted(str(k) for k in km if k not in _KM_FIELDS)
+    if unknown:
+        raise DataError(
+            f"TargetSummary 'km' has unknown field(s) {unknown} (rule: the fields "
+            f"{list(_KM_FIELDS)})"
+        )
+    if not isinstance(km.get("delayed_entry", False), bool):
+        raise DataError(
+            f"TargetSummary 'km' delayed_entry must be true or false; got {km['delayed_entry']!r}"
+        )
+    if "conf_type" in km and not isinstance(km["conf_type"], str):
+        raise DataError("TargetSummary 'km' conf_type must be the name of an interval")
+    for k in ("n_risk", "n_event", "n_censor"):
+        if k in km and not (
+            isinstance(km[k], list)
+            and all(x is None or (_is_number(x) and 0 <= x <= MAX_N) for x in km[k])
+        ):
+            raise DataError(
+                f"TargetSummary 'km' {k} must be a list of counts >= 0 (or null where "
+                "withheld), one per time"
+            )
     sizes = {k: len(v) for k, v in km.items() if isinstance(v, list)}
     if len(set(sizes.values())) > 1:
         raise DataError(f"TargetSummary 'km' lists differ in length: {sizes}")

@@ -25,6 +25,7 @@ from transport.cohort import Cohort
 from transport.design import Design, closed_text, quoted_levels
 from transport.document import check_shape, read_json
 from transport.exceptions import DataError
+from transport.survival._confint import CONF_TYPES
 
 __all__ = [
     "DOMINANCE_DEPTH",
@@ -86,6 +87,11 @@ def _validate(data: dict[str, Any]) -> None:
     n = data.get("n")
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise DataError(f"TargetSummary field 'n' must be a positive integer; got {n!r}")
+    km = data.get("km") or {}
+    if km.get("conf_type", "log-log") not in CONF_TYPES:
+        raise DataError(
+            f"TargetSummary 'km' conf_type {km['conf_type']!r} is not one of {list(CONF_TYPES)}"
+        )
     suppressed = data.get("suppressed") or {}
     for j, col in enumerate(data["columns"]):
         m, s = data["mean"][j], data["sd"][j]
@@ -194,7 +200,8 @@ def concentration(X: np.ndarray) -> np.ndarray:
         total = c.sum(axis=0)
         ok = total > 0
         top = -np.sort(-np.partition(c[:, ok], n - depth, axis=0)[n - depth :], axis=0)
-        out[cols[ok], i, :] = (np.cumsum(top, axis=0) / total[ok]).T
+        # the cumulative sum of every contribution may pass the total by a rounding
+        out[cols[ok], i, :] = np.minimum(np.cumsum(top, axis=0) / total[ok], 1.0).T
     return out
 
 
