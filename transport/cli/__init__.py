@@ -107,6 +107,12 @@ def _cohort_from_args(args: argparse.Namespace) -> Any:
     spec: dict[str, Any]
     if args.cohort.startswith("synthetic:"):
         spec = {"dataset": args.cohort}
+        idle = [f"--{k.replace('_', '-')}" for k in _FILE_ONLY if getattr(args, k)]
+        if idle:  # each would be ignored without a word: the summary of another cohort
+            raise PlanError(
+                f"{args.cohort} is a bundled cohort with its own columns and name: "
+                f"{', '.join(idle)} apply to a cohort read from a file"
+            )
     else:
         if not args.time or not args.event:
             raise PlanError(f"cohort file {args.cohort!r} needs --time and --event")
@@ -125,6 +131,10 @@ def _cohort_from_args(args: argparse.Namespace) -> Any:
         spec["name"] = args.name
     name = args.name or Path(args.cohort).stem.replace("synthetic:", "")
     return load_cohort(name, spec, str(Path.cwd()))
+
+
+#: The options that describe a cohort read from a file (a bundled cohort has its own).
+_FILE_ONLY = ("time", "event", "covariates", "identifiers", "entry", "na_action", "name")
 
 
 def _split(text: str) -> list[str]:

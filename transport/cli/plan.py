@@ -7,11 +7,13 @@ The lowest module of :mod:`transport.cli`: :mod:`transport.cli.run` and
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import os
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -317,10 +319,24 @@ def read_frame(path: Path) -> pl.DataFrame:
     try:
         if suffix == ".parquet":
             return pl.read_parquet(path)
+        _check_header(path)
         return pl.read_csv(path, infer_schema_length=None)
     except pl.exceptions.PolarsError as exc:
         why = " ".join(str(exc).split())[:300]
         raise PlanError(f"cohort file {str(path)!r} cannot be read: {why}") from None
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a CSV file that names a column twice: its reader would rename the second
+    (``age_duplicated_0``) and the first would be used without a word."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    twice = sorted(c for c, k in Counter(header).items() if k > 1)
+    if twice:
+        raise PlanError(
+            f"cohort file {str(path)!r} names the column(s) {twice} more than once (rule: "
+            "one column per name; rename or remove the copies)"
+        )
 
 
 def _choice(x: Any, *, name: str, allowed: tuple[Any, ...]) -> Any:
