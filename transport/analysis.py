@@ -51,7 +51,14 @@ from transport.exceptions import (
     TransportWarning,
 )
 from transport.inference import BootstrapDraws, Progress, Seed, resample_counts, run_bootstrap
-from transport.methods import SUMMARY_METHODS, Method, MethodInfo, check_method
+from transport.methods import (
+    SUMMARY_METHODS,
+    Method,
+    MethodInfo,
+    check_method,
+    idle_options,
+    options_read,
+)
 from transport.result import Target, TransportResult, TransportResults
 from transport.summary import TargetSummary
 from transport.survival.curve import kaplan_meier
@@ -274,6 +281,7 @@ def _plan(source: Cohort, target: Target, **kw: Any) -> _Plan:
     check_progress(kw["progress"])
     for name, allowed in OPTION_CHOICES.items():
         check_choice(kw[name], name, allowed)
+    _check_options_read(info, kw)
     if not info.delayed_entry:
         for c in (source, target):
             if isinstance(c, Cohort) and c.entry is not None:
@@ -303,6 +311,22 @@ def _plan(source: Cohort, target: Target, **kw: Any) -> _Plan:
     options = Options(**{k: kw[k] for k in keys}, ci_level=ci_level)
     return _Plan(
         info, t, tau, win, n_boot, kw["seed"], n_jobs, kw["progress"], kw["margin"], options
+    )
+
+
+def _check_options_read(info: MethodInfo, kw: Mapping[str, Any]) -> None:
+    """Refuse an option ``info``'s method would ignore (``moments=2`` with ``iow``): the
+    user's choice would not be the one used, and nothing would say so."""
+    idle = idle_options(info.name, kw)
+    if not idle:
+        return
+    read = options_read(info.name, kw["outcome_model"])
+    them = "it" if len(idle) == 1 else "them"
+    raise ValueError(
+        f"The {', '.join(repr(k) for k in idle)} parameter(s) of transport are not read by "
+        f"method {info.name!r}, which reads {list(read) or 'none of the options'} (rule: "
+        f"an option the method does not read would be ignored); leave {them} out or choose "
+        f"a method that reads {them}"
     )
 
 

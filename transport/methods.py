@@ -14,16 +14,20 @@ the method's name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
+    "ESTIMATOR_OPTIONS",
     "METHODS",
     "REGISTRY",
     "SUMMARY_METHODS",
     "Method",
     "MethodInfo",
     "check_method",
+    "idle_options",
+    "options_read",
 ]
 
 Method = Literal["naive", "iow", "entropy", "gformula", "aipw"]
@@ -53,6 +57,9 @@ class MethodInfo:
     analytic_interval
         Without the bootstrap its curve has an interval of its own (Greenwood, or the
         infinitesimal jackknife with the weights treated as fixed).
+    options
+        The options of :data:`ESTIMATOR_OPTIONS` its estimator reads (``ties`` only
+        with the Cox outcome model).
     """
 
     name: str
@@ -62,6 +69,7 @@ class MethodInfo:
     weights: str | None
     model_based: bool
     analytic_interval: bool
+    options: tuple[str, ...] = ()
 
     @property
     def weights_fixed(self) -> bool:
@@ -80,6 +88,7 @@ REGISTRY: dict[str, MethodInfo] = {
             weights=None,
             model_based=False,
             analytic_interval=True,
+            options=(),
         ),
         MethodInfo(
             "iow",
@@ -89,6 +98,7 @@ REGISTRY: dict[str, MethodInfo] = {
             weights="iow",
             model_based=False,
             analytic_interval=True,
+            options=("formula",),
         ),
         MethodInfo(
             "entropy",
@@ -98,6 +108,7 @@ REGISTRY: dict[str, MethodInfo] = {
             weights="entropy",
             model_based=False,
             analytic_interval=True,
+            options=("formula", "moments"),
         ),
         MethodInfo(
             "gformula",
@@ -107,6 +118,7 @@ REGISTRY: dict[str, MethodInfo] = {
             weights=None,
             model_based=True,
             analytic_interval=False,
+            options=("outcome_formula", "outcome_model", "ties"),
         ),
         MethodInfo(
             "aipw",
@@ -116,6 +128,7 @@ REGISTRY: dict[str, MethodInfo] = {
             weights="iow",
             model_based=True,
             analytic_interval=False,
+            options=("formula", "outcome_formula", "outcome_model", "ties", "censoring"),
         ),
     )
 }
@@ -131,3 +144,48 @@ def check_method(method: object) -> MethodInfo:
     if not isinstance(method, str) or method not in REGISTRY:
         raise ValueError(f"The 'method' parameter must be one of {list(METHODS)}. Got {method!r}.")
     return REGISTRY[method]
+
+
+#: The estimator options of :func:`~transport.transport` and their defaults. A method
+#: reads those of its :attr:`MethodInfo.options`; another, set away from its default,
+#: would be ignored without a word, so it is refused (:func:`idle_options`).
+ESTIMATOR_OPTIONS: dict[str, Any] = {
+    "formula": None,
+    "outcome_formula": None,
+    "outcome_model": "cox",
+    "ties": "efron",
+    "moments": 1,
+    "censoring": "km",
+}
+
+
+def options_read(method: str, outcome_model: object = "cox") -> tuple[str, ...]:
+    """The estimator options ``method`` reads with ``outcome_model``.
+
+    >>> options_read("gformula", "pwexp")
+    ('outcome_formula', 'outcome_model')
+    """
+    read = check_method(method).options
+    return read if outcome_model == "cox" else tuple(o for o in read if o != "ties")
+
+
+def _is_default(value: object, default: object) -> bool:
+    if value is default:
+        return True
+    same_kind = isinstance(value, str | int | float) and not isinstance(value, bool)
+    return same_kind and value == default
+
+
+def idle_options(method: str, given: Mapping[str, Any]) -> list[str]:
+    """The options of ``given`` (a call's keywords) that ``method`` would ignore: those
+    of :data:`ESTIMATOR_OPTIONS` it does not read, set away from their default.
+
+    >>> idle_options("iow", {"formula": "age", "moments": 2, "ties": "efron"})
+    ['moments']
+    """
+    read = options_read(method, given.get("outcome_model", "cox"))
+    return [
+        k
+        for k, default in ESTIMATOR_OPTIONS.items()
+        if k in given and k not in read and not _is_default(given[k], default)
+    ]

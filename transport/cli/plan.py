@@ -23,7 +23,7 @@ import polars as pl
 
 from transport import _validate as v
 from transport.cohort import TIME_UNITS
-from transport.methods import METHODS, SUMMARY_METHODS
+from transport.methods import METHODS, SUMMARY_METHODS, idle_options, options_read
 
 __all__ = [
     "ANALYSIS_KEYS",
@@ -162,15 +162,9 @@ def _check_title(title: Any) -> None:
         )
 
 
-def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
-    """The plan with its keys checked; raises :class:`PlanError` naming what is wrong."""
-    if not isinstance(plan, dict):
-        raise PlanError(f"a plan is a table of tables; got a {type(plan).__name__}")
-    reject_unknown({k: v for k, v in plan.items() if k != "_base"}, _PLAN_KEYS, "the plan")
-    _check_title(plan.get("title", ""))
-    cohorts = plan.get("cohorts")
-    if not isinstance(cohorts, dict) or not cohorts:
-        raise PlanError("the plan has no [cohorts.<name>] tables (rule: at least a source)")
+def _check_cohorts(cohorts: Mapping[str, Any]) -> None:
+    """Each ``[cohorts.<name>]`` table: a usable name, one kind (a synthetic dataset, a
+    file, a released summary), the keys that kind reads and values of their types."""
     for name, spec in cohorts.items():
         if not _NAME.fullmatch(name):
             raise PlanError(
@@ -201,6 +195,18 @@ def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
             )
         if "path" in spec and not {"time", "event"} <= set(spec):
             raise PlanError(f"[cohorts.{name}] reads a file: it needs 'time' and 'event'")
+
+
+def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan with its keys checked; raises :class:`PlanError` naming what is wrong."""
+    if not isinstance(plan, dict):
+        raise PlanError(f"a plan is a table of tables; got a {type(plan).__name__}")
+    reject_unknown({k: v for k, v in plan.items() if k != "_base"}, _PLAN_KEYS, "the plan")
+    _check_title(plan.get("title", ""))
+    cohorts = plan.get("cohorts")
+    if not isinstance(cohorts, dict) or not cohorts:
+        raise PlanError("the plan has no [cohorts.<name>] tables (rule: at least a source)")
+    _check_cohorts(cohorts)
     analysis = plan.get("analysis")
     if not isinstance(analysis, dict):
         raise PlanError("the plan has no [analysis] table")
@@ -213,6 +219,12 @@ def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
         analysis["targets"] = [analysis["targets"]]
     if isinstance(analysis["methods"], str):
         analysis["methods"] = [analysis["methods"]]
+    for key in ("targets", "methods"):
+        given = analysis[key]
+        if not given or len(set(given)) != len(given):
+            raise PlanError(
+                f"[analysis] {key!r} must name at least one, each once; got {given!r:.80}"
+            )
     for who in [analysis["source"], *analysis["targets"]]:
         if who not in cohorts:
             raise PlanError(
@@ -236,6 +248,7 @@ def check_plan(plan: dict[str, Any]) -> dict[str, Any]:
         if key in analysis and not isinstance(analysis[key], list):
             raise PlanError(f"[analysis] {key!r} must be a list of numbers")
     _check_analysis_values(analysis)
+    _check_options_read(analysis)
     output = plan.get("output", {})
     if not isinstance(output, dict):
         raise PlanError("the plan's [output] must be a table")
@@ -341,6 +354,21 @@ def _check_header(path: Path) -> None:
 
 def _choice(x: Any, *, name: str, allowed: tuple[Any, ...]) -> Any:
     return v.check_choice(x, name, allowed)
+
+
+def _check_options_read(analysis: Mapping[str, Any]) -> None:
+    """Refuse an option none of the plan's methods reads (``moments`` with only ``iow``):
+    it would be ignored without a word. Each method is given the options it reads."""
+    methods = analysis["methods"]
+    idle = set.intersection(*(set(idle_options(m, analysis)) for m in methods))
+    if idle:
+        reads = {m: list(options_read(m, analysis.get("outcome_model", "cox"))) for m in methods}
+        raise PlanError(
+            f"[analysis] {sorted(idle)} would be ignored: no method of the plan reads "
+            f"{'it' if len(idle) == 1 else 'them'} (they read {reads}); leave "
+            f"{'it' if len(idle) == 1 else 'them'} out or add a method that reads "
+            f"{'it' if len(idle) == 1 else 'them'}"
+        )
 
 
 def _check_analysis_values(analysis: Mapping[str, Any]) -> None:

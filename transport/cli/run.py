@@ -31,6 +31,7 @@ from transport.cli.plan import (
 )
 from transport.design import closed_text
 from transport.manifest import MANIFEST, RUN_SCHEMA, json_safe
+from transport.methods import ESTIMATOR_OPTIONS, options_read
 from transport.staging import staged_directory
 
 __all__ = ["RUN_MANIFEST", "check_output", "finite", "run_plan", "say", "staged_output"]
@@ -134,8 +135,11 @@ def run_plan(
             f"[{i}/{len(a['methods'])}] {method}: {a['source']} -> {', '.join(a['targets'])}", quiet
         )
         t0 = time.perf_counter()
+        # a plan's options serve its methods: each is given those it reads
+        read = options_read(method, kw.get("outcome_model", "cox"))
+        mine = {k: x for k, x in kw.items() if k not in ESTIMATOR_OPTIONS or k in read}
         results[method] = tp.transport(
-            source, targets, method=method, margin=margin, progress=bars, **kw
+            source, targets, method=method, margin=margin, progress=bars, **mine
         )
         say(f"      done in {time.perf_counter() - t0:.1f} s", quiet)
     settings = {

@@ -231,6 +231,25 @@ class SourceReplicate:
         return np.concatenate((pw.coef, pw.shift))
 
 
+def _check_model_options(model: str, ties: Any, breaks: Any, time_varying: Any) -> None:
+    """Refuse an option ``model`` would ignore (``ties`` of a piecewise exponential model,
+    ``breaks`` of a Cox model): the user's choice would not be the model shipped."""
+    if model == "cox":
+        idle = [
+            k
+            for k, unset in (("breaks", breaks is None), ("time_varying", time_varying is True))
+            if not unset
+        ]
+    else:
+        idle = [] if isinstance(ties, str) and ties == "efron" else ["ties"]
+    if idle:
+        raise ValueError(
+            f"The {', '.join(repr(k) for k in idle)} parameter(s) of ShippedModel.fit are not "
+            f"read by model {model!r} (rule: 'ties' is the Cox model's, 'breaks' and "
+            "'time_varying' the piecewise exponential model's); leave them out"
+        )
+
+
 def fit_fields(
     source: Cohort,
     formula: str | None,
@@ -242,6 +261,7 @@ def fit_fields(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The fields of a :class:`~transport.ShippedModel` fitted on ``source`` (its
     constructor's keywords) and the source's design matrix (for the bootstrap refits)."""
+    _check_model_options(model, ties, breaks, time_varying)
     if formula is not None:  # the model's design travels: its formula must be data there
         formula = closed_text(formula, source.covariates, "formula of a shipped model")
     time, event = source.time_values, source.event_values

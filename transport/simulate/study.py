@@ -40,7 +40,7 @@ from transport._validate import (
 from transport.cohort import TIME_UNITS
 from transport.exceptions import DataError
 from transport.inference import Progress, child_seed, reporter
-from transport.methods import METHODS
+from transport.methods import METHODS, options_read
 from transport.simulate.metrics import performance
 from transport.simulate.scenarios import Scenario, scenario, scenarios
 
@@ -113,9 +113,7 @@ def _replicate(spec: _Spec, s: int, r: int) -> pl.DataFrame:
                     method=method,  # type: ignore[arg-type]
                     times=list(spec.times),
                     tau=spec.tau,
-                    formula=sc.formula,
-                    outcome_formula=sc.outcome_formula,
-                    censoring=sc.censoring,
+                    **_options_of(sc, method),
                     n_boot=spec.n_boot,
                     seed=boot_seed,
                     ci_level=spec.ci_level,
@@ -150,6 +148,18 @@ def _replicate(spec: _Spec, s: int, r: int) -> pl.DataFrame:
             row["warning"] = warning or None
         rows.extend(mine)
     return pl.DataFrame(rows, schema=SCHEMA)
+
+
+def _options_of(sc: Scenario, method: str) -> dict[str, Any]:
+    """The scenario's estimator options that ``method`` reads (a scenario serves every
+    method: its outcome formula is not the weighting methods')."""
+    given = {
+        "formula": sc.formula,
+        "outcome_formula": sc.outcome_formula,
+        "censoring": sc.censoring,
+    }
+    read = options_read(method)
+    return {k: x for k, x in given.items() if k in read}
 
 
 def _unbounded_median(row: dict[str, Any]) -> None:
