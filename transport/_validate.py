@@ -35,6 +35,7 @@ __all__ = [
     "is_finite_number",
     "is_integer",
     "is_positive_number",
+    "real",
     "validate_weights",
 ]
 
@@ -51,13 +52,23 @@ def is_integer(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
 
 
+def real(v: Any) -> float:
+    """``float(v)``, with an integer past the floats' range (``10**400``) as infinite, so
+    that the finiteness and range checks refuse it by name instead of an
+    ``OverflowError``."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
 def is_positive_number(v: Any) -> bool:
     """A finite number > 0 (not a bool)."""
     return (
         isinstance(v, int | float | np.number)
         and not isinstance(v, bool | np.bool_)
-        and math.isfinite(float(v))
-        and float(v) > 0
+        and math.isfinite(real(v))
+        and real(v) > 0
     )
 
 
@@ -77,7 +88,7 @@ def check_times(
                 t = np.asarray(raw, dtype=np.float64)
         else:
             t = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         t = None
     low_ok = t is not None and (np.all(t > 0) if positive else np.all(t >= 0))
     if t is None or t.ndim != 1 or not np.all(np.isfinite(t)) or not low_ok:
@@ -97,11 +108,11 @@ def check_tau(tau: Any, where: str = "") -> float | None:
         return None
     if isinstance(tau, bool) or not isinstance(tau, int | float | np.number):
         raise ValueError(f"The 'tau' parameter{_of(where)} must be a number. Got {tau!r}.")
-    if not (math.isfinite(float(tau)) and float(tau) > 0):
+    if not (math.isfinite(real(tau)) and real(tau) > 0):
         raise ValueError(
-            f"The 'tau' parameter{_of(where)} must be positive and finite. Got {tau!r}."
+            f"The 'tau' parameter{_of(where)} must be positive and finite. Got {tau!r:.60}."
         )
-    if float(tau) > MAX_TAU:
+    if real(tau) > MAX_TAU:
         raise ValueError(
             f"The 'tau' parameter{_of(where)} must be at most {MAX_TAU:g} time units. Got {tau!r}."
         )
@@ -111,9 +122,9 @@ def check_tau(tau: Any, where: str = "") -> float | None:
 def check_ci_level(ci_level: Any, name: str = "ci_level") -> float:
     """A nominal coverage in (0, 1)."""
     if isinstance(ci_level, bool) or not (
-        isinstance(ci_level, float | int | np.floating) and 0 < float(ci_level) < 1
+        isinstance(ci_level, float | int | np.floating) and 0 < real(ci_level) < 1
     ):
-        raise ValueError(f"The '{name}' parameter must be in (0, 1). Got {ci_level!r}.")
+        raise ValueError(f"The '{name}' parameter must be in (0, 1). Got {ci_level!r:.60}.")
     return float(ci_level)
 
 
@@ -172,7 +183,7 @@ def _pair(value: Any) -> tuple[float, float]:
         isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.number) for x in value
     ):
         return math.nan, math.nan
-    return float(value[0]), float(value[1])
+    return real(value[0]), real(value[1])
 
 
 def check_unit_interval(pair: Any, name: str, where: str = "") -> tuple[float, float]:
@@ -190,7 +201,7 @@ def check_share(value: Any, name: str, where: str = "") -> float:
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
         value_ok = False
     else:
-        value_ok = 0.0 <= float(value) <= 1.0
+        value_ok = 0.0 <= real(value) <= 1.0
     if not value_ok:
         raise ValueError(
             f"The {name!r} parameter{_of(where)} must be a share in [0, 1]. Got {value!r}."
@@ -364,6 +375,11 @@ def validate_weights(weights: Any, n: int, weight_type: str = "sampling") -> np.
         )
     try:
         w = np.asarray(arr, dtype=np.float64)  # no copy when already float64
+    except OverflowError:
+        raise DataError(
+            f"weights hold an integer past the floats' range in {arr.size} rows (rule: a "
+            "finite total weight; rescale them)"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise DataError(f"weights must be numeric; could not convert: {exc}") from None
     if w.size != n:
@@ -417,10 +433,7 @@ def is_finite_number(v: Any) -> bool:
     not infinite, not an integer past the floats' range (``10**400``)."""
     if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating):
         return False
-    try:
-        return math.isfinite(float(v))
-    except OverflowError:
-        return False
+    return math.isfinite(real(v))
 
 
 def check_flag(value: Any, name: str, where: str = "") -> bool:

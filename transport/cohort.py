@@ -324,7 +324,7 @@ class Cohort:
 
     def in_unit(self, time_unit: TimeUnit) -> Cohort:
         """The same cohort with time (and entry) converted exactly to ``time_unit``."""
-        if time_unit not in TIME_UNITS:
+        if not isinstance(time_unit, str) or time_unit not in TIME_UNITS:
             raise ValueError(
                 f"The 'time_unit' parameter of Cohort.in_unit must be one of {sorted(TIME_UNITS)}. "
                 f"Got {time_unit!r} instead."

@@ -22,6 +22,7 @@ Reference: Efron B, Tibshirani RJ (1993). An Introduction to the Bootstrap. Chap
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ __all__ = [
     "run_bootstrap",
     "seed_sequence",
 ]
+
+#: Most worker processes a bootstrap starts, whatever ``n_jobs`` asks for.
+MAX_WORKERS = max(64, os.cpu_count() or 1)
 
 Progress = bool | Callable[[int, int], None] | None
 IntervalKind = Literal["percentile", "normal"]
@@ -169,9 +173,12 @@ def run_bootstrap(
     ss = seed_sequence(seed)
     children = child_seeds(ss, n_boot, stream)
     report = reporter(progress, n_boot, label)
-    workers = n_jobs if n_jobs > 0 else max(1, _cpu_count())
+    # more processes than cores, or than replicates, only cost their start (the
+    # result is the same for any n_jobs): n_jobs=10**6 starts at most MAX_WORKERS
+    workers = min(n_jobs, MAX_WORKERS) if n_jobs > 0 else max(1, _cpu_count())
     size = max(1, min(25, math.ceil(n_boot / (4 * workers))))
     chunks = _chunks(n_boot, size)
+    workers = max(1, min(workers, len(chunks)))
     results: list[np.ndarray | str] = []
     done = 0
     if workers == 1:

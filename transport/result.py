@@ -330,7 +330,12 @@ class TransportResults(Mapping[str, TransportResult]):
         self._results = dict(results)
 
     def __getitem__(self, key: str) -> TransportResult:
-        return self._results[key]
+        try:
+            return self._results[key]
+        except (KeyError, TypeError):  # a KeyError still, as a mapping's, naming the targets
+            raise KeyError(
+                f"no result for target {key!r:.60}; the results are for {list(self._results)}"
+            ) from None
 
     def __iter__(self) -> Any:
         return iter(self._results)

@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from transport._validate import check_tau, validate_weights
+from transport._validate import check_tau, real, validate_weights
 from transport.cohort import Cohort
 from transport.estimate import Estimate
 from transport.exceptions import DataError, ExtrapolationWarning
@@ -178,7 +178,7 @@ def kaplan_meier(
 
 
 def _check_conf_level(conf_level: float, where: str) -> None:
-    if not (_is_real(conf_level) and 0 < float(conf_level) < 1):
+    if not (_is_real(conf_level) and 0 < real(conf_level) < 1):
         raise ValueError(
             f"The 'conf_level' parameter of {where} must be a number in (0, 1). "
             f"Got {conf_level!r} instead."
@@ -418,7 +418,7 @@ class SurvivalCurve:
         R's ``quantile.survfit``); a bound is ``nan`` when its band never reaches 1 - p.
         No standard error is given (``se`` is ``nan``).
         """
-        if not (_is_real(p) and 0 < float(p) < 1):
+        if not (_is_real(p) and 0 < real(p) < 1):
             raise ValueError(
                 f"The 'p' parameter of SurvivalCurve.quantile must be in (0, 1). Got {p!r}."
             )
@@ -462,7 +462,7 @@ class SurvivalCurve:
         Warns :class:`ExtrapolationWarning` when ``tau`` is beyond the last observed time
         and the curve has not reached zero: the last value is carried forward.
         """
-        if not (_is_real(tau) and math.isfinite(tau) and tau > 0):
+        if not (_is_real(tau) and math.isfinite(real(tau)) and tau > 0):
             raise ValueError(
                 f"The 'tau' parameter of SurvivalCurve.rmst must be a positive finite number. "
                 f"Got {tau!r} instead."

@@ -1,0 +1,98 @@
+"""Numbers no float can hold (``10**400``), and other values a hurried user types, at
+every entry point that takes a number: a named error, never an ``OverflowError``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import transport as tp
+from transport.exceptions import DataError
+
+BIG = 10**400  # an integer Python holds exactly and no float does
+
+
+@pytest.fixture(scope="module")
+def us_jp() -> tuple[tp.Cohort, tp.Cohort]:
+    return tp.datasets.load_synthetic("US"), tp.datasets.load_synthetic("JP")
+
+
+@pytest.fixture(scope="module")
+def shipped() -> tp.ShippedModel:
+    return tp.ShippedModel.fit(tp.datasets.load_synthetic("DE"))
+
+
+CALLS: dict[str, tuple[Callable[..., Any], str]] = {
+    "times": (lambda us, jp, m: tp.transport(us, jp, times=[BIG]), r"'times' parameter"),
+    "tau": (lambda us, jp, m: tp.transport(us, jp, times=[365], tau=BIG), r"'tau' parameter"),
+    "margin": (lambda us, jp, m: tp.transport(us, jp, times=[365], margin=BIG), r"'margin'"),
+    "margin rmst": (
+        lambda us, jp, m: tp.transport(us, jp, times=[365], margin={"rmst": BIG}),
+        r"margin for 'rmst'",
+    ),
+    "window": (
+        lambda us, jp, m: tp.transport(us, jp, times=[365], window=(0, BIG)),
+        r"'window' parameter",
+    ),
+    "ci_level": (
+        lambda us, jp, m: tp.transport(us, jp, times=[365], ci_level=BIG),
+        r"'ci_level' parameter",
+    ),
+    "km weights": (lambda us, jp, m: tp.kaplan_meier(us, weights=[BIG] * us.n), r"weights"),
+    "rmst": (lambda us, jp, m: tp.kaplan_meier(us).rmst(BIG), r"'tau' parameter"),
+    "quantile": (lambda us, jp, m: tp.kaplan_meier(us).quantile(BIG), r"'p' parameter"),
+    "conf_level": (
+        lambda us, jp, m: tp.kaplan_meier(us, conf_level=BIG),
+        r"conf_level",
+    ),
+    "apply tau": (lambda us, jp, m: m.apply(jp, times=[365], tau=BIG), r"'tau' parameter"),
+    "apply times": (lambda us, jp, m: m.apply(jp, times=[BIG]), r"'times' parameter"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CALLS))
+def test_a_number_past_the_floats_is_named(
+    us_jp: tuple[tp.Cohort, tp.Cohort], shipped: tp.ShippedModel, case: str
+) -> None:
+    call, named = CALLS[case]
+    with pytest.raises((ValueError, DataError), match=named) as caught:
+        call(*us_jp, shipped)
+    assert not isinstance(caught.value, OverflowError)
+
+
+def test_the_largest_float_is_still_a_number_where_one_is_allowed(
+    us_jp: tuple[tp.Cohort, tp.Cohort],
+) -> None:
+    # the conversion refuses only what no float holds: a large exact integer within range
+    # is a valid margin of the RMST
+    us, jp = us_jp
+    res = tp.transport(us, jp, times=[365], tau=1095, margin={"rmst": 10**300})
+    assert res.summary().filter(estimand="rmst")["transported"].is_not_null().all()
+
+
+def test_a_missing_target_names_the_targets_there_are(us_jp: tuple[tp.Cohort, tp.Cohort]) -> None:
+    us, jp = us_jp
+    results = tp.transport(us, {"JP": jp}, times=[365])
+    with pytest.raises(KeyError, match=r"no result for target 'DE'; the results are for \['JP'\]"):
+        results["DE"]
+    assert results.get("DE") is None and "JP" in results  # still a mapping
+
+
+@pytest.mark.parametrize("unit", [["days"], {"days": 1}, None, 5])
+def test_a_unit_that_is_no_name_is_named(us_jp: tuple[tp.Cohort, tp.Cohort], unit: Any) -> None:
+    with pytest.raises(ValueError, match=r"'time_unit' parameter of Cohort.in_unit must be one of"):
+        us_jp[0].in_unit(unit)
+
+
+def test_a_bootstrap_asking_for_countless_workers_starts_few(
+    us_jp: tuple[tp.Cohort, tp.Cohort],
+) -> None:
+    # n_jobs=10**6 would start a million processes; the replicates are the same for any n_jobs
+    us, jp = us_jp
+    kw: dict[str, Any] = {"times": [365], "n_boot": 4, "seed": 3}
+    many = tp.transport(us, jp, n_jobs=10**6, **kw)
+    one = tp.transport(us, jp, n_jobs=1, **kw)
+    np.testing.assert_array_equal(many.bootstrap.values, one.bootstrap.values)
