@@ -4,6 +4,7 @@ writes is one it reads back, and every hand-made one it cannot use is named."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,3 +66,127 @@ def test_a_hand_edited_life_table_is_named_on_reading(
     with pytest.raises(DataError, match=named):
         tp.TargetSummary.from_dict(document)
     tp.TargetSummary.from_dict(km_document)  # the document as written is read
+
+
+@pytest.fixture(scope="module")
+def jp_summary() -> tp.TargetSummary:
+    return tp.TargetSummary.from_cohort(tp.datasets.load_synthetic("JP"))
+
+
+def _fields(s: tp.TargetSummary) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "n": s.n,
+        "time_unit": s.time_unit,
+        "formula": s.formula,
+        "columns": s.columns,
+        "mean": list(s.mean),
+        "sd": list(s.sd),
+        "types": s.types,
+        "levels": s.levels,
+        "shares": s.shares,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"mean": [float("nan")]}, r"mean of column 'age' is missing or not finite"),
+        ({"sd": [float("inf")]}, r"SD of column 'age' must be finite"),
+        ({"sd": [-1.0]}, r"SD of column 'age' must be finite and >= 0"),
+        ({"n": 0}, r"field 'n' must be between 1"),
+        ({"n": "800"}, r"n an integer"),
+        ({"name": None}, r"name must be text"),
+        ({"time_unit": "fortnights"}, r"time_unit 'fortnights' is not one of"),
+    ],
+)
+def test_a_summary_built_in_python_is_checked_as_a_document_is(
+    jp_summary: tp.TargetSummary, change: dict[str, Any], named: str
+) -> None:
+    # a nan mean reached entropy balancing (raw 'array must not contain infs or NaNs'),
+    # an infinite SD, n = 0 or a unit no cohort has were transported as they stood
+    fields = _fields(jp_summary)
+    for key, value in change.items():
+        fields[key] = value + fields[key][1:] if isinstance(value, list) else value
+    with pytest.raises(DataError, match=named):
+        tp.TargetSummary(**fields)
+
+
+def test_shares_that_contradict_the_means_are_refused_in_python(
+    jp_summary: tp.TargetSummary,
+) -> None:
+    fields = _fields(jp_summary)
+    v = next(k for k, t in jp_summary.types.items() if t == "categorical")
+    shares = fields["shares"][v]
+    fields["shares"] = {**fields["shares"], v: tuple(reversed(shares))}
+    if tuple(reversed(shares)) != tuple(shares):
+        with pytest.raises(DataError, match=rf"covariate {v!r}|{v}"):
+            tp.TargetSummary(**fields)
+    again = tp.TargetSummary(**_fields(jp_summary))  # the summary as it is: accepted
+    np.testing.assert_array_equal(again.mean, jp_summary.mean)
+
+
+def test_a_summary_document_is_a_copy(km_document: dict[str, Any]) -> None:
+    # to_dict handed out the summary's own life table: editing the document edited it
+    summary = tp.TargetSummary.from_dict(copy.deepcopy(km_document))
+    document = summary.to_dict()
+    document["km"]["survival"][0] = 2.0
+    assert summary.km is not None and summary.km["survival"][0] < 1
+
+
+@pytest.mark.parametrize(
+    ("where", "edit", "named"),
+    [
+        ("top", {"meen": [0.5]}, r"unknown field\(s\) \['meen'\]"),
+        ("covariate", {"share": [1.0]}, r"covariate '\w+' has unknown field\(s\) \['share'\]"),
+        ("top", {"version": True}, r"schema version True is not supported"),
+        ("top", {"version": 1.0}, r"schema version 1.0 is not supported"),
+    ],
+)
+def test_a_misspelt_or_mistyped_summary_field_is_refused(
+    km_document: dict[str, Any], where: str, edit: dict[str, Any], named: str
+) -> None:
+    document = copy.deepcopy(km_document)
+    target = document if where == "top" else next(iter(document["covariates"].values()))
+    target.update(edit)
+    with pytest.raises(DataError, match=named):
+        tp.TargetSummary.from_dict(document)
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        ({"grid_stepp": 30.0}, r"unknown field\(s\) \['grid_stepp'\]"),
+        ({"version": True}, r"schema version True is not supported"),
+        ({"version": 2}, r"schema version 2 is not supported"),
+    ],
+)
+def test_a_misspelt_shipped_model_field_is_refused(edit: dict[str, Any], named: str) -> None:
+    model = tp.ShippedModel.fit(tp.datasets.load_synthetic("DE"))
+    document = {**model.to_dict(), **edit}
+    with pytest.raises(DataError, match=named):
+        tp.ShippedModel.from_dict(document)
+    tp.ShippedModel.from_dict(model.to_dict())
+
+
+@pytest.mark.parametrize("where", ["directory", "no parent", "proc"])
+def test_a_summary_or_model_written_where_it_cannot_be_is_named(
+    tmp_path: Path, jp_summary: tp.TargetSummary, where: str
+) -> None:
+    path = {
+        "directory": tmp_path,
+        "no parent": tmp_path / "missing" / "s.json",
+        "proc": Path("/proc/transport-summary.json"),
+    }[where]
+    with pytest.raises(DataError, match=r"summary file .* (is a directory|cannot be written)"):
+        jp_summary.to_json(path)
+    model = tp.ShippedModel.fit(tp.datasets.load_synthetic("DE"))
+    with pytest.raises(DataError, match=r"shipped model file .*(is a directory|cannot be written)"):
+        model.to_json(path)
+    assert [p.name for p in tmp_path.iterdir()] == []  # nothing half-written left
+
+
+def test_a_summary_written_whole_reads_back(tmp_path: Path, jp_summary: tp.TargetSummary) -> None:
+    path = jp_summary.to_json(tmp_path / "s.json")
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
+    np.testing.assert_array_equal(tp.TargetSummary.from_json(path).mean, jp_summary.mean)

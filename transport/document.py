@@ -34,6 +34,23 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+#: Every field of a summary document: those required, and the optional ones.
+_KEYS = frozenset(
+    (
+        *_FIELDS,
+        "schema",
+        "version",
+        "km",
+        "counts",
+        "concentration",
+        "value_cells",
+        "column_levels",
+        "suppressed",
+    )
+)
+_COVARIATE_KEYS = frozenset(("type", "levels", "shares", "pooled"))
+
+
 def read_json(path: Path, what: str) -> Any:
     """The JSON document in the file ``path`` (a ``what``: "summary", "shipped model"),
     refused by name when it is no file, larger than :data:`MAX_BYTES`, or not JSON
@@ -51,7 +68,7 @@ def read_json(path: Path, what: str) -> Any:
         ) from None
 
 
-def _number_list(data: Mapping[str, Any], key: str, length: int) -> None:
+def _number_list(data: Mapping[str, Any], key: str, length: int, limit: float) -> None:
     values = data[key]
     if len(values) != length:
         raise DataError(
@@ -60,19 +77,26 @@ def _number_list(data: Mapping[str, Any], key: str, length: int) -> None:
         )
     for j, x in enumerate(values):
         ok = x is None or (isinstance(x, int | float) and not isinstance(x, bool))
-        if not ok or (x is not None and not abs(x) <= MAX_ABS):
+        if not ok or (x is not None and not abs(x) <= limit):
             raise DataError(
-                f"TargetSummary field {key!r} value {j} is {x!r} (rule: a number of at most "
-                f"{MAX_ABS:g} in size, or null where withheld)"
+                f"TargetSummary field {key!r} value {j} is {x!r:.40} (rule: a number of at "
+                f"most {limit:g} in size, or null where withheld)"
             )
 
 
-def check_shape(data: Any) -> None:
+def check_shape(data: Any, limit: float = MAX_ABS) -> None:
     """Refuse a summary document whose shape is not a summary's (a missing or mistyped
     field, lists of other lengths, an unknown unit, numbers out of range), naming the
-    field, before any of it is used."""
+    field, before any of it is used. Means and SDs are at most ``limit`` in size: a
+    document read from elsewhere holds none larger than :data:`MAX_ABS`; a summary of
+    a cohort may (a steep column), and the release gate refuses to release it."""
     if not isinstance(data, Mapping):
         raise DataError(f"a TargetSummary document is a JSON object; got a {type(data).__name__}")
+    unknown = sorted(str(k) for k in data if k not in _KEYS)
+    if unknown:  # a misspelt field would be ignored without a word
+        raise DataError(
+            f"TargetSummary has unknown field(s) {unknown[:10]} (rule: the fields of to_dict)"
+        )
     for key, kind in _FIELDS.items():
         if key not in data:
             raise DataError(f"TargetSummary lacks field {key!r} (rule: the fields of to_dict)")
@@ -90,13 +114,19 @@ def check_shape(data: Any) -> None:
     columns = data["columns"]
     if not all(isinstance(c, str) for c in columns) or len(set(columns)) != len(columns):
         raise DataError("TargetSummary 'columns' must be distinct names (rule: one per column)")
-    _number_list(data, "mean", len(columns))
-    _number_list(data, "sd", len(columns))
+    _number_list(data, "mean", len(columns), limit)
+    _number_list(data, "sd", len(columns), limit)
     for v, c in data["covariates"].items():
         if not isinstance(c, Mapping) or c.get("type") not in ("continuous", "categorical"):
             raise DataError(
                 f"TargetSummary covariate {v!r} must be an object with type 'continuous' or "
                 "'categorical'"
+            )
+        if set(c) - _COVARIATE_KEYS:
+            raise DataError(
+                f"TargetSummary covariate {v!r} has unknown field(s) "
+                f"{sorted(str(k) for k in set(c) - _COVARIATE_KEYS)[:10]} (rule: "
+                f"{sorted(_COVARIATE_KEYS)})"
             )
         if c["type"] == "categorical":
             _check_levels(v, c)

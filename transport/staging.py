@@ -33,6 +33,7 @@ __all__ = [
     "os_errors_named",
     "staged_directory",
     "sweep",
+    "write_file",
     "write_in_place",
 ]
 
@@ -174,3 +175,16 @@ def write_in_place(
         if name not in files:
             with suppress(FileNotFoundError):
                 (directory / name).unlink()
+
+
+def write_file(path: Any, data: bytes, what: str) -> Path:
+    """Write ``data`` to the file ``path`` whole or not at all (a hidden piece beside it,
+    renamed over it once written: :func:`write_in_place`); ``path`` that is a directory,
+    or that the system refuses (no such parent, no permission, a full disk), is a
+    ``DataError`` naming ``what`` (``"summary file"``) and the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{what} {str(path)!r} is a directory (rule: name a file to write)")
+    with os_errors_named(path, what):
+        write_in_place(path.parent, {path.name: data}, path.name, ())
+    return path

@@ -10,6 +10,7 @@ patient rows.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -20,11 +21,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from transport._validate import check_times
+from transport._validate import check_times, is_integer
 from transport.cohort import Cohort
 from transport.design import Design, closed_text, quoted_levels
 from transport.document import check_shape, read_json
 from transport.exceptions import DataError
+from transport.staging import write_file
 from transport.survival._confint import CONF_TYPES
 
 __all__ = [
@@ -297,6 +299,11 @@ class TargetSummary:
         column_levels: Sequence[Sequence[Sequence[str]]] | None = None,
         pooled: Mapping[str, str] | None = None,
     ) -> None:
+        if not isinstance(name, str) or not is_integer(n):
+            raise DataError(
+                f"TargetSummary name must be text and n an integer; got {type(name).__name__} "
+                f"and {type(n).__name__}"
+            )
         self.name = str(name)
         self.n = int(n)
         self.time_unit = time_unit
@@ -324,6 +331,11 @@ class TargetSummary:
         self.pooled = dict(pooled or {})
         if self.mean.shape != (len(self.columns),) or self.sd.shape != self.mean.shape:
             raise DataError("summary means and SDs must have one value per design column")
+        # built in Python or read from a document: the same rules (a nan mean, n = 0, an
+        # unknown unit or shares that contradict the means are no summary of a cohort)
+        document = self.to_dict()
+        check_shape(document, limit=math.inf)
+        _validate(document)
 
     @classmethod
     def from_cohort(
@@ -408,7 +420,7 @@ class TargetSummary:
             "mean": [_num(x) for x in self.mean],
             "sd": [_num(x) for x in self.sd],
             "covariates": {v: self._covariate_dict(v, t) for v, t in self.types.items()},
-            "km": self.km,
+            "km": copy.deepcopy(self.km),
             "counts": None if self.counts is None else list(self.counts),
             "concentration": None
             if self.concentration is None
@@ -431,9 +443,8 @@ class TargetSummary:
 
     def to_json(self, path: str | Path) -> Path:
         """Write the summary as JSON (floats round-trip exactly); return the path."""
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
-        return path
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        return write_file(path, text.encode(), "summary file")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TargetSummary:
@@ -442,9 +453,10 @@ class TargetSummary:
             check_shape(data)
         if data.get("schema") != SCHEMA:
             raise DataError(f"not a TargetSummary: schema {data.get('schema')!r}")
-        if data.get("version") != SCHEMA_VERSION:
+        version = data.get("version")
+        if type(version) is not int or version != SCHEMA_VERSION:  # true == 1 in Python
             raise DataError(
-                f"TargetSummary schema version {data.get('version')!r} is not supported "
+                f"TargetSummary schema version {version!r:.40} is not supported "
                 f"(this package reads version {SCHEMA_VERSION})"
             )
         check_shape(data)

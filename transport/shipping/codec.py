@@ -22,7 +22,38 @@ __all__ = [
 ]
 
 SCHEMA = "transport.ShippedModel"
+VERSION = 1
 MODEL_FILE = "shipped_model.json"
+#: The fields of a shipped model's document (:func:`model_to_dict`).
+MODEL_KEYS = frozenset(
+    (
+        "schema",
+        "version",
+        "kind",
+        "estimand",
+        "source",
+        "time_unit",
+        "design",
+        "names",
+        "coef",
+        "cov",
+        "grid_step",
+        "grid",
+        "grid_counts",
+        "n",
+        "n_events",
+        "cox",
+        "pwexp",
+        "level_counts",
+        "column_counts",
+        "column_binary",
+        "column_concentration",
+        "column_scale",
+        "bootstrap",
+        "released",
+        "policy",
+    )
+)
 
 
 def json_floats(x: Any) -> Any:
@@ -67,7 +98,7 @@ def model_to_dict(m: Any) -> dict[str, Any]:
         boot = json_floats(m.boot_summary.to_dict())
     return {
         "schema": SCHEMA,
-        "version": 1,
+        "version": VERSION,
         "kind": m.kind,
         "estimand": m.estimand,
         "source": m.source,
@@ -139,6 +170,18 @@ def model_fields(data: Mapping[str, Any]) -> dict[str, Any]:
         raise DataError(
             f"not a shipped model (rule: a JSON object with schema {SCHEMA!r}, written by "
             "ShippedModel.to_json or released by tp.disclosure.release)"
+        )
+    version = data.get("version")
+    if type(version) is not int or version != VERSION:
+        raise DataError(
+            f"shipped model schema version {version!r:.40} is not supported (this package "
+            f"reads version {VERSION})"
+        )
+    unknown = sorted(str(k) for k in data if k not in MODEL_KEYS)
+    if unknown:  # a misspelt field would be ignored and its default used without a word
+        raise DataError(
+            f"shipped model has unknown field(s) {unknown[:10]} (rule: the fields written by "
+            "ShippedModel.to_dict)"
         )
     kind = _field(data, "kind", _word)
     kw: dict[str, Any] = {}

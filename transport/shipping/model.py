@@ -35,6 +35,7 @@ from transport.shipping.codec import MODEL_FILE, construct, model_fields, model_
 from transport.shipping.result import ShippedResult
 from transport.shipping.source import fit_fields, source_bootstrap
 from transport.shipping.target import TARGET_STREAM, row_contributors, target_replicates
+from transport.staging import write_file
 from transport.survival._average import AveragedCurve, cox_hazards, pwexp_hazards
 from transport.survival.curve import kaplan_meier
 from transport.survival.model_curve import ModelCurve
@@ -553,8 +554,8 @@ class ShippedModel:
     def to_json(self, path: str | Path) -> None:
         """Write :meth:`to_dict` as JSON (in the source's environment; export goes through
         ``tp.disclosure.release``)."""
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
-        Path(path).write_text(text + "\n")
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        write_file(path, text.encode(), "shipped model file")
 
     @classmethod
     def from_json(cls, path: str | Path) -> ShippedModel:
