@@ -160,7 +160,7 @@ def test_bootstrap_intervals() -> None:
         ({"scenario": 3}, "Unknown scenario 3"),
         ({"methods": ["iow", "ipw"]}, r"Unknown method\(s\) \['ipw'\].*one of \['naive'"),
         ({"methods": []}, "at least one method"),
-        ({"n_reps": 0}, r"'n_reps' parameter must be an integer >= 1\. Got 0"),
+        ({"n_reps": 0}, r"'n_reps' parameter must be an integer from 1 to 10,000,000\. Got 0"),
         ({"n_reps": 2.5}, r"'n_reps' .* Got 2\.5"),
         ({"n_reps": True}, r"'n_reps' .* Got True"),
         ({"seed": -1}, r"'seed' .* >= 0\. Got -1"),

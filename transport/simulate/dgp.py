@@ -23,6 +23,28 @@ import polars as pl
 from scipy.special import expit
 from scipy.stats import norm
 
+from transport.simulate.arguments import (
+    check_codes,
+    check_country,
+    check_flags,
+    check_instances,
+    check_missing,
+    check_patients,
+    check_strength,
+    generator,
+)
+from transport.simulate.codes import (
+    AGE_MAX,
+    AGE_MIN,
+    CODE_RANGES,
+    ECOG,
+    REGIMENS,
+    SMOKING,
+    STAGES,
+    covariate_codes,
+    covariate_frame,
+)
+
 __all__ = [
     "COUNTRIES",
     "ECOG",
@@ -40,12 +62,6 @@ __all__ = [
 ]
 
 COUNTRIES: tuple[str, ...] = ("US", "UK", "DE", "JP")
-SMOKING: tuple[str, ...] = ("never", "former", "current")
-ECOG: tuple[str, ...] = ("0", "1", "2+")
-STAGES: tuple[str, ...] = ("I-II", "III", "IV")
-REGIMENS: tuple[str, ...] = ("chemo", "io", "chemo-io", "targeted")
-AGE_MIN, AGE_MAX = 35, 90
-
 MissingMode = Literal["mcar", "mar"]
 
 
@@ -301,6 +317,10 @@ def sample_covariates(
     :data:`ECOG`; ``stage`` index into :data:`STAGES`; ``regimen`` index into
     :data:`REGIMENS`.
     """
+    check_instances("sample_covariates", False, profile=(profile, CountryProfile))
+    n = check_patients(n, "sample_covariates")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError("The 'rng' parameter of sample_covariates must be a numpy Generator.")
     p = profile
     age = AGE_MIN + _pick(rng, np.broadcast_to(_cdf_age(p), (n, AGE_MAX - AGE_MIN + 1)))
     female = (rng.uniform(size=n) < p.p_female).astype(np.int64)
@@ -343,8 +363,10 @@ def covariate_log_pmf(profile: CountryProfile, cov: dict[str, np.ndarray]) -> np
     model ``log P(target | x) / P(source | x) = log_pmf_target - log_pmf_source +
     log(n_target / n_source)``.
     """
+    check_instances("covariate_log_pmf", False, profile=(profile, CountryProfile))
+    check_codes(cov, CODE_RANGES, "covariate_log_pmf")
     p = profile
-    age, female = cov["age"], cov["female"]
+    age, female = np.asarray(cov["age"]), np.asarray(cov["female"])
     lp = np.log(_cdf_age(p))[age - AGE_MIN]
     lp += np.log(np.where(female == 1, p.p_female, 1.0 - p.p_female))
     sm = _smoking_probs(p, female)
@@ -431,46 +453,6 @@ def _weibull_draw(
     return scale * (e / mult) ** (1.0 / shape)
 
 
-def covariate_frame(cov: dict[str, np.ndarray]) -> dict[str, list[str] | np.ndarray]:
-    """Integer codes to the labelled columns of the shipped cohorts."""
-    return {
-        "age": cov["age"].astype(np.int64),
-        "sex": np.where(cov["female"] == 1, "female", "male"),
-        "ecog": np.asarray(ECOG)[cov["ecog"]],
-        "stage": np.asarray(STAGES)[cov["stage"]],
-        "histology": np.where(cov["squamous"] == 1, "squamous", "non-squamous"),
-        "smoking": np.asarray(SMOKING)[cov["smoking"]],
-        "egfr_alk": np.where(cov["driver"] == 1, "positive", "negative"),
-        "pdl1": np.where(cov["pdl1"] == 1, ">=50%", "<50%"),
-        "regimen": np.asarray(REGIMENS)[cov["regimen"]],
-    }
-
-
-def covariate_codes(frame: pl.DataFrame) -> dict[str, np.ndarray]:
-    """Labelled covariate columns (as in the shipped cohorts) back to integer codes."""
-
-    def index(col: str, labels: tuple[str, ...]) -> np.ndarray:
-        values = frame[col].to_numpy()
-        out = np.full(values.size, -1, dtype=np.int64)
-        for k, label in enumerate(labels):
-            out[values == label] = k
-        if np.any(out < 0):
-            raise ValueError(f"column {col!r} has values outside {list(labels)}")
-        return out
-
-    return {
-        "age": frame["age"].to_numpy().astype(np.int64),
-        "female": index("sex", ("male", "female")),
-        "smoking": index("smoking", SMOKING),
-        "squamous": index("histology", ("non-squamous", "squamous")),
-        "driver": index("egfr_alk", ("negative", "positive")),
-        "pdl1": index("pdl1", ("<50%", ">=50%")),
-        "ecog": index("ecog", ECOG),
-        "stage": index("stage", STAGES),
-        "regimen": index("regimen", REGIMENS),
-    }
-
-
 def simulate_cohort(
     country: str,
     n: int | None = None,
@@ -519,18 +501,23 @@ def simulate_cohort(
         ``patient_id``, ``practice_id``, the covariates (:func:`covariate_frame`),
         ``os_days``, ``os_event``, ``pfs_days``, ``pfs_event``.
     """
-    if profile is None and country not in PROFILES:
-        raise ValueError(
-            f"The 'country' parameter of simulate_cohort must be one of {list(PROFILES)} "
-            f"(or give a profile). Got {country!r} instead."
-        )
+    where = "simulate_cohort"
+    check_country(country, list(PROFILES), where, any_label=profile is not None)
+    check_instances(
+        where,
+        profile=(profile, CountryProfile),
+        outcome=(outcome, OutcomeModel),
+        censoring=(censoring, CensoringModel),
+    )
+    check_flags(where, setting_effect=setting_effect, return_truth_columns=return_truth_columns)
+    missing_rate = check_missing(missing, missing_rate, where)
     p = profile if profile is not None else PROFILES[country]
     m = outcome if outcome is not None else OutcomeModel()
     if unmeasured_strength is not None:
-        m = replace(m, u_immuno=float(unmeasured_strength))
+        m = replace(m, u_immuno=check_strength(unmeasured_strength, where))
     cens = censoring if censoring is not None else CensoringModel()
-    n = p.n if n is None else int(n)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    n = p.n if n is None else check_patients(n, where)
+    rng = generator(seed)
 
     cov = sample_covariates(p, n, rng)
     u = (rng.uniform(size=n) < p.u_prevalence).astype(np.int64)
@@ -562,13 +549,9 @@ def simulate_cohort(
     if missing is not None:
         if missing == "mcar":
             prob = np.full(n, missing_rate)
-        elif missing == "mar":
+        else:  # "mar"
             base = np.log(missing_rate / (1 - missing_rate))
             prob = expit(base - 0.4 + 1.0 * (cov["regimen"] == 0) + 0.8 * (cov["ecog"] == 2))
-        else:
-            raise ValueError(
-                f"The 'missing' parameter must be 'mcar', 'mar' or None. Got {missing!r}."
-            )
         drop = rng.uniform(size=n) < prob
         frame = frame.with_columns(
             pl.when(pl.Series(drop)).then(None).otherwise(pl.col("pdl1")).alias("pdl1")

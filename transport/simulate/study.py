@@ -43,6 +43,7 @@ from transport.inference import Progress, child_seed, reporter
 from transport.methods import METHODS, options_read
 from transport.simulate.metrics import performance
 from transport.simulate.scenarios import Scenario, scenario, scenarios
+from transport.staging import os_errors_named, write_file
 
 __all__ = ["METHODS", "Study", "StudyResult"]
 
@@ -176,6 +177,11 @@ def _run_chunk(spec: _Spec, items: list[tuple[int, int]]) -> list[tuple[int, int
     return [(s, r, _replicate(spec, s, r)) for s, r in items]
 
 
+#: Most replicates per scenario: a study's Monte Carlo error falls as 1/sqrt(n_reps),
+#: and past ten million it is far below any difference a study reports.
+MAX_REPS = 10_000_000
+
+
 class Study:
     """A simulation study: every method on ``n_reps`` replicates of every scenario.
 
@@ -246,8 +252,11 @@ class Study:
             )
         if len(set(methods)) != len(methods):
             raise ValueError(f"The 'methods' parameter lists a method twice: {methods}.")
-        if not is_integer(n_reps) or n_reps < 1:
-            raise ValueError(f"The 'n_reps' parameter must be an integer >= 1. Got {n_reps!r}.")
+        if not is_integer(n_reps) or not 1 <= n_reps <= MAX_REPS:
+            raise ValueError(
+                f"The 'n_reps' parameter must be an integer from 1 to {MAX_REPS:,}. "
+                f"Got {n_reps!r:.60}."
+            )
         if not is_integer(seed) or seed < 0:
             raise ValueError(f"The 'seed' parameter must be an integer >= 0. Got {seed!r}.")
         check_choice(time_unit, "time_unit", tuple(TIME_UNITS))
@@ -438,7 +447,8 @@ class _Checkpoint:
         self.config = config
         if directory.exists() and not directory.is_dir():
             raise DataError(f"checkpoint {str(directory)!r} is a file, not a directory")
-        directory.mkdir(parents=True, exist_ok=True)
+        with os_errors_named(directory, "checkpoint directory"):
+            directory.mkdir(parents=True, exist_ok=True)
         meta = directory / "study.json"
         if meta.exists():
             try:
@@ -458,9 +468,8 @@ class _Checkpoint:
                     "only with the configuration it started with; use another directory)"
                 )
         else:
-            tmp = meta.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
-            os.replace(tmp, meta)
+            text = json.dumps(config, indent=2, sort_keys=True)
+            write_file(meta, text.encode(), "checkpoint file")
 
     def path(self, s: int, r: int) -> Path:
         return self.directory / f"s{s:03d}-r{r:06d}.parquet"
@@ -499,8 +508,9 @@ class _Checkpoint:
     def write(self, s: int, r: int, frame: pl.DataFrame) -> None:
         p = self.path(s, r)
         tmp = p.with_suffix(".parquet.tmp")
-        frame.write_parquet(tmp)
-        os.replace(tmp, p)  # a replicate file is there whole or not at all
+        with os_errors_named(p, "checkpoint file"):
+            frame.write_parquet(tmp)
+            os.replace(tmp, p)  # a replicate file is there whole or not at all
 
 
 class StudyResult:

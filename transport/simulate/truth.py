@@ -23,11 +23,19 @@ density); ``tests/test_simulate.py`` checks it against the plain sum of every da
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
 import polars as pl
 
+from transport.simulate.arguments import (
+    check_country,
+    check_flags,
+    check_grid,
+    check_instances,
+    check_strength,
+)
 from transport.simulate.dgp import (
     AGE_MAX,
     AGE_MIN,
@@ -212,10 +220,23 @@ def truth_table(
     ``time_unit`` (``"days"``) and ``value`` (days for median and RMST). Pairs with
     ``source == target`` are included (both quantities then coincide).
     """
+    where = "truth_table"
     profiles = PROFILES if profiles is None else profiles
+    if not isinstance(profiles, Mapping) or not all(
+        isinstance(x, CountryProfile) for x in profiles.values()
+    ):
+        raise TypeError(f"The 'profiles' parameter of {where} must map names to CountryProfiles.")
+    if isinstance(countries, str) or not isinstance(countries, Sequence) or not countries:
+        raise ValueError(f"The 'countries' parameter of {where} must be a list of countries.")
+    for c in countries:
+        check_country(c, list(profiles), where, any_label=False)
+    check_instances(where, outcome_model=(outcome_model, OutcomeModel))
+    check_flags(where, setting_effect=setting_effect)
+    grid_days = check_grid(grid_days, "grid_days", where)
+    taus_days = check_grid(taus_days, "taus_days", where)
     model = outcome_model if outcome_model is not None else OutcomeModel()
     if unmeasured_strength is not None:
-        model = replace(model, u_immuno=float(unmeasured_strength))
+        model = replace(model, u_immuno=check_strength(unmeasured_strength, where))
     patterns = covariate_patterns()
     rows: list[tuple] = []
     cache: dict[tuple[str, str, str], dict[tuple[str, int | None], float]] = {}
