@@ -4,7 +4,9 @@ exit status 2, and nothing written."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -59,3 +61,57 @@ def test_a_csv_naming_a_column_twice_is_refused(
     assert not out.exists()
     path.write_text(text)  # the same file with distinct names is summarised
     assert main([*argv, "--covariates", "age", "--out", str(out)]) == 0
+
+
+PLAN = (
+    '[cohorts.US]\ndataset = "synthetic:US"\n[cohorts.JP]\ndataset = "synthetic:JP"\n'
+    '[analysis]\nsource = "US"\ntargets = ["JP"]\nmethods = ["naive"]\ntimes = [365.25]\n'
+)
+STUDY = (
+    'title = "s"\n[study]\nscenarios = ["correct"]\nmethods = ["naive"]\nn_reps = 2\n'
+    "seed = 1\ntimes = [12.0]\ntau = 24.0\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("command", "text", "named"),
+    [
+        ("run", PLAN + "[disclosure]\npolicy = 5\n", r"\[disclosure\] policy must be the name"),
+        ("run", PLAN + "[output\n", r"plan '.*p.toml' is not valid TOML: .*line 10"),
+        ("run", b"\x7fELF\x02\x01\x01\x00\xd0\xff", r"plan '.*p.toml' is not a text file"),
+        ("simulate", STUDY + "[run]\ncheckpoint = 5\n", r"\[run\] 'checkpoint' must be a string"),
+        ("simulate", STUDY + "[run]\nscheduler = 5\n", r"\[run\] 'scheduler' must be a string"),
+        ("simulate", STUDY + "[output]\ndirectory = 5\n", r"\[output\] 'directory' must be"),
+        ("simulate", "run = 5\n" + STUDY, r"study file's \[run\] must be a table"),
+        ("simulate", STUDY + "[run\n", r"study file '.*p.toml' is not valid TOML"),
+    ],
+)
+def test_a_plan_or_study_file_of_the_wrong_kind_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, text: Any, named: str
+) -> None:
+    # policy = 5 and checkpoint = 5 gave "expected str, bytes or os.PathLike object, not
+    # int"; a binary file given as a plan gave a UnicodeDecodeError naming no file
+    path = tmp_path / "p.toml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    err = _refused(capsys, command, str(path), "--out", str(tmp_path / "out"))
+    assert re.search(named, err), err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "simulate", "demo"])
+def test_an_output_directory_that_cannot_be_written_is_refused_before_the_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    # the analysis ran to its end and then failed with FileNotFoundError on a hidden
+    # '/proc/.x.partial-…' directory the user never named
+    path = tmp_path / "p.toml"
+    path.write_text(PLAN if command == "run" else STUDY)
+    args = (
+        ["demo", "--n-boot", "0", "--methods", "naive"]
+        if command == "demo"
+        else [command, str(path)]
+    )
+    assert main([*args, "--out", "/proc/transport-out"]) == 2
+    out, err = capsys.readouterr()
+    assert "output directory '/proc/transport-out' cannot be written" in err
+    assert "naive" not in out  # refused before any method ran

@@ -28,6 +28,7 @@ from typing import Any
 from transport.exceptions import DataError
 
 __all__ = [
+    "check_writable",
     "directory_path",
     "is_partial",
     "os_errors_named",
@@ -117,6 +118,17 @@ def sweep(parent: Path, name: str | None = None) -> list[Path]:
     return removed
 
 
+def check_writable(directory: Path, what: str) -> None:
+    """Refuse, before any work, a ``directory`` whose hidden sibling cannot be made (its
+    parent read-only, virtual or a file): a ``DataError`` naming ``what`` and the path.
+    Creates the missing parents, as the writing would."""
+    probe = directory.parent / _partial_name(directory.name)
+    with os_errors_named(directory, what):
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        probe.mkdir()
+        probe.rmdir()
+
+
 @contextmanager
 def staged_directory(directory: Path) -> Iterator[Path]:
     """A hidden sibling of ``directory`` to write into. When the block finishes, the
@@ -125,10 +137,11 @@ def staged_directory(directory: Path) -> Iterator[Path]:
     the sibling is removed and ``directory`` is left as it was. The caller checks that
     ``directory`` may be replaced, inside the block."""
     parent = directory.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    sweep(parent, directory.name)
     tmp = parent / _partial_name(directory.name)
-    tmp.mkdir()
+    with os_errors_named(directory, "output directory"):
+        parent.mkdir(parents=True, exist_ok=True)
+        sweep(parent, directory.name)
+        tmp.mkdir()
     try:
         yield tmp
         old = parent / _partial_name(directory.name)

@@ -110,10 +110,23 @@ def load_plan(path: str | Path) -> dict[str, Any]:
     """Read and check an analysis plan (TOML). Relative paths in it are taken from the
     plan's directory. See ``transport run --help`` for the keys."""
     path = Path(path)
-    with path.open("rb") as fh:
-        plan = tomllib.load(fh)
+    plan = read_toml(path, "plan")
     plan["_base"] = str(path.resolve().parent)
     return check_plan(plan)
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The TOML file ``path`` (a ``what``: "plan", "study file"), refused by name when it
+    is no file, not text or not TOML (the error names the file, the line and column)."""
+    if not path.is_file():
+        raise PlanError(f"{what} {str(path)!r} does not exist or is not a file")
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except UnicodeDecodeError:
+        raise PlanError(f"{what} {str(path)!r} is not a text file (rule: TOML in UTF-8)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(f"{what} {str(path)!r} is not valid TOML: {exc}") from None
 
 
 #: What a plan's text values must be (a plan is text from another environment; a value
@@ -422,6 +435,10 @@ def policy_from_plan(plan: Mapping[str, Any], floor: Any = None) -> Any:
     if spec is None:
         return floor
     if isinstance(spec, dict) and set(spec) == {"policy"}:
+        if not isinstance(spec["policy"], str):
+            raise PlanError(
+                f"[disclosure] policy must be the name of a file; got {spec['policy']!r:.60}"
+            )
         path = resolve_path(plan.get("_base"), spec["policy"])
         return floor.tightened(Policy.read_table(path), f"the plan's policy file {str(path)!r}")
     if not isinstance(spec, dict):

@@ -32,7 +32,7 @@ from transport.cli.plan import (
 from transport.design import closed_text
 from transport.manifest import MANIFEST, RUN_SCHEMA, json_safe
 from transport.methods import ESTIMATOR_OPTIONS, options_read
-from transport.staging import staged_directory
+from transport.staging import check_writable, staged_directory
 
 __all__ = ["RUN_MANIFEST", "check_output", "finite", "run_plan", "say", "staged_output"]
 
@@ -50,7 +50,9 @@ def check_output(directory: Path, overwrite: bool) -> None:
     run's output and nothing else: every file listed in its run manifest, every folder
     one that holds a listed file (a user's empty folder there is not the run's to
     delete). Nothing is deleted here: a run writes into a hidden sibling and replaces
-    the directory only when it has finished (:func:`staged_output`)."""
+    the directory only when it has finished (:func:`staged_output`); a place where it
+    cannot (a parent that is read-only or virtual) is refused here, before the work."""
+    check_writable(directory, "output directory")
     if not directory.exists():
         return
     if not directory.is_dir():

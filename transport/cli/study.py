@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from transport import manifest as manifests
-from transport.cli.plan import PLAN_MAX_BOOT, PlanError, dump_toml, reject_unknown, resolve_path
+from transport.cli.plan import (
+    PLAN_MAX_BOOT,
+    PlanError,
+    dump_toml,
+    read_toml,
+    reject_unknown,
+    resolve_path,
+)
 from transport.cli.run import check_output, finite, say, staged_output
 from transport.manifest import RUN_SCHEMA
 
@@ -41,9 +47,18 @@ def load_study(path: str | Path) -> dict[str, Any]:
     interrupted study resumes) and ``scheduler`` (the address of an existing Dask
     scheduler); ``[output]`` with ``directory``."""
     path = Path(path)
-    with path.open("rb") as fh:
-        plan = tomllib.load(fh)
+    plan = read_toml(path, "study file")
     reject_unknown(plan, {"title", "study", "run", "output"}, "the study file")
+    for table in ("run", "output"):
+        if not isinstance(plan.get(table, {}), dict):
+            raise PlanError(f"the study file's [{table}] must be a table")
+    for key in ("checkpoint", "scheduler"):
+        value = plan.get("run", {}).get(key)
+        if value is not None and not isinstance(value, str):
+            raise PlanError(f"[run] {key!r} must be a string; got {value!r:.60}")
+    directory = plan.get("output", {}).get("directory")
+    if directory is not None and not isinstance(directory, str):
+        raise PlanError(f"[output] 'directory' must be a string; got {directory!r:.60}")
     study = plan.get("study")
     if not isinstance(study, dict):
         raise PlanError("the study file has no [study] table")
