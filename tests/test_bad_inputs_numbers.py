@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pytest
 
 import transport as tp
@@ -96,3 +97,67 @@ def test_a_bootstrap_asking_for_countless_workers_starts_few(
     many = tp.transport(us, jp, n_jobs=10**6, **kw)
     one = tp.transport(us, jp, n_jobs=1, **kw)
     np.testing.assert_array_equal(many.bootstrap.values, one.bootstrap.values)
+
+
+def _frame() -> pl.DataFrame:
+    return pl.DataFrame({"t": [5.0, 8.0, 3.0, 9.0], "e": [1, 0, 1, 1], "age": [50.0, 60, 70, 55]})
+
+
+@pytest.mark.parametrize("name", [None, ["x"], 5, "", "  "])
+def test_a_cohort_name_that_is_no_text_is_named(name: Any) -> None:
+    # name=None named the cohort 'None' in every table and report
+    with pytest.raises(TypeError, match=r"'name' parameter of Cohort must be text"):
+        tp.Cohort(_frame(), time="t", event="e", covariates=["age"], name=name)
+
+
+@pytest.mark.parametrize("times", [[True], [False, True], np.array([True])])
+def test_a_bool_is_no_time_of_a_curve(us_jp: tuple[tp.Cohort, tp.Cohort], times: Any) -> None:
+    # survival_at([True]) gave S(1)
+    with pytest.raises(ValueError, match=r"'times' parameter of SurvivalCurve.survival_at"):
+        tp.kaplan_meier(us_jp[0]).survival_at(times)
+
+
+@pytest.mark.parametrize("targets", [[["JP"]], "nested", {"JP": ["x"]}])
+def test_a_target_list_holding_no_target_is_named(
+    us_jp: tuple[tp.Cohort, tp.Cohort], targets: Any
+) -> None:
+    # [[jp]] gave results of results, the inner one named '0'
+    us, jp = us_jp
+    given = [[jp]] if targets == "nested" else targets
+    with pytest.raises(TypeError, match=r"'target' parameter of transport .* are not"):
+        tp.transport(us, given, times=[365])
+
+
+@pytest.mark.parametrize(
+    ("kw", "named"),
+    [
+        ({"ci": "no"}, r"'ci' parameter of plot must be True or False"),  # truthy: drew the band
+        ({"ci": None}, r"'ci' parameter"),
+        ({"risk_table": None}, r"'risk_table' parameter"),
+        ({"risk_times": "abc"}, r"'risk_times' parameter of plot"),
+        ({"risk_times": [365, float("nan")]}, r"'risk_times' parameter"),
+    ],
+)
+def test_a_plot_option_of_the_wrong_kind_is_named(
+    us_jp: tuple[tp.Cohort, tp.Cohort], kw: dict[str, Any], named: str
+) -> None:
+    with pytest.raises((ValueError, TypeError, DataError), match=named):
+        tp.kaplan_meier(us_jp[0]).plot(**kw)
+
+
+@pytest.mark.parametrize("key", ["formula", "outcome_formula"])
+def test_a_formula_that_is_no_text_names_its_parameter(
+    us_jp: tuple[tp.Cohort, tp.Cohort], key: str
+) -> None:
+    # outcome_formula=3 blamed 'formula'
+    method = "gformula" if key == "outcome_formula" else "iow"
+    with pytest.raises(TypeError, match=rf"The '{key}' parameter of transport must be a string"):
+        tp.transport(*us_jp, method=method, times=[365], **{key: 3})  # type: ignore[arg-type]
+
+
+def test_a_piecewise_model_without_a_cut_point_names_the_time_column() -> None:
+    # every follow-up time equal: no cut point, and a raw ValueError from the fitter
+    frame = pl.DataFrame({"t": [5.0] * 20, "e": [1, 0] * 10, "x": np.arange(20.0)})
+    cohort = tp.Cohort(frame, time="t", event="e", covariates=["x"])
+    with pytest.raises(DataError, match=r"time column 't' of cohort 'cohort' gives no cut point"):
+        tp.transport(cohort, cohort, method="gformula", outcome_model="pwexp", times=[3.0])

@@ -481,3 +481,40 @@ def test_the_command_on_csv_files_of_any_shape(
         assert (
             len(said) == 1 and said[0].startswith("transport: ") and "internal error" not in said[0]
         )
+
+
+# -- the simulation's entry points -----------------------------------------------------------
+SIMULATE = st.fixed_dictionaries(
+    {
+        "country": mostly(st.sampled_from(["US", "UK", "DE", "JP"]), SCALARS),
+        "n": mostly(st.integers(1, 30), st.one_of(SCALARS.filter(lambda x: x is not None))),
+    },
+    optional={
+        "seed": mostly(st.integers(0, 10), SCALARS),
+        "setting_effect": mostly(st.booleans(), SCALARS),
+        "unmeasured_strength": mostly(st.floats(-2, 2), SCALARS),
+        "missing": mostly(st.sampled_from(["mcar", "mar", None]), SCALARS),
+        "missing_rate": mostly(st.floats(0.01, 0.99), SCALARS),
+        "return_truth_columns": mostly(st.booleans(), SCALARS),
+    },
+)
+SIMULATE_NAMES = (
+    "'country'",
+    "'n'",
+    "'seed'",
+    "'setting_effect'",
+    "'unmeasured_strength'",
+    "'missing'",
+    "'missing_rate'",
+    "'return_truth_columns'",
+)
+
+
+@EXAMPLES
+@given(SIMULATE)
+def test_simulate_cohort_with_malformed_arguments(kw: dict[str, Any]) -> None:
+    frame = call(tp.simulate.simulate_cohort, SIMULATE_NAMES, **kw)
+    if frame is not None:  # an answer is the cohort asked for, of the size asked for
+        n = kw["n"] if kw["n"] is not None else tp.simulate.PROFILES[kw["country"]].n
+        assert frame.height == n and frame["os_days"].min() >= 0
+        assert ("u" in frame.columns) == bool(kw.get("return_truth_columns", False))

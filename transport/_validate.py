@@ -265,14 +265,14 @@ def check_axes(ax: Any) -> None:
         )
 
 
-def check_choice(value: Any, name: str, allowed: Sequence[Any]) -> Any:
-    """``value`` if it is one of ``allowed`` (a ``ValueError`` naming ``name`` otherwise:
-    an unknown option is never read as the default)."""
+def check_choice(value: Any, name: str, allowed: Sequence[Any], where: str = "") -> Any:
+    """``value`` if it is one of ``allowed`` (a ``ValueError`` naming ``name`` of
+    ``where`` otherwise: an unknown option is never read as the default)."""
     scalar = isinstance(value, str | int | float | np.generic) and np.ndim(value) == 0
     if isinstance(value, bool | np.bool_) or not scalar or value not in allowed:
         names = [repr(a) for a in allowed]
         shown = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
-        raise ValueError(f"The {name!r} parameter must be {shown}. Got {value!r}.")
+        raise ValueError(f"The {name!r} parameter{_of(where)} must be {shown}. Got {value!r:.60}.")
     return value
 
 

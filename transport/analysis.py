@@ -193,6 +193,10 @@ def transport(
         (piecewise exponential with time-varying effects: no proportional hazards).
     moments
         Entropy balancing: 1 (means) or 2 (also second moments of continuous columns).
+        An option the method does not read (``moments`` with ``iow``, ``ties`` with the
+        ``pwexp`` model), set away from its default, is refused with a ``ValueError``
+        rather than ignored; :func:`transport.methods.options_read` lists those each
+        method reads.
     censoring
         ``aipw``: censoring survival G(t) by reverse Kaplan–Meier (``"km"``, censoring
         independent of X) or by a Cox model on the outcome design (``"cox"``).
@@ -242,6 +246,13 @@ def transport(
             else [(getattr(t, "name", str(i)), t) for i, t in enumerate(target)]
         )
         names = [str(k) for k, _ in items]
+        nested = [(n, t) for n, t in items if not isinstance(t, Cohort | TargetSummary)]
+        if nested:  # a list inside the list would give results of results, named by position
+            raise TypeError(
+                f"The 'target' parameter of transport must be a Cohort, a TargetSummary, or a "
+                f"list or dict of them; target(s) {[str(n) for n, _ in nested[:5]]} are not "
+                f"(a {type(nested[0][1]).__name__})"
+            )
         if not items:
             raise ValueError("The 'target' parameter of transport is an empty list: name a target")
         if len(set(names)) != len(names):
@@ -281,7 +292,7 @@ def _plan(source: Cohort, target: Target, **kw: Any) -> _Plan:
     check_progress(kw["progress"])
     for name, allowed in OPTION_CHOICES.items():
         check_choice(kw[name], name, allowed)
-    _check_options_read(info, kw)
+    _check_options(info, kw)
     if not info.delayed_entry:
         for c in (source, target):
             if isinstance(c, Cohort) and c.entry is not None:
@@ -314,9 +325,15 @@ def _plan(source: Cohort, target: Target, **kw: Any) -> _Plan:
     )
 
 
-def _check_options_read(info: MethodInfo, kw: Mapping[str, Any]) -> None:
-    """Refuse an option ``info``'s method would ignore (``moments=2`` with ``iow``): the
-    user's choice would not be the one used, and nothing would say so."""
+def _check_options(info: MethodInfo, kw: Mapping[str, Any]) -> None:
+    """Refuse a formula that is no text, and an option ``info``'s method would ignore
+    (``moments=2`` with ``iow``): the user's choice would not be the one used, and
+    nothing would say so."""
+    for key in ("formula", "outcome_formula"):
+        if kw[key] is not None and not isinstance(kw[key], str):
+            raise TypeError(
+                f"The {key!r} parameter of transport must be a string or None. Got {kw[key]!r:.60}."
+            )
     idle = idle_options(info.name, kw)
     if not idle:
         return

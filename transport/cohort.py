@@ -13,7 +13,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import polars as pl
 
-from transport._validate import MAX_TAU, scaled_times
+from transport._validate import MAX_TAU, check_choice, scaled_times
 from transport.exceptions import DataError
 from transport.frames import pandas_frame
 
@@ -165,16 +165,10 @@ class Cohort:
     ) -> None:
         covariates = _column_list(covariates, "covariates")
         identifiers = _column_list(identifiers, "identifiers")
-        if not isinstance(time_unit, str) or time_unit not in TIME_UNITS:
-            raise ValueError(
-                f"The 'time_unit' parameter of Cohort must be one of {sorted(TIME_UNITS)}. "
-                f"Got {time_unit!r} instead."
-            )
-        if not isinstance(na_action, str) or na_action not in ("error", "drop"):
-            raise ValueError(
-                "The 'na_action' parameter of Cohort must be 'error' or 'drop'. "
-                f"Got {na_action!r} instead."
-            )
+        check_choice(time_unit, "time_unit", tuple(TIME_UNITS), "Cohort")
+        check_choice(na_action, "na_action", ("error", "drop"), "Cohort")
+        if not isinstance(name, str) or not name.strip():  # str(None) would name it 'None'
+            raise TypeError(f"The 'name' parameter of Cohort must be text. Got {name!r:.60}.")
         roles = _roles(time, event, entry, covariates, identifiers)
         overrides = _covariate_overrides(covariate_types, covariates)
         frame = _as_polars(data, [c for _, c in roles])

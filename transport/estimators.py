@@ -287,6 +287,13 @@ class _OutcomeFit:
             from transport.survival._pwexp import default_breaks
 
             self.breaks = default_breaks(self.time, self.event)
+            if self.breaks.size == 0:  # the time-varying model needs two intervals
+                raise DataError(
+                    f"time column {source.time!r} of cohort {source.name!r} gives no cut "
+                    f"point between its {int(self.event.sum())} event times (rule: the "
+                    "piecewise exponential outcome model needs two intervals, each with "
+                    "events; use outcome_model='cox')"
+                )
         self.start: np.ndarray | None = None
         full = self.fit(np.ones(source.n))
         if full is None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from transport._validate import check_axes
+from transport._validate import check_axes, check_flag, check_times
 from transport.plotting.protocols import CurveLike
 
 if TYPE_CHECKING:
@@ -58,6 +58,10 @@ def plot_survival(
     import matplotlib.pyplot as plt
 
     check_axes(ax)
+    check_flag(ci, "ci", "plot")
+    check_flag(risk_table, "risk_table", "plot")
+    if risk_times is not None:
+        risk_times = check_times(risk_times, "plot", name="risk_times").tolist()
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
     x = np.concatenate(([0.0], curve.time))

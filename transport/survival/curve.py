@@ -192,7 +192,7 @@ def _is_real(x: object) -> bool:
 
 def _as_times(times: Any, where: str) -> np.ndarray:
     raw = np.asarray(list(times) if isinstance(times, set | frozenset) else times)
-    if raw.dtype.kind not in "biuf" or isinstance(times, set | frozenset | str):
+    if raw.dtype.kind not in "iuf" or isinstance(times, set | frozenset | str):  # True: no time
         raise ValueError(
             f"The 'times' parameter of {where} must be numbers (a list or array, in order). "
             f"Got {times!r:.80}."
