@@ -4,6 +4,7 @@ exit status 2, and nothing written."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,41 @@ def test_an_output_directory_that_cannot_be_written_is_refused_before_the_work(
     out, err = capsys.readouterr()
     assert "output directory '/proc/transport-out' cannot be written" in err
     assert "naive" not in out  # refused before any method ran
+
+
+def test_a_plan_read_from_a_pipe_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # transport run <(cat plan.toml): the plan reader asked for a regular file
+    import threading
+
+    fifo = tmp_path / "plan.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=(PLAN,))
+    writer.start()
+    try:
+        assert main(["run", str(fifo), "--out", str(tmp_path / "out")]) == 0
+    finally:
+        writer.join(timeout=30)
+    assert (tmp_path / "out" / "manifest.json").is_file()
+
+
+def test_trailing_empty_columns_of_a_spreadsheet_are_no_duplicates(tmp_path: Path) -> None:
+    jp = pl.read_parquet(tp.datasets.data_dir() / "JP.parquet").head(300)
+    text = jp.select("os_days", "os_event", "age").write_csv()
+    lines = text.splitlines()
+    path = tmp_path / "trail.csv"
+    path.write_text("\n".join([lines[0] + ",,", *(row + ",," for row in lines[1:])]) + "\n")
+    argv = ["summarize", str(path), "--time", "os_days", "--event", "os_event"]
+    assert main([*argv, "--covariates", "age", "--out", str(tmp_path / "release")]) == 0
+
+
+def test_a_refused_run_creates_no_parent_directories(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the writability probe made a/b before the plan's missing cohort file was found
+    plan = tmp_path / "p.toml"
+    plan.write_text(
+        PLAN.replace('dataset = "synthetic:JP"', 'path = "nofile.csv"\ntime = "t"\nevent = "e"')
+    )
+    _refused(capsys, "run", str(plan), "--out", str(tmp_path / "a" / "b" / "c"))
+    assert not (tmp_path / "a").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.toml"]

@@ -106,7 +106,7 @@ def _frame() -> pl.DataFrame:
 @pytest.mark.parametrize("name", [None, ["x"], 5, "", "  "])
 def test_a_cohort_name_that_is_no_text_is_named(name: Any) -> None:
     # name=None named the cohort 'None' in every table and report
-    with pytest.raises(TypeError, match=r"'name' parameter of Cohort must be text"):
+    with pytest.raises(TypeError, match=r"'name' parameter of Cohort must be non-empty text"):
         tp.Cohort(_frame(), time="t", event="e", covariates=["age"], name=name)
 
 
@@ -161,3 +161,48 @@ def test_a_piecewise_model_without_a_cut_point_names_the_time_column() -> None:
     cohort = tp.Cohort(frame, time="t", event="e", covariates=["x"])
     with pytest.raises(DataError, match=r"time column 't' of cohort 'cohort' gives no cut point"):
         tp.transport(cohort, cohort, method="gformula", outcome_model="pwexp", times=[3.0])
+
+
+@pytest.fixture(scope="module")
+def model_curve(us_jp: tuple[tp.Cohort, tp.Cohort]) -> Any:
+    return tp.transport(*us_jp, method="gformula", times=[365]).transported
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda c: c.quantile(2), r"'p' parameter of ModelCurve.quantile"),  # nan, 'above -1'
+        (lambda c: c.quantile(-1), r"'p' parameter"),  # 0
+        (lambda c: c.quantile("0.5"), r"'p' parameter"),  # 330
+        (lambda c: c.quantile(BIG), r"'p' parameter"),  # OverflowError
+        (lambda c: c.survival_at([BIG]), r"'times' parameter of ModelCurve.survival_at"),
+        (lambda c: c.survival_at([-1]), r"'times' parameter"),
+        (lambda c: c.at([True]), r"'times' parameter of ModelCurve.at"),
+    ],
+)
+def test_a_model_curve_names_what_it_cannot_read(model_curve: Any, call: Any, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        call(model_curve)
+    assert 0 < float(model_curve.survival_at([365])[0]) < 1
+
+
+def test_the_default_of_an_unread_option_may_be_a_numpy_number(
+    us_jp: tuple[tp.Cohort, tp.Cohort],
+) -> None:
+    res = tp.transport(*us_jp, method="iow", times=[365], moments=np.int64(1))  # type: ignore[arg-type]
+    assert res.summary().height > 0
+
+
+def test_breaks_no_float_holds_are_named() -> None:
+    with pytest.raises(ValueError, match=r"'breaks' parameter .*\(breaks must be finite numbers"):
+        tp.ShippedModel.fit(tp.datasets.load_synthetic("DE"), model="pwexp", breaks=[100, BIG])
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), BIG, -0.1, "0.1"])
+def test_a_balance_threshold_that_is_no_number_is_named(
+    us_jp: tuple[tp.Cohort, tp.Cohort], threshold: Any
+) -> None:
+    # nan drew no line at all, 10**400 overflowed
+    w = tp.inverse_odds_weights(*us_jp)
+    with pytest.raises(ValueError, match=r"'threshold' parameter of plot_balance"):
+        w.plot_balance(threshold=threshold)

@@ -139,3 +139,39 @@ def test_a_checkpoint_where_none_can_be_written_is_named() -> None:
 def test_a_study_of_countless_replicates_is_refused(n_reps: Any) -> None:
     with pytest.raises(ValueError, match=r"'n_reps' parameter must be an integer from 1 to"):
         tp.simulate.Study(["correct"], methods=["naive"], n_reps=n_reps)
+
+
+def test_grids_and_countries_given_as_arrays_or_whole_floats_are_read() -> None:
+    # np.array([365, 730]) and (365.0, 730.0) are whole days in order; both were refused
+    a = truth_table(countries=("US", "JP"), grid_days=np.array([365, 730]), taus_days=(730,))
+    b = truth_table(countries=np.array(["US", "JP"]), grid_days=(365.0, 730.0), taus_days=[730])
+    assert a.equals(b) and a.height > 0
+    with pytest.raises(
+        ValueError, match=r"'countries' parameter of truth_table names a country twice"
+    ):
+        truth_table(countries=("US", "US"))  # duplicate rows, silently
+    with pytest.raises(ValueError, match=r"'grid_days'"):
+        truth_table(grid_days=(365.5,))
+
+
+def test_a_missing_rate_is_read_only_with_missingness() -> None:
+    assert simulate_cohort("US", 10, missing=None, missing_rate=None).height == 10
+    with pytest.raises(ValueError, match=r"'missing_rate'"):
+        simulate_cohort("US", 10, missing="mcar", missing_rate=None)
+
+
+def test_codes_given_as_lists_or_series_give_the_same_probabilities() -> None:
+    import polars as pl
+
+    codes = _codes()
+    want = covariate_log_pmf(PROFILES["US"], codes)
+    as_lists = covariate_log_pmf(PROFILES["US"], {k: v.tolist() for k, v in codes.items()})
+    as_series = covariate_log_pmf(PROFILES["US"], {k: pl.Series(v) for k, v in codes.items()})
+    np.testing.assert_array_equal(as_lists, want)
+    np.testing.assert_array_equal(as_series, want)
+
+
+@pytest.mark.parametrize("strength", [10**400, float("nan"), "1"])
+def test_a_scenario_strength_no_float_holds_is_named(strength: Any) -> None:
+    with pytest.raises(ValueError, match=r"'strength' option must be a finite number"):
+        tp.simulate.scenario("unmeasured_modifier", strength=strength)

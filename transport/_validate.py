@@ -93,7 +93,7 @@ def check_times(
     low_ok = t is not None and (np.all(t > 0) if positive else np.all(t >= 0))
     if t is None or t.ndim != 1 or not np.all(np.isfinite(t)) or not low_ok:
         rule = "positive finite numbers" if positive else "finite numbers >= 0"
-        raise ValueError(f"The {name!r} parameter{_of(where)} must be {rule}. Got {times!r}.")
+        raise ValueError(f"The {name!r} parameter{_of(where)} must be {rule}. Got {times!r:.60}.")
     return t
 
 
@@ -107,14 +107,15 @@ def check_tau(tau: Any, where: str = "") -> float | None:
     if tau is None:
         return None
     if isinstance(tau, bool) or not isinstance(tau, int | float | np.number):
-        raise ValueError(f"The 'tau' parameter{_of(where)} must be a number. Got {tau!r}.")
+        raise ValueError(f"The 'tau' parameter{_of(where)} must be a number. Got {tau!r:.60}.")
     if not (math.isfinite(real(tau)) and real(tau) > 0):
         raise ValueError(
             f"The 'tau' parameter{_of(where)} must be positive and finite. Got {tau!r:.60}."
         )
     if real(tau) > MAX_TAU:
         raise ValueError(
-            f"The 'tau' parameter{_of(where)} must be at most {MAX_TAU:g} time units. Got {tau!r}."
+            f"The 'tau' parameter{_of(where)} must be at most {MAX_TAU:g} time units. "
+            f"Got {tau!r:.60}."
         )
     return float(tau)
 
@@ -131,7 +132,7 @@ def check_ci_level(ci_level: Any, name: str = "ci_level") -> float:
 def check_alpha(alpha: Any) -> float:
     """A one-sided test level in (0, 0.5)."""
     if isinstance(alpha, bool) or not (isinstance(alpha, float | int) and 0 < alpha < 0.5):
-        raise ValueError(f"The 'alpha' parameter must be in (0, 0.5). Got {alpha!r}.")
+        raise ValueError(f"The 'alpha' parameter must be in (0, 0.5). Got {alpha!r:.60}.")
     return float(alpha)
 
 
@@ -142,7 +143,7 @@ MAX_BOOT = 10_000_000
 def check_n_boot(n_boot: Any) -> int:
     """Bootstrap replicates: 0 (none) or at least 2 (one replicate has no spread)."""
     if not is_integer(n_boot) or n_boot < 0:
-        raise ValueError(f"The 'n_boot' parameter must be an integer >= 0. Got {n_boot!r}.")
+        raise ValueError(f"The 'n_boot' parameter must be an integer >= 0. Got {n_boot!r:.60}.")
     if n_boot == 1:
         raise ValueError(
             "The 'n_boot' parameter must be 0 or at least 2 (one replicate has no spread). Got 1."
@@ -150,7 +151,7 @@ def check_n_boot(n_boot: Any) -> int:
     if n_boot > MAX_BOOT:
         raise ValueError(
             f"The 'n_boot' parameter must be at most {MAX_BOOT:,} (a bootstrap interval's "
-            f"Monte Carlo error is negligible long before). Got {n_boot!r}."
+            f"Monte Carlo error is negligible long before). Got {n_boot!r:.60}."
         )
     return int(n_boot)
 
@@ -159,7 +160,7 @@ def check_n_jobs(n_jobs: Any) -> int:
     """Worker processes: a positive integer, or -1 for every core."""
     if not is_integer(n_jobs) or n_jobs == 0 or n_jobs < -1:
         raise ValueError(
-            f"The 'n_jobs' parameter must be a positive integer or -1. Got {n_jobs!r}."
+            f"The 'n_jobs' parameter must be a positive integer or -1. Got {n_jobs!r:.60}."
         )
     return int(n_jobs)
 
@@ -169,7 +170,7 @@ def check_progress(progress: Any) -> Any:
     if not (progress is None or isinstance(progress, bool) or callable(progress)):
         raise ValueError(
             "The 'progress' parameter must be None, True, False or a callable "
-            f"(done, total). Got {progress!r}."
+            f"(done, total). Got {progress!r:.60}."
         )
     return progress
 
@@ -191,7 +192,8 @@ def check_unit_interval(pair: Any, name: str, where: str = "") -> tuple[float, f
     lo, hi = _pair(pair)
     if not 0.0 <= lo < hi <= 1.0:
         raise ValueError(
-            f"The {name!r} parameter{_of(where)} must be a pair 0 <= low < high <= 1. Got {pair!r}."
+            f"The {name!r} parameter{_of(where)} must be a pair 0 <= low < high <= 1. "
+            f"Got {pair!r:.60}."
         )
     return lo, hi
 
@@ -204,7 +206,7 @@ def check_share(value: Any, name: str, where: str = "") -> float:
         value_ok = 0.0 <= real(value) <= 1.0
     if not value_ok:
         raise ValueError(
-            f"The {name!r} parameter{_of(where)} must be a share in [0, 1]. Got {value!r}."
+            f"The {name!r} parameter{_of(where)} must be a share in [0, 1]. Got {value!r:.60}."
         )
     return float(value)
 
@@ -220,12 +222,12 @@ def check_solver(tol: Any, max_iter: Any, where: str = "") -> tuple[float, int]:
     if not is_positive_number(tol) or float(tol) > MAX_TOL:
         raise ValueError(
             f"The 'tol' parameter{_of(where)} must be a number in (0, {MAX_TOL:g}] (the "
-            f"largest standardised imbalance accepted). Got {tol!r}."
+            f"largest standardised imbalance accepted). Got {tol!r:.60}."
         )
     if not is_integer(max_iter) or not 1 <= max_iter <= MAX_ITER:
         raise ValueError(
             f"The 'max_iter' parameter{_of(where)} must be an integer in [1, {MAX_ITER:,}]. "
-            f"Got {max_iter!r}."
+            f"Got {max_iter!r:.60}."
         )
     return float(tol), int(max_iter)
 
@@ -234,7 +236,9 @@ def check_window(window: Any) -> tuple[float, float]:
     """A time window ``(a, b)`` with ``0 <= a < b`` finite."""
     a, b = _pair(window)
     if not (math.isfinite(b) and b > a >= 0):
-        raise ValueError(f"The 'window' parameter must be (a, b) with 0 <= a < b. Got {window!r}.")
+        raise ValueError(
+            f"The 'window' parameter must be (a, b) with 0 <= a < b. Got {window!r:.60}."
+        )
     return a, b
 
 
@@ -247,7 +251,7 @@ def check_seed(seed: Any) -> Any:
     if not items or not all(is_integer(x) and x >= 0 for x in items):
         raise ValueError(
             "The 'seed' parameter must be None, an integer >= 0, a list of them or a "
-            f"numpy SeedSequence. Got {seed!r}."
+            f"numpy SeedSequence. Got {seed!r:.60}."
         )
     return seed
 
@@ -307,22 +311,22 @@ def check_margins(
         for key, v in margin.items():
             if not is_positive_number(v):
                 raise ValueError(
-                    f"The margin for {key!r} must be a positive finite number. Got {v!r}."
+                    f"The margin for {key!r} must be a positive finite number. Got {v!r:.60}."
                 )
             if key == "survival" and float(v) >= 1:
                 raise ValueError(
                     f"The margin for 'survival' must be below 1 (survival is a "
-                    f"probability). Got {v!r}."
+                    f"probability). Got {v!r:.60}."
                 )
         return np.array([float(margin.get(e, np.nan)) for e in estimands])
     if not is_positive_number(margin):
         raise ValueError(
-            f"The 'margin' must be a positive finite number or a dict. Got {margin!r}."
+            f"The 'margin' must be a positive finite number or a dict. Got {margin!r:.60}."
         )
     if float(margin) >= 1:
         raise ValueError(
             f"The 'margin' for a difference of S(t) must be below 1 (survival is a "
-            f"probability). Got {margin!r}; give margins of the median or RMST by name, "
+            f"probability). Got {margin!r:.60}; give margins of the median or RMST by name, "
             "e.g. margin={'rmst': 30}."
         )
     return np.array([float(margin) if e == "survival" else np.nan for e in estimands])
@@ -377,7 +381,7 @@ def validate_weights(weights: Any, n: int, weight_type: str = "sampling") -> np.
         w = np.asarray(arr, dtype=np.float64)  # no copy when already float64
     except OverflowError:
         raise DataError(
-            f"weights hold an integer past the floats' range in {arr.size} rows (rule: a "
+            f"weights hold an integer past the floats' range ({arr.size} rows) (rule: a "
             "finite total weight; rescale them)"
         ) from None
     except (TypeError, ValueError) as exc:

@@ -168,7 +168,9 @@ class Cohort:
         check_choice(time_unit, "time_unit", tuple(TIME_UNITS), "Cohort")
         check_choice(na_action, "na_action", ("error", "drop"), "Cohort")
         if not isinstance(name, str) or not name.strip():  # str(None) would name it 'None'
-            raise TypeError(f"The 'name' parameter of Cohort must be text. Got {name!r:.60}.")
+            raise TypeError(
+                f"The 'name' parameter of Cohort must be non-empty text. Got {name!r:.60}."
+            )
         roles = _roles(time, event, entry, covariates, identifiers)
         overrides = _covariate_overrides(covariate_types, covariates)
         frame = _as_polars(data, [c for _, c in roles])

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import numbers
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from transport.cohort import TIME_UNITS
 from transport.exceptions import DataError
@@ -137,7 +140,8 @@ def check_shape(data: Any, limit: float = MAX_ABS) -> None:
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
+    """A real number (numpy's too, for a summary built in Python), not a bool."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool | np.bool_)
 
 
 def _check_levels(v: str, c: Mapping[str, Any]) -> None:

@@ -14,6 +14,7 @@ the method's name.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -172,8 +173,9 @@ def options_read(method: str, outcome_model: object = "cox") -> tuple[str, ...]:
 def _is_default(value: object, default: object) -> bool:
     if value is default:
         return True
-    same_kind = isinstance(value, str | int | float) and not isinstance(value, bool)
-    return same_kind and value == default
+    # numbers.Real covers numpy's integers and floats (moments=np.int64(1) is the default)
+    same_kind = isinstance(value, str | numbers.Real) and not isinstance(value, bool)
+    return same_kind and bool(value == default)
 
 
 def idle_options(method: str, given: Mapping[str, Any]) -> list[str]:

@@ -119,12 +119,16 @@ def sweep(parent: Path, name: str | None = None) -> list[Path]:
 
 
 def check_writable(directory: Path, what: str) -> None:
-    """Refuse, before any work, a ``directory`` whose hidden sibling cannot be made (its
-    parent read-only, virtual or a file): a ``DataError`` naming ``what`` and the path.
-    Creates the missing parents, as the writing would."""
-    probe = directory.parent / _partial_name(directory.name)
+    """Refuse, before any work, a ``directory`` that could not be written: its nearest
+    existing ancestor must be a directory in which a hidden piece can be made (not
+    read-only, virtual or a file). Nothing is left behind, no parent created."""
+    parent = Path(os.path.abspath(directory)).parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(f"{what} {str(directory)!r} cannot be written ({str(parent)!r} is a file)")
+    probe = parent / _partial_name(directory.name or "output")
     with os_errors_named(directory, what):
-        directory.parent.mkdir(parents=True, exist_ok=True)
         probe.mkdir()
         probe.rmdir()
 
@@ -191,13 +195,21 @@ def write_in_place(
 
 
 def write_file(path: Any, data: bytes, what: str) -> Path:
-    """Write ``data`` to the file ``path`` whole or not at all (a hidden piece beside it,
-    renamed over it once written: :func:`write_in_place`); ``path`` that is a directory,
-    or that the system refuses (no such parent, no permission, a full disk), is a
-    ``DataError`` naming ``what`` (``"summary file"``) and the path."""
+    """Write ``data`` to the file ``path``, as ``open(path, "wb")`` does: through a
+    symbolic link, into a device or an existing file (its permissions kept). A ``path``
+    that is a directory, or that the system refuses (no such parent, no permission, a full
+    disk), is a ``DataError`` naming ``what`` (``"summary file"``) and the path; a file
+    this call created is removed again when the writing fails midway."""
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{what} {str(path)!r} is a directory (rule: name a file to write)")
-    with os_errors_named(path, what):
-        write_in_place(path.parent, {path.name: data}, path.name, ())
+    existed = path.exists() or path.is_symlink()
+    try:
+        with os_errors_named(path, what), open(path, "wb") as fh:
+            fh.write(data)
+    except BaseException:
+        if not existed:
+            with suppress(OSError):
+                path.unlink()
+        raise
     return path

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import numbers
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -138,21 +139,52 @@ def _check_shares_against_means(
     share = {str(lv): x for lv, x in zip(levels, shares, strict=True)}
     slack = SHARE_SLACK[0] + SHARE_SLACK[1] / data["n"]
     term = re.compile(rf"(?:{re.escape(v)}|C\({re.escape(v)}(?:,[^:]*)?\))\[T\.(.+)\]")
+    seen: dict[str, float] = {}  # a level's mean, once (x and C(x, ...) may both code it)
     for col, mean in zip(data["columns"], data["mean"], strict=True):
         found = term.fullmatch(col)
-        level = found.group(1) if found else ""
-        said = share.get(level) if found else None
-        if said is not None and mean is not None and abs(mean - said) > slack:
+        if not found or mean is None or found.group(1) not in share:
+            continue  # not one level's column (an interaction, another coding)
+        level = found.group(1)
+        said = share.get(level)
+        if not -1e-12 <= mean <= 1 + 1e-12 or (level in share and said is None):
+            raise DataError(
+                f"TargetSummary column {col!r} has mean {mean:g} (rule: the mean of a level's "
+                "column is its share, in [0, 1], and withheld where the share is withheld)"
+            )
+        seen.setdefault(level, mean)
+        if said is not None and abs(mean - said) > slack:
             raise DataError(
                 f"TargetSummary column {col!r} has mean {mean:g} but covariate {v!r} gives "
                 f"level {level!r} (of {len(levels)}) the share {said:g} (rule: a "
                 f"level's share and its column's mean agree, within {slack:.3g})"
             )
+    if sum(seen.values()) > 1 + slack:
+        raise DataError(
+            f"TargetSummary columns of covariate {v!r} have means summing to "
+            f"{sum(seen.values()):g} (rule: the shares of its levels sum to at most 1)"
+        )
 
 
 #: Largest gap between a level's share and its column's mean, as ``(a, b)`` for
 #: ``a + b / n``: rounding each to ``round_to = 5`` patients moves them by at most 2.5/n.
 SHARE_SLACK = (0.005, 5.0)
+
+
+def _share(x: Any) -> float:
+    """A level's share as given in Python: a number, or ``None`` / ``nan`` where withheld
+    (text such as ``"0.5"`` is no share)."""
+    if x is None:
+        return math.nan
+    if not isinstance(x, numbers.Real) or isinstance(x, bool | np.bool_):
+        raise TypeError(f"a share must be a number or None; got {x!r:.40}")
+    return float(x)
+
+
+def _count(x: Any) -> int:
+    """A count as given in Python: an integer (numpy's too), never a float truncated."""
+    if not is_integer(x):
+        raise TypeError(f"a count must be an integer; got {x!r:.40}")
+    return int(x)
 
 
 def _num(x: float) -> float | None:
@@ -304,38 +336,48 @@ class TargetSummary:
                 f"TargetSummary name must be text and n an integer; got {type(name).__name__} "
                 f"and {type(n).__name__}"
             )
-        self.name = str(name)
-        self.n = int(n)
-        self.time_unit = time_unit
-        self.formula = formula
-        self.columns = tuple(columns)
-        self.mean = np.asarray(mean, dtype=np.float64)
-        self.sd = np.asarray(sd, dtype=np.float64)
-        self.types = dict(types)
-        self.levels = {k: tuple(v) for k, v in levels.items()}
-        self.shares = {
-            k: tuple(np.nan if x is None else float(x) for x in v) for k, v in shares.items()
-        }
-        self.km = km
-        self.counts = None if counts is None else tuple(int(x) for x in counts)
-        self.suppressed = dict(suppressed or {})
-        self.concentration = (
-            None if concentration is None else np.asarray(concentration, dtype=np.float64)
-        )
-        self.value_cells = None if value_cells is None else tuple(value_cells)
-        self.column_levels = (
-            None
-            if column_levels is None
-            else tuple(tuple((str(v), str(lv)) for v, lv in pairs) for pairs in column_levels)
-        )
-        self.pooled = dict(pooled or {})
-        if self.mean.shape != (len(self.columns),) or self.sd.shape != self.mean.shape:
-            raise DataError("summary means and SDs must have one value per design column")
-        # built in Python or read from a document: the same rules (a nan mean, n = 0, an
-        # unknown unit or shares that contradict the means are no summary of a cohort)
-        document = self.to_dict()
-        check_shape(document, limit=math.inf)
-        _validate(document)
+        try:  # built in Python: a field of the wrong kind is named, not a raw error
+            self.name = str(name)
+            self.n = int(n)
+            self.time_unit = time_unit
+            self.formula = formula
+            self.columns = tuple(columns)
+            self.mean = np.asarray(mean, dtype=np.float64)
+            self.sd = np.asarray(sd, dtype=np.float64)
+            self.types = dict(types)
+            self.levels = {k: tuple(v) for k, v in levels.items()}
+            self.shares = {k: tuple(_share(x) for x in v) for k, v in shares.items()}
+            self.km = km
+            self.counts = None if counts is None else tuple(_count(x) for x in counts)
+            self.suppressed = dict(suppressed or {})
+            self.concentration = (
+                None if concentration is None else np.asarray(concentration, dtype=np.float64)
+            )
+            self.value_cells = (
+                None
+                if value_cells is None
+                else tuple(None if x is None else _count(x) for x in value_cells)
+            )
+            self.column_levels = (
+                None
+                if column_levels is None
+                else tuple(tuple((str(v), str(lv)) for v, lv in pairs) for pairs in column_levels)
+            )
+            self.pooled = dict(pooled or {})
+            if self.mean.shape != (len(self.columns),) or self.sd.shape != self.mean.shape:
+                raise DataError("summary means and SDs must have one value per design column")
+            # built in Python or read from a document: the same rules (a nan mean, n = 0, an
+            # unknown unit or shares that contradict the means are no summary of a cohort)
+            document = self.to_dict()
+            check_shape(document, limit=math.inf)
+            _validate(document)
+        except DataError:
+            raise
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+            raise DataError(
+                f"TargetSummary has a field of the wrong kind ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:160]}) (rule: the fields of from_cohort)"
+            ) from None
 
     @classmethod
     def from_cohort(

@@ -111,7 +111,8 @@ def _cohort_from_args(args: argparse.Namespace) -> Any:
         if idle:  # each would be ignored without a word: the summary of another cohort
             raise PlanError(
                 f"{args.cohort} is a bundled cohort with its own columns and name: "
-                f"{', '.join(idle)} apply to a cohort read from a file"
+                f"{', '.join(idle)} {'applies' if len(idle) == 1 else 'apply'} only to a cohort "
+                "read from a file"
             )
     else:
         if not args.time or not args.event:

@@ -118,8 +118,8 @@ def load_plan(path: str | Path) -> dict[str, Any]:
 def read_toml(path: Path, what: str) -> dict[str, Any]:
     """The TOML file ``path`` (a ``what``: "plan", "study file"), refused by name when it
     is no file, not text or not TOML (the error names the file, the line and column)."""
-    if not path.is_file():
-        raise PlanError(f"{what} {str(path)!r} does not exist or is not a file")
+    if not path.exists() or path.is_dir():  # a pipe (<(...), /dev/stdin) is read
+        raise PlanError(f"{what} {str(path)!r} does not exist or is a directory")
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
@@ -357,7 +357,8 @@ def _check_header(path: Path) -> None:
     (``age_duplicated_0``) and the first would be used without a word."""
     with path.open(newline="", encoding="utf-8", errors="replace") as f:
         header = next(csv.reader(f), [])
-    twice = sorted(c for c, k in Counter(header).items() if k > 1)
+    # an empty name is no column a cohort can use (a spreadsheet's trailing commas)
+    twice = sorted(c for c, k in Counter(header).items() if k > 1 and c.strip())
     if twice:
         raise PlanError(
             f"cohort file {str(path)!r} names the column(s) {twice} more than once (rule: "

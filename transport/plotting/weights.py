@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from transport._validate import check_axes
+from transport._validate import check_axes, is_positive_number
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -22,6 +22,12 @@ def plot_balance(weights: BalanceLike, ax: Axes | None = None, *, threshold: flo
     row per design column, with a reference line at ``threshold``."""
     import matplotlib.pyplot as plt
 
+    check_axes(ax)
+    if not is_positive_number(threshold):  # nan drew no line; 10**400 overflowed
+        raise ValueError(
+            f"The 'threshold' parameter of plot_balance must be a positive finite number. "
+            f"Got {threshold!r:.40}."
+        )
     bal = weights.balance()
     names = bal["covariate"].to_list()
     before = np.abs(bal["smd_before"].to_numpy())

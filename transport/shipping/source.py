@@ -97,8 +97,8 @@ def grid_breaks(
         cuts = default_breaks(time, event, n_int)
     else:
         try:
-            cuts = check_breaks(np.asarray(breaks, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
+            cuts = check_breaks(breaks)
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(
                 f"The 'breaks' parameter must be None, a number of intervals or increasing "
                 f"positive cut points ({exc})."

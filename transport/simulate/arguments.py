@@ -17,6 +17,7 @@ __all__ = [
     "MAX_PATIENTS",
     "MAX_STRENGTH",
     "check_codes",
+    "check_countries",
     "check_country",
     "check_flags",
     "check_grid",
@@ -96,7 +97,9 @@ def check_strength(x: Any, where: str) -> float:
 def check_missing(missing: Any, rate: Any, where: str) -> float:
     """The missingness mode (``None``, ``"mcar"``, ``"mar"``) and its rate: a share in
     ``[0, 1]`` for ``mcar``, in ``(0, 1)`` for ``mar`` (its logit must be a number)."""
-    if missing is not None and missing not in ("mcar", "mar"):
+    if missing is None:
+        return 0.0  # no missingness: the rate is not read
+    if missing not in ("mcar", "mar"):
         raise ValueError(
             f"The 'missing' parameter of {where} must be 'mcar', 'mar' or None. Got "
             f"{missing!r:.60}."
@@ -113,21 +116,46 @@ def check_missing(missing: Any, rate: Any, where: str) -> float:
 
 
 def check_grid(values: Any, name: str, where: str) -> tuple[int, ...]:
-    """Whole days ``> 0`` in increasing order, each once (a grid of the truth)."""
-    items = list(values) if isinstance(values, Sequence) and not isinstance(values, str) else None
-    if (
-        not items
-        or not all(is_integer(x) and 0 < x <= 10**6 for x in items)
-        or any(b <= a for a, b in itertools.pairwise(items))
-    ):
+    """Whole days ``> 0`` (``365`` or ``365.0``) in increasing order, each once (a grid
+    of the truth), given as a list, tuple or array."""
+    items = (None if isinstance(values, str | bytes) else _items(values)) or []
+    ok = bool(items) and all(
+        is_finite_number(x) and 0 < real(x) <= 10**6 and real(x) == int(real(x)) for x in items
+    )
+    if not ok or any(b <= a for a, b in itertools.pairwise(items)):
         raise ValueError(
             f"The {name!r} parameter of {where} must be whole days > 0 (at most 1e6) in "
             f"increasing order, each once. Got {values!r:.60}."
         )
-    return tuple(int(x) for x in items)
+    return tuple(int(real(x)) for x in items)
 
 
-def check_codes(cov: Any, ranges: Mapping[str, tuple[int, int]], where: str) -> int:
+def check_countries(countries: Any, known: Sequence[str], where: str) -> tuple[str, ...]:
+    """Countries given as a list, tuple or array of names of ``known``, each once."""
+    items = None if isinstance(countries, str | bytes) else _items(countries)
+    if not items:
+        raise ValueError(
+            f"The 'countries' parameter of {where} must be a list of countries. Got "
+            f"{countries!r:.60}."
+        )
+    names = tuple(check_country(c, known, where, any_label=False) for c in items)
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"The 'countries' parameter of {where} names a country twice: {list(names)}."
+        )
+    return names
+
+
+def _items(values: Any) -> list[Any] | None:
+    """The elements of a list, tuple or 1-d array; ``None`` for anything else."""
+    if isinstance(values, np.ndarray):
+        return values.tolist() if values.ndim == 1 else None
+    return list(values) if isinstance(values, list | tuple) else None
+
+
+def check_codes(
+    cov: Any, ranges: Mapping[str, tuple[int, int]], where: str
+) -> dict[str, np.ndarray]:
     """Covariate codes: a mapping holding, for each name of ``ranges``, a 1-d integer
     array of codes within its ``(lowest, highest)``, all of one length; that length. (A
     code out of range would index another pattern's probability without a word.)"""
@@ -140,8 +168,10 @@ def check_codes(cov: Any, ranges: Mapping[str, tuple[int, int]], where: str) -> 
     if missing:
         raise ValueError(f"The 'cov' parameter of {where} lacks the covariate(s) {missing}.")
     sizes = set()
+    out: dict[str, np.ndarray] = {}
     for name, (lo, hi) in ranges.items():
         a = np.asarray(cov[name])
+        out[name] = a
         if (
             a.ndim != 1
             or a.dtype.kind not in "iu"
@@ -154,4 +184,4 @@ def check_codes(cov: Any, ranges: Mapping[str, tuple[int, int]], where: str) -> 
         sizes.add(a.size)
     if len(sizes) > 1:
         raise ValueError(f"The 'cov' parameter of {where} has code arrays of different lengths.")
-    return sizes.pop()
+    return out

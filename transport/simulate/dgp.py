@@ -364,9 +364,9 @@ def covariate_log_pmf(profile: CountryProfile, cov: dict[str, np.ndarray]) -> np
     log(n_target / n_source)``.
     """
     check_instances("covariate_log_pmf", False, profile=(profile, CountryProfile))
-    check_codes(cov, CODE_RANGES, "covariate_log_pmf")
+    cov = check_codes(cov, CODE_RANGES, "covariate_log_pmf")
     p = profile
-    age, female = np.asarray(cov["age"]), np.asarray(cov["female"])
+    age, female = cov["age"], cov["female"]
     lp = np.log(_cdf_age(p))[age - AGE_MIN]
     lp += np.log(np.where(female == 1, p.p_female, 1.0 - p.p_female))
     sm = _smoking_probs(p, female)

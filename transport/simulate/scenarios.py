@@ -48,6 +48,7 @@ import numpy as np
 import polars as pl
 from scipy.optimize import brentq
 
+from transport._validate import is_finite_number
 from transport.cohort import TIME_UNITS, Cohort
 
 __all__ = ["Population", "Scenario", "scenario", "scenarios"]
@@ -317,6 +318,6 @@ def scenario(name: str, **options: Any) -> Scenario:
         )
     if "strength" in options:
         s = options["strength"]
-        if isinstance(s, bool) or not isinstance(s, int | float) or not np.isfinite(s):
-            raise ValueError(f"The 'strength' option must be a finite number. Got {s!r}.")
+        if not is_finite_number(s):  # 10**400 too: no float holds it
+            raise ValueError(f"The 'strength' option must be a finite number. Got {s!r:.60}.")
     return _BUILTIN[name](**options)

@@ -23,14 +23,14 @@ density); ``tests/test_simulate.py`` checks it against the plain sum of every da
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
 import polars as pl
 
 from transport.simulate.arguments import (
-    check_country,
+    check_countries,
     check_flags,
     check_grid,
     check_instances,
@@ -226,10 +226,7 @@ def truth_table(
         isinstance(x, CountryProfile) for x in profiles.values()
     ):
         raise TypeError(f"The 'profiles' parameter of {where} must map names to CountryProfiles.")
-    if isinstance(countries, str) or not isinstance(countries, Sequence) or not countries:
-        raise ValueError(f"The 'countries' parameter of {where} must be a list of countries.")
-    for c in countries:
-        check_country(c, list(profiles), where, any_label=False)
+    countries = check_countries(countries, list(profiles), where)
     check_instances(where, outcome_model=(outcome_model, OutcomeModel))
     check_flags(where, setting_effect=setting_effect)
     grid_days = check_grid(grid_days, "grid_days", where)

@@ -71,7 +71,10 @@ def _edges(breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def check_breaks(breaks: np.ndarray) -> np.ndarray:
     """Interior cut points as a float64 array: 1-D, finite, positive, strictly increasing."""
-    b = np.atleast_1d(np.asarray(breaks, dtype=np.float64))
+    try:
+        b = np.atleast_1d(np.asarray(breaks, dtype=np.float64))
+    except (OverflowError, ValueError, TypeError):  # 10**400, text
+        raise ValueError(f"breaks must be finite numbers; got {breaks!r:.60}") from None
     if b.ndim != 1:
         raise ValueError(f"breaks must be one-dimensional; got shape {b.shape}")
     if not np.all(np.isfinite(b)):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from transport._validate import check_axes, check_tau
+from transport._validate import check_axes, check_tau, check_times, is_finite_number, real
 from transport.estimate import Estimate
 from transport.exceptions import ExtrapolationWarning
 from transport.survival._confint import find_quantile
@@ -75,18 +75,18 @@ class ModelCurve:
 
     def survival_at(self, times: Any) -> np.ndarray:
         """S(t) at each time in ``times`` (1 before the first grid time)."""
-        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        t = check_times(times, "ModelCurve.survival_at")
         k = np.searchsorted(self.time, t, side="right") - 1
         return np.asarray(np.where(k >= 0, self.survival[np.maximum(k, 0)], 1.0))
 
     def se_at(self, times: Any) -> np.ndarray:
         """No closed-form standard error: ``nan`` at every time (use the bootstrap)."""
-        return np.full(np.atleast_1d(np.asarray(times, dtype=np.float64)).shape, np.nan)
+        return np.full(check_times(times, "ModelCurve.se_at").shape, np.nan)
 
     def at(self, times: Any) -> pl.DataFrame:
         """S(t) at ``times``: columns ``time``, ``survival``, ``se``, ``ci_lower``,
         ``ci_upper`` (the last three null: intervals come from the bootstrap)."""
-        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        t = check_times(times, "ModelCurve.at")
         nan = np.full(t.shape, np.nan)
         return pl.DataFrame(
             {
@@ -100,6 +100,10 @@ class ModelCurve:
 
     def quantile(self, p: float) -> Estimate:
         """First time with S(t) <= 1 - p (the Kaplan–Meier reading rule); no interval."""
+        if not (is_finite_number(p) and 0 < real(p) < 1):
+            raise ValueError(
+                f"The 'p' parameter of ModelCurve.quantile must be in (0, 1). Got {p!r:.40}."
+            )
         value = find_quantile(self.time, self.survival, float(p))
         note = "interval from the bootstrap only"
         if math.isnan(value):
