@@ -41,6 +41,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "manifest",
         "formula",
         "columns",
+        "encoding",
         "frames",
         "staging",
         "inference",

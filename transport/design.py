@@ -24,6 +24,13 @@ from scipy.linalg import qr
 
 from transport.cohort import Cohort
 from transport.columns import CODINGS, QUOTED_LEVEL_ROWS, mentions, quoted_levels, read_column
+from transport.encoding import (
+    evaluate,
+    level_counts,
+    pandas_frame,
+    plain_columns,
+    plain_matrix,
+)
 from transport.exceptions import DataError
 from transport.formula import ClosedFormula, check_transform_state, closed_formula
 
@@ -45,18 +52,10 @@ def default_formula(covariates: Sequence[str]) -> str:
     return " + ".join(_quote(c) for c in covariates)
 
 
-def _pandas(cohort: Cohort, names: Sequence[str], levels: dict[str, tuple[str, ...]]) -> Any:
-    """Covariates as a pandas frame for formulaic: floats, and categoricals with the
-    given level order (the source's), built without pyarrow."""
-    frame = cohort.covariate_frame
-    cols: dict[str, Any] = {}
-    for name in names:
-        s = frame[name]
-        if name in levels:
-            cols[name] = pd.Categorical(s.cast(pl.String).to_numpy(), categories=list(levels[name]))
-        else:
-            cols[name] = s.to_numpy().astype(np.float64)
-    return pd.DataFrame(cols)
+#: Specs (and column names) of plain designs (:mod:`transport.encoding`) by formula,
+#: covariates, types and levels: a design of a shape seen before needs no formulaic.
+_PLAIN_SPECS: dict[tuple[Any, ...], tuple[Any, list[str]]] = {}
+MAX_PLAIN_SPECS = 256
 
 
 def closed_text(text: str, covariates: Sequence[str], where: str) -> str:
@@ -165,6 +164,8 @@ class Design:
     ('age', 'ecog[T.1]', 'ecog[T.2+]')
     """
 
+    _plain_ok: bool | None
+
     def __init__(
         self,
         cohort: Cohort,
@@ -195,24 +196,16 @@ class Design:
             )
         types = cohort.covariate_types
         all_levels = _given_levels(cohort, every_level, references)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")
-                mm = model_matrix(
-                    text, _pandas(cohort, cohort.covariates, all_levels), na_action="raise"
-                )
-        except (FactorEvaluationError, Warning) as exc:
-            raise DataError(
-                f"formula {text!r} cannot be evaluated on the covariates of cohort "
-                f"{cohort.name!r} ({exc}; rule: formulas are over the declared covariates "
-                f"{list(cohort.covariates)})"
-            ) from None
-        except Exception as exc:  # formula syntax and evaluation errors of every kind
-            raise DataError(
-                f"formula {text!r} is not a valid right-hand side ({type(exc).__name__}: "
-                f"{exc}; rule: a formulaic right-hand side such as 'age + ecog + age:sex')"
-            ) from None
-        used = sorted(set(mm.model_spec.required_variables) & set(cohort.covariates))
+        key = (text, tuple(cohort.covariates), tuple(types.items()), tuple(all_levels.items()))
+        mm = (
+            None
+            if key in _PLAIN_SPECS
+            else evaluate(text, cohort.covariate_frame, cohort.covariates, all_levels, cohort.name)
+        )
+        spec, names = (
+            _PLAIN_SPECS[key] if mm is None else (mm.model_spec, list(map(str, mm.columns)))
+        )
+        used = sorted(set(spec.required_variables) & set(cohort.covariates))
         levels = {v: all_levels[v] for v in used if v in all_levels}
         for v in used if source else ():
             if v in levels and len(levels[v]) < 2:
@@ -229,7 +222,6 @@ class Design:
                         f"{float(x[0])!r} in all {cohort.n} rows (rule: every covariate in "
                         "the design varies in the source)"
                     )
-        names = [str(c) for c in mm.columns]
         if "Intercept" not in names:
             raise DataError(
                 f"formula {text!r} removes the intercept (rule: designs keep it; models add "
@@ -237,7 +229,7 @@ class Design:
             )
         self._setup(
             text,
-            mm.model_spec,
+            spec,
             names,
             tuple(used),
             {v: types[v] for v in used},
@@ -246,10 +238,15 @@ class Design:
         )
         frame = cohort.covariate_frame
         self._level_counts: dict[str, dict[str, int]] | None = {
-            v: {u: int((frame[v].cast(pl.String) == u).sum()) for u in lv if u != PHANTOM}
-            for v, lv in levels.items()
+            v: level_counts(frame[v], [u for u in lv if u != PHANTOM]) for v, lv in levels.items()
         }
-        matrix = np.asarray(mm, dtype=np.float64)[:, self._keep]
+        plain = None if self._plain is None else plain_matrix(frame, self._plain, levels)
+        matrix = plain if mm is None else np.asarray(mm, dtype=np.float64)[:, self._keep]
+        assert matrix is not None  # a cached spec is a plain design's
+        self._plain_ok = plain is not None and bool(np.array_equal(plain, matrix))
+        matrix = plain if self._plain_ok and plain is not None else matrix  # one path always
+        if self._plain_ok and len(_PLAIN_SPECS) < MAX_PLAIN_SPECS:  # used only where exact
+            _PLAIN_SPECS[key] = (spec, names)
         if source:
             self._check_rank(matrix)
         self._source_matrix: np.ndarray | None = matrix
@@ -286,6 +283,8 @@ class Design:
         self._column_covariates = tuple(tuple(sorted(by_index.get(i, ()))) for i in self._keep)
         self._column_terms = tuple(term_of.get(i, names[i]) for i in self._keep)
         self._source = source
+        self._plain = plain_columns(self._columns, types, levels)
+        self._plain_ok = None  # the fast path's exactness, once checked
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> Design:
@@ -536,11 +535,22 @@ class Design:
                     f"that the source {self._source!r} never saw: {quoted_levels(counts)} "
                     f"(rule: target levels are among the source's {len(lv)}: {theirs})"
                 )
+        plain, ok = self._plain, self._plain_ok
+        fast = None if plain is None or ok is False else plain_matrix(frame, plain, self._levels)
+        if fast is not None and ok:
+            return np.ascontiguousarray(fast)
+        slow = self._formulaic(cohort)
+        if fast is not None:  # the first matrix decides: the fast path only where it is exact
+            self._plain_ok = bool(np.array_equal(fast, slow))
+        return np.ascontiguousarray(fast) if self._plain_ok else slow
+
+    def _formulaic(self, cohort: Cohort) -> np.ndarray:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
                 mm = self._spec.get_model_matrix(
-                    _pandas(cohort, self._used, self._levels), na_action="raise"
+                    pandas_frame(cohort.covariate_frame, self._used, self._levels),
+                    na_action="raise",
                 )
         except Warning as w:  # its text quotes the cohort's values: never passed on
             raise DataError(

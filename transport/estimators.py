@@ -52,6 +52,7 @@ from transport.design import Design
 from transport.exceptions import DataError
 from transport.methods import METHODS
 from transport.summary import TargetSummary
+from transport.survival._blocks import row_blocks, weighted_mean_rows
 from transport.survival._cox import fit_cox
 from transport.survival._fixed_grid import FixedGridKM, event_grid, read_curve
 from transport.survival.curve import SurvivalCurve, kaplan_meier
@@ -295,6 +296,7 @@ class _OutcomeFit:
                     "events; use outcome_model='cox')"
                 )
         self.start: np.ndarray | None = None
+        self.full: Any = None
         full = self.fit(np.ones(source.n))
         if full is None:
             raise DataError(
@@ -303,10 +305,14 @@ class _OutcomeFit:
                 "perfectly)"
             )
         self.start = full.coef
+        self.full = full
 
     def fit(self, w: np.ndarray) -> Any:
         """The model for case weights ``w``; rows of weight 0 are left out (absent, as in
-        a resample), or ``None`` when it does not converge."""
+        a resample), or ``None`` when it does not converge. The full data's (every weight
+        1) is fitted once."""
+        if self.full is not None and bool(np.all(w == 1.0)):
+            return self.full
         X, time, event = self.design.source_matrix, self.time, self.event
         if float(w.min()) <= 0:
             keep = w > 0
@@ -351,9 +357,9 @@ class GFormulaEstimator:
         if fit is None:
             return None
         grid = event_grid(self.outcome.time, self.outcome.event, cs)
-        pred = fit.survival(self.Xt, grid)
-        s = pred.mean(axis=0) if ct is None else (ct @ pred) / ct.sum()
-        return grid, np.asarray(s)
+        Xt = self.Xt
+        s = weighted_mean_rows(lambda b: fit.survival(Xt[b], grid), Xt.shape[0], grid.size, ct)
+        return grid, s
 
 
 class AIPWEstimator:
@@ -425,13 +431,25 @@ class AIPWEstimator:
         distinct = np.unique(self.time)
         gap = float(np.min(np.diff(distinct))) if distinct.size > 1 else 1.0
         self.death_shifted = np.where(self.event > 0, self.time - 0.5 * gap, self.time)
+        self._by_time = np.argsort(self.time, kind="stable")
 
-    def _censoring_matrix(self, cs: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
-        """G(t | x_i) for source rows x grid times (one column vector for KM)."""
+    def _ipcw_sums(self, cs: np.ndarray, a: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
+        """``sum_i a_i 1{T_i > t} / G(t | x_i)`` over the source rows at each grid time, or
+        ``None`` where a row at risk has ``G = 0`` (no estimate there). With KM censoring
+        ``G`` is one curve; with Cox censoring it is computed in row blocks (no rows x
+        times matrix)."""
+        order = self._by_time
         if self.censoring == "km":
             G = self.km.censoring_survival(cs)
             k = np.searchsorted(self.km.grid, grid, side="right") - 1
-            return np.where(k >= 0, G[np.maximum(k, 0)], 1.0)[None, :]
+            Gt = np.where(k >= 0, G[np.maximum(k, 0)], 1.0)
+            # rows with T_i > t: those after the searchsorted position in time order
+            at = np.searchsorted(self.time[order], grid, side="right")
+            alive_a = np.concatenate((np.cumsum(a[order][::-1])[::-1], [0.0]))[at]
+            if np.any((at < self.time.size) & ~(Gt > 0)):
+                return None
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(at < self.time.size, alive_a / Gt, 0.0)
         keep = cs > 0
         # deaths tied with censorings leave first: move them half-way back to the previous
         # distinct time, which changes no other order
@@ -444,7 +462,15 @@ class AIPWEstimator:
         )
         if not fit.converged:
             return None
-        return np.asarray(fit.survival(self.Xs_out, grid))
+        total = np.zeros(grid.size)
+        for b in row_blocks(self.time.size, grid.size):
+            alive = self.time[b, None] > grid[None, :]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ipcw = np.where(alive, 1.0 / fit.survival(self.Xs_out[b], grid), 0.0)
+            if not np.all(np.isfinite(ipcw)):
+                return None
+            total += a[b] @ ipcw
+        return total
 
     def curve(self, cs: np.ndarray, ct: np.ndarray | None) -> Curve | None:
         assert ct is not None
@@ -454,23 +480,13 @@ class AIPWEstimator:
             return None
         a = cs * self.participation.odds(beta)  # participation-weighted source rows
         grid = event_grid(self.time, self.event, cs)
-        G = self._censoring_matrix(cs, grid)
-        if G is None:
+        ipcw = self._ipcw_sums(cs, a, grid)
+        if ipcw is None:
             return None
-        psi = np.empty(grid.size)
-        block = 256
-        for lo in range(0, grid.size, block):
-            g = grid[lo : lo + block]
-            m_t = fit.survival(self.Xt_out, g)
-            m_s = fit.survival(self.Xs_out, g)
-            Gb = G[:, lo : lo + block]
-            alive = self.time[:, None] > g[None, :]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ipcw = np.where(alive, 1.0 / Gb, 0.0)
-            if not np.all(np.isfinite(ipcw)):
-                return None
-            psi[lo : lo + block] = (ct @ m_t) / ct.sum() + (a @ (ipcw - m_s)) / a.sum()
-        psi = np.clip(psi, 0.0, 1.0)
+        Xt, Xs, T = self.Xt_out, self.Xs_out, grid.size
+        m_t = weighted_mean_rows(lambda b: fit.survival(Xt[b], grid), Xt.shape[0], T, ct)
+        m_s = weighted_mean_rows(lambda b: fit.survival(Xs[b], grid), Xs.shape[0], T, a)
+        psi = np.clip(m_t + ipcw / a.sum() - m_s, 0.0, 1.0)
         psi = isotonic_regression(psi, increasing=False).x
         return grid, np.asarray(psi)
 

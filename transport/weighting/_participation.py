@@ -4,9 +4,12 @@ the distinct covariate rows (DESIGN §7)."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import polars as pl
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import expit
 
@@ -14,13 +17,13 @@ from transport.design import Design
 from transport.exceptions import DataError
 from transport.weighting._logistic import fit_logistic
 
-__all__ = ["ParticipationModel"]
+__all__ = ["ParticipationModel", "distinct_rows"]
 
 
 class ParticipationModel:
     """Logistic model of P(source | x) on the stacked cohorts, refitted per replicate.
 
-    Replicates work on the distinct covariate rows (``np.unique``), with the resample's
+    Replicates work on the distinct covariate rows (:func:`distinct_rows`), with the resample's
     counts of source and target rows per distinct row as binomial data: the same
     likelihood, far fewer rows when covariates are categorical or rounded (DESIGN §7).
     """
@@ -45,11 +48,29 @@ class ParticipationModel:
             coef = fit.coef
         self.coef = np.asarray(coef, dtype=np.float64)
         self.X, self.y = X, y  # kept for checks against a plain fit
-        Xu, group = np.unique(X, axis=0, return_inverse=True)
-        self.Xu = np.ascontiguousarray(Xu)
-        self.group = group.ravel()
-        self.u = Xu.shape[0]
-        self.mu0 = expit(self.Xu @ self.coef)
+
+    @cached_property
+    def _distinct(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The distinct rows, each stacked row's index among them, and the full-data fit's
+        probabilities on them: only the bootstrap's refits need them, so a call without
+        one never computes them."""
+        Xu, group = distinct_rows(self.X)
+        return Xu, group, expit(Xu @ self.coef)
+
+    @property
+    def Xu(self) -> np.ndarray:
+        """The distinct rows of the stacked design (intercept first)."""
+        return self._distinct[0]
+
+    @property
+    def group(self) -> np.ndarray:
+        """Each stacked row's index among :attr:`Xu`."""
+        return self._distinct[1]
+
+    @property
+    def u(self) -> int:
+        """The number of distinct rows."""
+        return int(self._distinct[0].shape[0])
 
     def refit(self, c: np.ndarray) -> np.ndarray | None:
         """Coefficients for case weights ``c`` (stacked source then target): one Newton
@@ -58,12 +79,13 @@ class ParticipationModel:
         information is refreshed whenever a chord step fails to halve the previous one,
         and a full Newton fit from the full-data estimate is the fallback. ``None`` when
         that fails too (separation in the resample, say)."""
-        g = self.group
+        if bool(np.all(c == 1.0)):
+            return self.coef  # the full data: the fit it was given or made
+        Xu, g, mu = self._distinct
         ones = np.bincount(g[: self.ns], weights=c[: self.ns], minlength=self.u)
         total = ones + np.bincount(g[self.ns :], weights=c[self.ns :], minlength=self.u)
-        X = self.Xu
+        X = Xu
         beta = self.coef.copy()
-        mu = self.mu0
         factor = None
         last = np.inf
         for _ in range(60):
@@ -90,4 +112,26 @@ class ParticipationModel:
 
     def odds(self, beta: np.ndarray) -> np.ndarray:
         """P(target | x) / P(source | x) for each source row."""
+        if "_distinct" not in self.__dict__:  # no refit yet: one product, no distinct rows
+            return np.asarray(np.exp(-(self.X[: self.ns] @ beta)))
         return np.asarray(np.exp(-(self.Xu @ beta))[self.group[: self.ns]])
+
+
+def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``X`` (in order of first appearance) and each row's index
+    among them: rows grouped by a hash of their values, O(rows x columns), instead of
+    ``np.unique(X, axis=0)``'s lexicographic sort of float rows. Two rows of one group
+    are checked to be equal; on a hash collision the sort is the fallback."""
+    n = X.shape[0]
+    if n == 0:
+        return X.copy(), np.zeros(0, dtype=np.intp)
+    columns = {f"c{j}": X[:, j] for j in range(X.shape[1])}
+    hashes = pl.DataFrame(columns).hash_rows(seed=0).to_numpy()
+    codes, _ = pd.factorize(hashes)
+    seen = np.maximum.accumulate(codes)
+    first = np.flatnonzero(np.concatenate(([True], seen[1:] > seen[:-1])))
+    Xu = np.ascontiguousarray(X[first])
+    if not np.array_equal(Xu[codes], X):  # two different rows with one hash
+        Xu, inverse = np.unique(X, axis=0, return_inverse=True)
+        return np.ascontiguousarray(Xu), inverse.ravel()
+    return Xu, codes.astype(np.intp)
