@@ -35,6 +35,7 @@ slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_km.py
 	$(BIN)/python benchmarks/bench_bootstrap.py
+	$(BIN)/python benchmarks/bench_scale.py
 
 # Regenerate the stored R reference numbers (needs R with the survival package).
 r-reference: $(STAMP)

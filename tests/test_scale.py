@@ -163,3 +163,16 @@ def test_distinct_rows_survive_a_hash_collision(monkeypatch: pytest.MonkeyPatch)
     Xu, group = participation.distinct_rows(X)
     np.testing.assert_array_equal(Xu[group], X)
     assert Xu.shape[0] == 2
+
+
+@pytest.mark.parametrize("method", ["iow", "entropy", "gformula", "aipw"])
+def test_the_work_left_for_the_bootstrap_reaches_its_workers(method: str) -> None:
+    # an estimator prepares its bootstrap state on the first replicate; sent to a worker
+    # before that, it carried a Cohort, which cannot be rebuilt from a pickle
+    us, jp = tp.datasets.load_synthetic("US"), tp.datasets.load_synthetic("JP")
+    kw = {"method": method, "times": [365.25], "tau": 730.5, "n_boot": 4, "seed": 11}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = tp.transport(us, jp, n_jobs=1, **kw)
+        two = tp.transport(us, jp, n_jobs=2, **kw)
+    np.testing.assert_array_equal(one.bootstrap.values, two.bootstrap.values)

@@ -52,10 +52,8 @@ def default_formula(covariates: Sequence[str]) -> str:
     return " + ".join(_quote(c) for c in covariates)
 
 
-#: Specs (and column names) of plain designs (:mod:`transport.encoding`) by formula,
-#: covariates, types and levels: a design of a shape seen before needs no formulaic.
+#: Specs and columns of plain designs seen (:mod:`transport.encoding`), at most 256.
 _PLAIN_SPECS: dict[tuple[Any, ...], tuple[Any, list[str]]] = {}
-MAX_PLAIN_SPECS = 256
 
 
 def closed_text(text: str, covariates: Sequence[str], where: str) -> str:
@@ -240,12 +238,11 @@ class Design:
         self._level_counts: dict[str, dict[str, int]] | None = {
             v: level_counts(frame[v], [u for u in lv if u != PHANTOM]) for v, lv in levels.items()
         }
-        plain = None if self._plain is None else plain_matrix(frame, self._plain, levels)
-        matrix = plain if mm is None else np.asarray(mm, dtype=np.float64)[:, self._keep]
-        assert matrix is not None  # a cached spec is a plain design's
-        self._plain_ok = plain is not None and bool(np.array_equal(plain, matrix))
-        matrix = plain if self._plain_ok and plain is not None else matrix  # one path always
-        if self._plain_ok and len(_PLAIN_SPECS) < MAX_PLAIN_SPECS:  # used only where exact
+        plain = np.zeros(0) if self._plain is None else plain_matrix(frame, self._plain, levels)
+        given = plain if mm is None else np.asarray(mm, dtype=np.float64)[:, self._keep]
+        self._plain_ok = bool(np.array_equal(plain, given))  # a cached spec is a plain design's
+        matrix = plain if self._plain_ok else given  # one path always, once it is exact
+        if self._plain_ok and len(_PLAIN_SPECS) < 256:  # kept only where it is exact
             _PLAIN_SPECS[key] = (spec, names)
         if source:
             self._check_rank(matrix)
@@ -498,7 +495,7 @@ class Design:
 
     # -- applying the design --------------------------------------------------------------
     def matrix(self, cohort: Cohort) -> np.ndarray:
-        """The design matrix of another cohort, with the source's encoding.
+        """The design matrix of another cohort, with the source's encoding (read-only).
 
         Raises
         ------
@@ -507,6 +504,16 @@ class Design:
             categorical has a level the source never saw (named, with its row count, when it
             has at least :data:`QUOTED_LEVEL_ROWS` rows: :func:`quoted_levels`).
         """
+        last = self.__dict__.get("_last")
+        if last is None or last[0] is not cohort:
+            self._last = (cohort, self._encode(cohort))
+            self._last[1].flags.writeable = False
+        return self._last[1]
+
+    def __getstate__(self) -> dict[str, Any]:  # a worker gets no cached matrix, no cohort
+        return {k: v for k, v in self.__dict__.items() if k != "_last"}
+
+    def _encode(self, cohort: Cohort) -> np.ndarray:
         missing = [v for v in self._used if v not in cohort.covariates]
         if missing:
             raise DataError(

@@ -42,6 +42,7 @@ Westling T, van der Laan MJ, Carone M (2020). Correcting an estimator of a multi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -58,7 +59,7 @@ from transport.survival._fixed_grid import FixedGridKM, event_grid, read_curve
 from transport.survival.curve import SurvivalCurve, kaplan_meier
 from transport.survival.model_curve import ModelCurve
 from transport.weighting._balance import independent_columns, moment_columns, solve_dual
-from transport.weighting._participation import ParticipationModel
+from transport.weighting._participation import ParticipationModel, distinct_rows
 from transport.weighting.entropy import entropy_balance
 from transport.weighting.iow import inverse_odds_weights
 from transport.weighting.weights import Weights
@@ -145,6 +146,16 @@ def _model_curve(
     )
 
 
+def mean_survival(
+    fit: Any, Xu: np.ndarray, group: np.ndarray, grid: np.ndarray, w: np.ndarray | None
+) -> np.ndarray:
+    """``sum_i w_i S(grid | x_i) / sum_i w_i`` over rows ``x_i = Xu[group[i]]`` (every
+    ``w_i`` 1 when ``w`` is ``None``): each distinct row's curve once, with its rows' total
+    weight, in row blocks of bounded memory."""
+    total = np.bincount(group, weights=w, minlength=Xu.shape[0])
+    return weighted_mean_rows(lambda b: fit.survival(Xu[b], grid), Xu.shape[0], grid.size, total)
+
+
 def _participation(
     design: Design, target: Cohort, source: str, weights: Weights | None
 ) -> ParticipationModel:
@@ -194,8 +205,13 @@ class IOWEstimator:
     ) -> None:
         self.design = Design(source, formula) if weights is None else weights.design
         self.participation = _participation(self.design, target, source.name, weights)
-        self.km = FixedGridKM(source.time_values, source.event_values, source.entry_values)
+        self.outcomes = (source.time_values, source.event_values, source.entry_values)
         self.ns = source.n
+
+    @cached_property
+    def km(self) -> FixedGridKM:
+        """The source's Kaplan–Meier grid: built on the bootstrap's first replicate."""
+        return FixedGridKM(*self.outcomes)
 
     def curve(self, cs: np.ndarray, ct: np.ndarray | None) -> Curve | None:
         assert ct is not None
@@ -217,7 +233,8 @@ class EntropyEstimator:
         """Entropy-balancing weights (:func:`~transport.entropy_balance`) and the
         weighted Kaplan–Meier curve with its robust variance."""
         weights = entropy_balance(source, target, options.moments, options.formula)
-        est = cls(source, target, options.formula, options.moments, weights.details["lambda"])
+        lam = weights.details["lambda"]
+        est = cls(source, target, options.formula, options.moments, lam, weights.design)
         return Fitted(est, kaplan_meier(source, weights, conf_level=options.ci_level), weights)
 
     def __init__(
@@ -227,8 +244,22 @@ class EntropyEstimator:
         formula: str | None,
         moments: Literal[1, 2],
         lam: dict[str, float],
+        design: Design | None = None,
     ) -> None:
-        self.design = Design(source, formula)
+        # what only the bootstrap reads is built on its first replicate (_prepare)
+        self.design = Design(source, formula) if design is None else design
+        self._given = (source, target, moments, lam)
+        self._ready = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Sent to a bootstrap worker: prepared once here, the cohorts left behind."""
+        self._prepare()
+        return {k: v for k, v in self.__dict__.items() if k != "_given"}
+
+    def _prepare(self) -> None:
+        if self._ready:
+            return
+        source, target, moments, lam = self._given
         Xs = self.design.source_matrix
         C, labels, sq = moment_columns(Xs, self.design.columns, moments)
         if isinstance(target, TargetSummary):
@@ -247,8 +278,10 @@ class EntropyEstimator:
         self.scale = self.scale[self.keep]
         self.lam = np.array([lam[labels[j]] for j in self.keep]) * self.scale
         self.km = FixedGridKM(source.time_values, source.event_values, source.entry_values)
+        self._ready = True
 
     def curve(self, cs: np.ndarray, ct: np.ndarray | None) -> Curve | None:
+        self._prepare()
         if ct is not None and self.target_C is not None:
             m = (ct @ self.target_C) / ct.sum()
         else:
@@ -350,16 +383,15 @@ class GFormulaEstimator:
         ties: Literal["efron", "breslow"],
     ) -> None:
         self.outcome = _OutcomeFit(source, formula, model, ties)
-        self.Xt = self.outcome.design.matrix(target)
+        # patients alike in the design have one curve: it is computed once, with their count
+        self.Xt, self.t_group = distinct_rows(self.outcome.design.matrix(target))
 
     def curve(self, cs: np.ndarray, ct: np.ndarray | None) -> Curve | None:
         fit = self.outcome.fit(cs)
         if fit is None:
             return None
         grid = event_grid(self.outcome.time, self.outcome.event, cs)
-        Xt = self.Xt
-        s = weighted_mean_rows(lambda b: fit.survival(Xt[b], grid), Xt.shape[0], grid.size, ct)
-        return grid, s
+        return grid, mean_survival(fit, self.Xt, self.t_group, grid, ct)
 
 
 class AIPWEstimator:
@@ -421,7 +453,9 @@ class AIPWEstimator:
             raise ValueError(f"The 'censoring' parameter must be 'km' or 'cox'. Got {censoring!r}.")
         self.outcome = _OutcomeFit(source, outcome_formula, model, ties)
         self.Xs_out = self.outcome.design.source_matrix
-        self.Xt_out = self.outcome.design.matrix(target)
+        # the outcome model's curves, once per distinct row of each cohort
+        self.Xt_u, self.t_group = distinct_rows(self.outcome.design.matrix(target))
+        self.Xs_u, self.s_group = distinct_rows(self.Xs_out)
         pdesign = Design(source, formula) if weights is None else weights.design
         self.participation = _participation(pdesign, target, source.name, weights)
         self.censoring = censoring
@@ -483,9 +517,8 @@ class AIPWEstimator:
         ipcw = self._ipcw_sums(cs, a, grid)
         if ipcw is None:
             return None
-        Xt, Xs, T = self.Xt_out, self.Xs_out, grid.size
-        m_t = weighted_mean_rows(lambda b: fit.survival(Xt[b], grid), Xt.shape[0], T, ct)
-        m_s = weighted_mean_rows(lambda b: fit.survival(Xs[b], grid), Xs.shape[0], T, a)
+        m_t = mean_survival(fit, self.Xt_u, self.t_group, grid, ct)
+        m_s = mean_survival(fit, self.Xs_u, self.s_group, grid, a)
         psi = np.clip(m_t + ipcw / a.sum() - m_s, 0.0, 1.0)
         psi = isotonic_regression(psi, increasing=False).x
         return grid, np.asarray(psi)

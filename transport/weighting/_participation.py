@@ -33,12 +33,10 @@ class ParticipationModel:
     ) -> None:
         """``coef``: the full-data fit when already known (from
         :func:`~transport.inverse_odds_weights`, on the same design), else fitted here."""
-        Xs = design.source_matrix
-        self.ns, self.nt = Xs.shape[0], Xt.shape[0]
-        X = np.column_stack((np.ones(self.ns + self.nt), np.vstack((Xs, Xt))))
-        y = np.concatenate((np.ones(self.ns), np.zeros(self.nt)))
+        self._Xs, self._Xt = design.source_matrix, Xt
+        self.ns, self.nt = self._Xs.shape[0], Xt.shape[0]
         if coef is None:
-            fit = fit_logistic(X, y)
+            fit = fit_logistic(self.X, self.y)
             if not fit.converged:
                 raise DataError(
                     f"the participation model of {source!r} vs {target!r} did not converge "
@@ -47,7 +45,17 @@ class ParticipationModel:
                 )
             coef = fit.coef
         self.coef = np.asarray(coef, dtype=np.float64)
-        self.X, self.y = X, y  # kept for checks against a plain fit
+
+    @cached_property
+    def X(self) -> np.ndarray:
+        """The stacked design, source rows then target rows, intercept first (built when
+        a fit or the bootstrap needs it)."""
+        return np.column_stack((np.ones(self.ns + self.nt), np.vstack((self._Xs, self._Xt))))
+
+    @property
+    def y(self) -> np.ndarray:
+        """1 for a source row, 0 for a target row."""
+        return np.concatenate((np.ones(self.ns), np.zeros(self.nt)))
 
     @cached_property
     def _distinct(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -113,7 +121,8 @@ class ParticipationModel:
     def odds(self, beta: np.ndarray) -> np.ndarray:
         """P(target | x) / P(source | x) for each source row."""
         if "_distinct" not in self.__dict__:  # no refit yet: one product, no distinct rows
-            return np.asarray(np.exp(-(self.X[: self.ns] @ beta)))
+            Xs = np.column_stack((np.ones(self.ns), self._Xs))
+            return np.asarray(np.exp(-(Xs @ beta)))
         return np.asarray(np.exp(-(self.Xu @ beta))[self.group[: self.ns]])
 
 
