@@ -8,10 +8,10 @@ For each case and n (rows per cohort: a seeded "US" source and a "JP" target of 
 each, simulated as :mod:`transport.datasets` builds its cohorts) two child processes run,
 one after the other: ``ours`` (the ``tp`` call) and ``peer`` (the hand-written
 pipeline). Each child first runs its side once on 500 + 500 rows (imports and first-call
-costs, paid once per session by a user too), then builds its data, times the one call, and reports its seconds, its
-peak resident memory (``ru_maxrss``, which includes the data) and the estimates; the
-parent prints them side by side with the ratio peer/ours and the largest absolute
-difference of the estimates.
+costs, paid once per session by a user too), then builds its data, times the one call,
+and reports its seconds, its peak resident memory (``ru_maxrss``, which includes the
+data) and the estimates; the parent prints them side by side with the ratio peer/ours
+and the largest absolute difference of the estimates.
 
 * ``iow``      ``tp.transport(method="iow")``: S(365), S(730), the median and RMST(1095)
   of the transported curve. Peer: a design by ``pandas.get_dummies`` (first level the
@@ -25,7 +25,9 @@ difference of the estimates.
 * ``gformula`` ``tp.transport(method="gformula")`` (Cox, Efron ties). Peer:
   ``lifelines`` ``CoxPHFitter`` on the source, ``predict_survival_function`` of every
   target row at the event times, averaged over the rows; median and RMST read from that
-  step curve. Above ``PEER_MAX[case]`` rows the peer's rows x times matrix does not fit
+  step curve. Its baseline hazard is Breslow's, not the Efron-tied one of R's
+  ``survfit`` (which ours matches, tests/test_cox.py), so its S(t) differs by ~5e-4 and
+  its median by a day. Above ``PEER_MAX[case]`` rows the peer's rows x times matrix does not fit
   in memory and is not run.
 * ``aipw``     ``tp.transport(method="aipw")``; no hand-written peer (its three models
   and the weighted residuals are the method), so only ours is printed.
