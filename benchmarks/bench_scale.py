@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from bench_bootstrap import make_cohort  # the same seeded cohorts as the bootstrap's
 
 TIMES = (365.0, 730.0)
 TAU = 1095.0
@@ -67,25 +68,6 @@ SMALL_REPS = 20
 
 
 # -- data -----------------------------------------------------------------------------------
-def make_cohort(country: str, n: int, index: int) -> Any:
-    import transport as tp
-    from transport.datasets import COVARIATES, IDENTIFIERS, LEVELS
-    from transport.simulate import simulate_cohort
-
-    rng = np.random.default_rng(np.random.SeedSequence([SEED, n, index]))
-    frame = simulate_cohort(country, n, seed=rng).with_columns(
-        pl.col(c).cast(pl.Enum(list(lv))) for c, lv in LEVELS.items()
-    )
-    return tp.Cohort(
-        frame,
-        time="os_days",
-        event="os_event",
-        covariates=list(COVARIATES),
-        identifiers=list(IDENTIFIERS),
-        name=country,
-    )
-
-
 def dummies(cohort: Any) -> np.ndarray:
     """The main-effects design a user builds with pandas (first level the reference)."""
     import pandas as pd
