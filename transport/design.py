@@ -530,9 +530,9 @@ class Design:
                 )
         frame = cohort.covariate_frame
         for v, lv in self._levels.items():
-            values = frame[v].cast(pl.String)
-            unseen = sorted(set(values.unique().to_list()) - set(lv))
+            unseen = sorted(set(frame[v].unique().cast(pl.String).to_list()) - set(lv))
             if unseen:
+                values = frame[v].cast(pl.String)
                 counts = {u: int((values == u).sum()) for u in unseen}
                 known = self._level_counts
                 # a rare level's name is not quoted (the message may reach a log that leaves)

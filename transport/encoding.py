@@ -29,6 +29,7 @@ __all__ = [
     "PlainColumns",
     "evaluate",
     "level_counts",
+    "level_index",
     "pandas_frame",
     "plain_columns",
     "plain_matrix",
@@ -83,10 +84,26 @@ def plain_matrix(
             X[:, j] = frame[v].to_numpy()
             continue
         if v not in codes:
-            enum = pl.Enum(list(dict.fromkeys(str(x) for x in levels[v])))
-            codes[v] = frame[v].cast(pl.String).cast(enum).to_physical().to_numpy()
-        X[:, j] = codes[v] == list(dict.fromkeys(str(x) for x in levels[v])).index(level)
+            codes[v] = level_index(frame[v], levels[v])
+        X[:, j] = codes[v] == [str(x) for x in levels[v]].index(level)
     return X
+
+
+def level_index(values: pl.Series, levels: Sequence[str]) -> np.ndarray:
+    """Each row's position in ``levels`` (-1 for a value not among them), read from an
+    enum's codes without casting 10^6 rows to text (a cohort's categoricals are enums).
+
+    >>> level_index(pl.Series(["b", "a", "c"], dtype=pl.Enum(["a", "b", "c"])), ["b", "a"])
+    array([ 0,  1, -1])
+    """
+    names = [str(x) for x in levels]
+    where = {name: k for k, name in reversed(list(enumerate(names)))}
+    if isinstance(values.dtype, pl.Enum):
+        cats = values.dtype.categories.to_list()
+        lookup = np.array([where.get(str(c), -1) for c in cats] + [-1], dtype=np.int64)
+        return lookup[values.to_physical().fill_null(len(cats)).to_numpy().astype(np.int64)]
+    text = values.cast(pl.String).to_numpy()
+    return np.array([where.get(str(x), -1) for x in text], dtype=np.int64)
 
 
 def pandas_frame(
@@ -111,9 +128,9 @@ def level_counts(values: pl.Series, levels: Sequence[str]) -> dict[str, int]:
     >>> level_counts(pl.Series(["a", "b", "a"]), ["a", "b", "c"])
     {'a': 2, 'b': 1, 'c': 0}
     """
-    counts = values.cast(pl.String).value_counts()
-    found = dict(zip(counts[:, 0].to_list(), counts[:, 1].to_list(), strict=True))
-    return {str(u): int(found.get(str(u), 0)) for u in levels}
+    index = level_index(values, levels)
+    counts = np.bincount(index[index >= 0], minlength=len(levels))
+    return {str(u): int(k) for u, k in zip(levels, counts, strict=True)}
 
 
 def evaluate(

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import polars as pl
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import expit
 
@@ -134,9 +133,7 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = X.shape[0]
     if n == 0:
         return X.copy(), np.zeros(0, dtype=np.intp)
-    columns = {f"c{j}": X[:, j] for j in range(X.shape[1])}
-    hashes = pl.DataFrame(columns).hash_rows(seed=0).to_numpy()
-    codes, _ = pd.factorize(hashes)
+    codes, _ = pd.factorize(_row_hashes(X))
     seen = np.maximum.accumulate(codes)
     first = np.flatnonzero(np.concatenate(([True], seen[1:] > seen[:-1])))
     Xu = np.ascontiguousarray(X[first])
@@ -144,3 +141,20 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         Xu, inverse = np.unique(X, axis=0, return_inverse=True)
         return np.ascontiguousarray(Xu), inverse.ravel()
     return Xu, codes.astype(np.intp)
+
+
+#: Odd 64-bit multipliers of the row hash, one per column (fixed: the grouping, and so
+#: every replicate's arithmetic, is the same in every run).
+_MULTIPLIERS = np.random.default_rng(20261206).integers(1, 2**63, size=4096, dtype=np.uint64) | 1
+
+
+def _row_hashes(X: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's bits: sum of each column's bits times its multiplier,
+    wrapping, then mixed. Equal rows hash alike; two different rows alike only by a
+    collision, which :func:`distinct_rows` detects."""
+    h = np.zeros(X.shape[0], dtype=np.uint64)
+    for j in range(X.shape[1]):
+        column = np.ascontiguousarray(X[:, j], dtype=np.float64) + 0.0  # -0.0 as 0.0
+        h += column.view(np.uint64) * _MULTIPLIERS[j % _MULTIPLIERS.size]
+        h ^= h >> np.uint64(31)
+    return h
