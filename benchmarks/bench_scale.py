@@ -29,6 +29,9 @@ and the largest absolute difference of the estimates.
   ``survfit`` (which ours matches, tests/test_cox.py), so its S(t) differs by ~5e-4 and
   its median by a day. Above ``PEER_MAX[case]`` rows the peer's rows x times matrix does not fit
   in memory and is not run.
+  When ``Rscript`` (with ``survival``) is on the path, a second line ``vs R`` compares
+  with R's ``coxph(ties="efron")`` + ``survfit(fit, newdata=target, se.fit=FALSE)`` over the
+  rows, timed inside R (its start and the CSV files excluded), up to ``R_MAX`` rows.
 * ``aipw``     ``tp.transport(method="aipw")``; no hand-written peer (its three models
   and the weighted residuals are the method), so only ours is printed.
 * ``km``       ``tp.kaplan_meier`` with sampling weights (the infinitesimal-jackknife
@@ -47,6 +50,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -64,6 +68,8 @@ CASES = ("iow", "entropy", "gformula", "aipw", "km")
 #: Largest n at which a peer is run (its memory or its time past it are out of reach).
 PEER_MAX = {"iow": 10**6, "entropy": 10**6, "gformula": 10**5, "aipw": 0, "km": 10**6}
 SMALL = 500
+#: Largest n at which R's survfit(newdata) is run (its rows x times matrix past it).
+R_MAX = 10**5
 SMALL_REPS = 20
 
 
@@ -175,16 +181,55 @@ def _peer_gformula(src: Any, tgt: Any) -> list[float]:
     return step_estimands(grid, s.to_numpy())
 
 
+R_GFORMULA = """
+suppressMessages(library(survival))
+args <- commandArgs(trailingOnly = TRUE)
+src <- read.csv(args[1]); tgt <- read.csv(args[2])
+t0 <- proc.time()[["elapsed"]]
+fit <- coxph(Surv(T, E) ~ ., data = src, ties = "efron")
+sf <- survfit(fit, newdata = tgt, se.fit = FALSE)
+s <- rowMeans(sf$surv)
+t1 <- proc.time()[["elapsed"]]
+write.csv(data.frame(time = sf$time, surv = s), args[3], row.names = FALSE)
+cat(t1 - t0, "\n")
+"""
+#: Seconds a side measured itself (R's fit and prediction, without its start and I/O).
+_INNER: dict[str, float] = {}
+
+
+def r_peer(case: str, src: Any, tgt: Any) -> list[float]:
+    """R's ``coxph`` + ``survfit(newdata)`` averaged over the target rows: the g-formula
+    as an R user writes it (the design of :func:`dummies`; only the g-formula case)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        Xs, Xt = dummies(src), dummies(tgt)
+        cols = [f"x{j}" for j in range(Xs.shape[1])]
+        pl.DataFrame({**dict(zip(cols, Xs.T, strict=True)), "T": src.time_values,
+                      "E": src.event_values}).write_csv(f"{tmp}/src.csv")  # fmt: skip
+        pl.DataFrame(dict(zip(cols, Xt.T, strict=True))).write_csv(f"{tmp}/tgt.csv")
+        with open(f"{tmp}/g.R", "w") as fh:
+            fh.write(R_GFORMULA)
+        out = subprocess.run(
+            ["Rscript", f"{tmp}/g.R", f"{tmp}/src.csv", f"{tmp}/tgt.csv", f"{tmp}/s.csv"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        _INNER["seconds"] = float(out.stdout.split()[-1])
+        curve = pl.read_csv(f"{tmp}/s.csv")
+    return step_estimands(curve["time"].to_numpy(), curve["surv"].to_numpy())
+
+
 # -- the child and the parent ---------------------------------------------------------------
 def child(side: str, case: str, n: int) -> None:
     warnings.simplefilter("ignore")
-    run = ours if side == "ours" else peer
+    run = {"ours": ours, "peer": peer, "r": r_peer}[side]
     run(case, make_cohort("US", SMALL, 0), make_cohort("JP", SMALL, 1))  # imports, warm-up
     src, tgt = make_cohort("US", n, 0), make_cohort("JP", n, 1)
     t0 = time.perf_counter()
     values = run(case, src, tgt)
-    seconds = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    seconds = _INNER.get("seconds", time.perf_counter() - t0)
+    who = resource.RUSAGE_CHILDREN if side == "r" else resource.RUSAGE_SELF
+    rss = resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps({"seconds": seconds, "rss_mb": rss, "values": values}))
     if os.environ.get("BENCH_SHOW"):
         print(values, file=sys.stderr)
@@ -223,6 +268,17 @@ def small_calls() -> None:
     print(f"methods study, one call on {SMALL} + {SMALL} rows: " + ", ".join(cells))
 
 
+def _row(label: str, n: int, mine: dict[str, Any], theirs: dict[str, Any] | None) -> str:
+    row = f"{label:9} {n:>9,} {mine['seconds']:>8.2f} "
+    if theirs is None:
+        return row + f"{'—':>8} {'—':>9} {mine['rss_mb']:>8.0f} {'—':>8} {'—':>10}"
+    k = len(mine["values"])
+    diff = np.nanmax(np.abs(np.subtract(mine["values"], theirs["values"][:k])))
+    ratio = theirs["seconds"] / mine["seconds"]
+    return row + (f"{theirs['seconds']:>8.2f} {ratio:>8.2f}x {mine['rss_mb']:>8.0f} "
+                  f"{theirs['rss_mb']:>8.0f} {diff:>10.2e}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -242,16 +298,9 @@ def main() -> None:
             theirs = run_child("peer", case, n) if n <= PEER_MAX[case] else None
             if mine is None:
                 continue
-            row = f"{case:9} {n:>9,} {mine['seconds']:>8.2f} "
-            if theirs is None:
-                row += f"{'—':>8} {'—':>9} {mine['rss_mb']:>8.0f} {'—':>8} {'—':>10}"
-            else:
-                k = len(mine["values"])
-                diff = np.nanmax(np.abs(np.subtract(mine["values"], theirs["values"][:k])))
-                ratio = theirs["seconds"] / mine["seconds"]
-                row += (f"{theirs['seconds']:>8.2f} {ratio:>8.2f}x {mine['rss_mb']:>8.0f} "
-                        f"{theirs['rss_mb']:>8.0f} {diff:>10.2e}")  # fmt: skip
-            print(row, flush=True)
+            print(_row(case, n, mine, theirs), flush=True)
+            if case == "gformula" and n <= R_MAX and shutil.which("Rscript"):
+                print(_row("  vs R", n, mine, run_child("r", case, n)), flush=True)
     small_calls()
 
 
