@@ -8,7 +8,8 @@ For each case and n (rows per cohort: a seeded "US" source and a "JP" target of 
 each, simulated as :mod:`transport.datasets` builds its cohorts) two child processes run,
 one after the other: ``ours`` (the ``tp`` call) and ``peer`` (the hand-written
 pipeline). Each child first runs its side once on 500 + 500 rows (imports and first-call
-costs, paid once per session by a user too), then builds its data, times the one call,
+costs, paid once per session by a user too), then builds its data, times the one call
+(the best of ``REPEATS`` when it takes under a second),
 and reports its seconds, its peak resident memory (``ru_maxrss``, which includes the
 data) and the estimates; the parent prints them side by side with the ratio peer/ours
 and the largest absolute difference of the estimates.
@@ -35,8 +36,9 @@ and the largest absolute difference of the estimates.
 * ``aipw``     ``tp.transport(method="aipw")``; no hand-written peer (its three models
   and the weighted residuals are the method), so only ours is printed.
 * ``km``       ``tp.kaplan_meier`` with sampling weights (the infinitesimal-jackknife
-  SE). Peers: lifelines ``KaplanMeierFitter(weights=...)`` and statsmodels
-  ``SurvfuncRight(freq_weights=...)``; S(365) and S(730) compared.
+  SE). Peers: lifelines ``KaplanMeierFitter(weights=...)``, and on a second line
+  (``vs sm``) statsmodels ``SurvfuncRight(freq_weights=...)``; S(365) and S(730)
+  compared.
 
 Then the methods-study line: the milliseconds of one ``tp.transport`` call on 500 + 500
 rows, for every method (the median of ``SMALL_REPS`` calls in this process, after one
@@ -48,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import shutil
@@ -68,6 +71,8 @@ CASES = ("iow", "entropy", "gformula", "aipw", "km")
 #: Largest n at which a peer is run (its memory or its time past it are out of reach).
 PEER_MAX = {"iow": 10**6, "entropy": 10**6, "gformula": 10**5, "aipw": 0, "km": 10**6}
 SMALL = 500
+#: Timings of calls under a second: the best of this many.
+REPEATS = 5
 #: Largest n at which R's survfit(newdata) is run (its rows x times matrix past it).
 R_MAX = 10**5
 SMALL_REPS = 20
@@ -132,16 +137,10 @@ def ours(case: str, src: Any, tgt: Any) -> list[float]:
 def peer(case: str, src: Any, tgt: Any) -> list[float]:
     if case == "km":
         from lifelines import KaplanMeierFitter
-        from statsmodels.duration.survfunc import SurvfuncRight
 
         w = np.random.default_rng(SEED).uniform(0.5, 2.0, src.n)
         kmf = KaplanMeierFitter().fit(src.time_values, src.event_values, weights=w)
-        sf = SurvfuncRight(src.time_values, src.event_values, freq_weights=w)
-        ll = kmf.survival_function_at_times(list(TIMES)).to_numpy()
-        sm_ = [
-            float(sf.surv_prob[np.searchsorted(sf.surv_times, t, side="right") - 1]) for t in TIMES
-        ]
-        return [*ll.tolist(), *sm_]
+        return [float(x) for x in kmf.survival_function_at_times(list(TIMES)).to_numpy()]
     if case == "gformula":
         return _peer_gformula(src, tgt)
     Xs, Xt = dummies(src), dummies(tgt)
@@ -166,6 +165,15 @@ def peer(case: str, src: Any, tgt: Any) -> list[float]:
         )
         w = np.exp(Z @ fit.x - (Z @ fit.x).max())
     return lifelines_km(src.time_values, src.event_values, w)
+
+
+def sm_peer(case: str, src: Any, tgt: Any) -> list[float]:
+    """statsmodels' weighted Kaplan–Meier (``SurvfuncRight``): the km case's second peer."""
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    w = np.random.default_rng(SEED).uniform(0.5, 2.0, src.n)
+    sf = SurvfuncRight(src.time_values, src.event_values, freq_weights=w)
+    return [float(sf.surv_prob[np.searchsorted(sf.surv_times, t, side="right") - 1]) for t in TIMES]
 
 
 def _peer_gformula(src: Any, tgt: Any) -> list[float]:
@@ -222,12 +230,16 @@ def r_peer(case: str, src: Any, tgt: Any) -> list[float]:
 # -- the child and the parent ---------------------------------------------------------------
 def child(side: str, case: str, n: int) -> None:
     warnings.simplefilter("ignore")
-    run = {"ours": ours, "peer": peer, "r": r_peer}[side]
+    run = {"ours": ours, "peer": peer, "r": r_peer, "sm": sm_peer}[side]
     run(case, make_cohort("US", SMALL, 0), make_cohort("JP", SMALL, 1))  # imports, warm-up
     src, tgt = make_cohort("US", n, 0), make_cohort("JP", n, 1)
-    t0 = time.perf_counter()
-    values = run(case, src, tgt)
-    seconds = _INNER.get("seconds", time.perf_counter() - t0)
+    seconds = math.inf
+    for _ in range(REPEATS):  # a call under a second: the best of a few, as timeit does
+        t0 = time.perf_counter()
+        values = run(case, src, tgt)
+        seconds = min(seconds, _INNER.get("seconds", time.perf_counter() - t0))
+        if seconds > 1.0:
+            break
     who = resource.RUSAGE_CHILDREN if side == "r" else resource.RUSAGE_SELF
     rss = resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps({"seconds": seconds, "rss_mb": rss, "values": values}))
@@ -299,6 +311,8 @@ def main() -> None:
             if mine is None:
                 continue
             print(_row(case, n, mine, theirs), flush=True)
+            if case == "km":
+                print(_row("  vs sm", n, mine, run_child("sm", case, n)), flush=True)
             if case == "gformula" and n <= R_MAX and shutil.which("Rscript"):
                 print(_row("  vs R", n, mine, run_child("r", case, n)), flush=True)
     small_calls()
