@@ -506,9 +506,9 @@ class Design:
         """
         last = self.__dict__.get("_last")
         if last is None or last[0] is not cohort:
-            self._last = (cohort, self._encode(cohort))
-            self._last[1].flags.writeable = False
-        return self._last[1]
+            last = self._last = (cohort, self._encode(cohort))  # a local: safe across threads
+            last[1].flags.writeable = False
+        return last[1]
 
     def __getstate__(self) -> dict[str, Any]:  # a worker gets no cached matrix, no cohort
         return {k: v for k, v in self.__dict__.items() if k != "_last"}
