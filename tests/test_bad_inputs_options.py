@@ -123,3 +123,14 @@ def test_a_shipped_model_option_its_model_ignores_is_refused(
         ValueError, match=rf"{named} parameter\(s\) of ShippedModel.fit are not read"
     ):
         tp.ShippedModel.fit(src, **kw)
+
+
+def test_the_registry_knows_transports_options_and_their_defaults() -> None:
+    # ESTIMATOR_OPTIONS restates transport()'s defaults: a default changed in one place only
+    # would make the unchanged default of the other look like a user's choice
+    import inspect
+
+    params = inspect.signature(tp.transport).parameters
+    assert {k: params[k].default for k in ESTIMATOR_OPTIONS} == ESTIMATOR_OPTIONS
+    for m in METHODS:
+        assert set(options_read(m)) <= set(ESTIMATOR_OPTIONS)

@@ -146,7 +146,7 @@ def _check_shares_against_means(
             continue  # not one level's column (an interaction, another coding)
         level = found.group(1)
         said = share.get(level)
-        if not -1e-12 <= mean <= 1 + 1e-12 or (level in share and said is None):
+        if not -1e-12 <= mean <= 1 + 1e-12 or said is None:
             raise DataError(
                 f"TargetSummary column {col!r} has mean {mean:g} (rule: the mean of a level's "
                 "column is its share, in [0, 1], and withheld where the share is withheld)"
@@ -503,7 +503,6 @@ class TargetSummary:
             )
         check_shape(data)
         cov = data["covariates"]
-        _validate(data)
         formula = closed_text(data["formula"], list(cov), "TargetSummary formula")
         return cls(
             name=data["name"],

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import functools
 import json
-import os
 import re
 import tomllib
 from collections import Counter
@@ -23,6 +22,7 @@ import polars as pl
 
 from transport import _validate as v
 from transport.cohort import TIME_UNITS
+from transport.inference import MAX_WORKERS
 from transport.methods import METHODS, SUMMARY_METHODS, idle_options, options_read
 
 __all__ = [
@@ -412,7 +412,7 @@ def _check_analysis_values(analysis: Mapping[str, Any]) -> None:
     bounds = {
         "n_boot": (analysis.get("n_boot", 0), PLAN_MAX_BOOT),
         "times": (n_times, PLAN_MAX_TIMES),
-        "n_jobs": (analysis.get("n_jobs", 1), max(64, os.cpu_count() or 1)),
+        "n_jobs": (analysis.get("n_jobs", 1), MAX_WORKERS),
     }
     for key, (value, most) in bounds.items():
         if value > most:

@@ -43,7 +43,7 @@ from transport.inference import Progress, child_seed, reporter
 from transport.methods import METHODS, options_read
 from transport.simulate.metrics import performance
 from transport.simulate.scenarios import Scenario, scenario, scenarios
-from transport.staging import os_errors_named, write_file
+from transport.staging import os_errors_named
 
 __all__ = ["METHODS", "Study", "StudyResult"]
 
@@ -468,8 +468,10 @@ class _Checkpoint:
                     "only with the configuration it started with; use another directory)"
                 )
         else:
-            text = json.dumps(config, indent=2, sort_keys=True)
-            write_file(meta, text.encode(), "checkpoint file")
+            tmp = meta.with_suffix(".json.tmp")  # whole or not at all: a killed run
+            with os_errors_named(meta, "checkpoint file"):  # leaves no half a config
+                tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+                os.replace(tmp, meta)
 
     def path(self, s: int, r: int) -> Path:
         return self.directory / f"s{s:03d}-r{r:06d}.parquet"
